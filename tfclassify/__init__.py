@@ -1,0 +1,49 @@
+"""tfclassify: offline image-classification data processing on TensorFlow.
+
+The public API is resolved lazily (PEP 562) so `import tfclassify` does not
+import TensorFlow, and `python -m tfclassify.convert` does not import its own
+module twice. `tfclassify.convert(...)` and `tfclassify.infer(...)` are the
+functions of the same-named submodules (which also serve `python -m`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "ConvertOptions": "tfclassify.options",
+    "ReadOptions": "tfclassify.options",
+    "ThreadOptions": "tfclassify.options",
+    "InferOptions": "tfclassify.options",
+    "TfclassifyError": "tfclassify.errors",
+    "OptionsError": "tfclassify.errors",
+    "InputError": "tfclassify.errors",
+    "OutputError": "tfclassify.errors",
+    "DataError": "tfclassify.errors",
+    "convert": "tfclassify.convert",
+    "verify": "tfclassify.verify",
+    "make_dataset": "tfclassify.data",
+    "Predictor": "tfclassify.predictor",
+    "infer": "tfclassify.infer",
+    "load_dataset_info": "tfclassify.metadata",
+}
+_RENAMED = {"load_dataset_info": "load"}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'tfclassify' has no attribute {name!r}")
+    module = importlib.import_module(_API[name])
+    value = getattr(module, _RENAMED.get(name, name))
+    # Importing a submodule binds it on the package; bind the function over it.
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,535 @@
+"""Convert a corpus of image files into TFRecord shards: `tfclassify.convert(options)`.
+
+Two passes, so shards can be planned by their exact serialized bytes:
+  1. scan: read and inspect every input (thread pool; Pillow and hashlib release
+     the GIL, and threads avoid importing TF once per process), appending each
+     result to a journal so an interrupted scan resumes where it stopped;
+  2. write: the pure plan (`plan.py`) assigns records to shards, and each shard is
+     written atomically by one worker, so the bytes never depend on worker count.
+Everything lives in `output_dir/.tfclassify-work/` until `dataset.json` is written
+last; the work dir is removed after that.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from absl import logging
+
+from tfclassify import fileio, images, metadata, plan, schema, shards, sources
+from tfclassify.errors import DataError, InputError, OptionsError, OutputError
+from tfclassify.options import ConvertOptions
+
+WORK_DIR = ".tfclassify-work"
+_STATE = "state.json"
+_JOURNAL = "scan.jsonl"
+_PLACEHOLDER_SHA = "0" * 64  # same length as a real hex digest, for exact size prediction
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scanned:
+    """Pass-1 outcome for listing entry `key`, one journal line."""
+
+    key: int
+    skip: str = ""
+    format: str = ""
+    height: int = 0
+    width: int = 0
+    channels: int = 0
+    size: int = 0  # bytes this record takes in a shard, TFRecord framing included
+    converted: str = ""
+    src_size: int = 0
+    src_mtime_ns: int = 0
+
+
+def _image_config(options: ConvertOptions) -> images.ImageConfig:
+    return images.ImageConfig(
+        validate=options.validate,
+        image_format=options.image_format,
+        resize_shorter_side=options.resize_shorter_side,
+        max_side=options.max_side,
+        jpeg_quality=options.jpeg_quality,
+        max_pixels=options.max_pixels,
+    )
+
+
+def _cache_path(work: str, key: int) -> str:
+    return os.path.join(work, "cache", f"{key}.bin")
+
+
+def _record(source: sources.Source, label: int, encoded: bytes, s: Scanned, sha: str):
+    return schema.Record(
+        encoded=encoded,
+        format=s.format,
+        label=label,
+        text=source.label,
+        filename=source.relpath,
+        height=s.height,
+        width=s.width,
+        channels=s.channels,
+        sha256=sha,
+    )
+
+
+def _scan_one(
+    key: int, source: sources.Source, label: int, cfg: images.ImageConfig, work: str
+) -> Scanned:
+    if source.problem:
+        return Scanned(key, skip=source.problem)
+    try:
+        st = os.stat(source.path)
+        with open(source.path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return Scanned(key, skip=f"{images.MISSING}: file not found")
+    except OSError as e:
+        return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}")
+    result = images.inspect(data, cfg)
+    if not result.ok:
+        return Scanned(key, skip=result.skip_reason or "")
+    if result.data is not None:
+        os.makedirs(os.path.dirname(_cache_path(work, key)), exist_ok=True)
+        fileio.atomic_write_bytes(_cache_path(work, key), result.data)
+    s = Scanned(
+        key,
+        format=result.format or "",
+        height=result.height,
+        width=result.width,
+        channels=result.channels,
+        converted=result.converted,
+        src_size=st.st_size,
+        src_mtime_ns=st.st_mtime_ns,
+    )
+    encoded = result.data if result.data is not None else data
+    size = schema.serialized_size(_record(source, label, encoded, s, _PLACEHOLDER_SHA))
+    return dataclasses.replace(s, size=size + schema.TFRECORD_OVERHEAD)
+
+
+def _read_journal(path: str) -> list[Scanned]:
+    """The valid prefix of the scan journal; a line cut by a kill ends it."""
+    done: list[Scanned] = []
+    if not os.path.exists(path):
+        return done
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                s = Scanned(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                break
+            if s.key != len(done) or not line.endswith("\n"):
+                break
+            done.append(s)
+    return done
+
+
+class _Progress:
+    """tqdm bar with images/s and MB/s; silent when quiet (tqdm is TFDS's choice too)."""
+
+    def __init__(self, total: int, desc: str, quiet: bool):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, unit="img", disable=quiet, mininterval=0.5)
+        self._start = time.perf_counter()
+        self._bytes = 0
+
+    def update(self, n: int, nbytes: int) -> None:
+        self._bytes += nbytes
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        self._bar.set_postfix_str(f"{self._bytes / elapsed / 1e6:.1f} MB/s", refresh=False)
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+@contextlib.contextmanager
+def _mapper(workers: int) -> Iterator[Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]]:
+    """Ordered map over a thread pool, or inline for one worker (easier to debug)."""
+    if workers <= 1:
+        yield map
+        return
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tfclassify") as pool:
+        yield pool.map
+
+
+def _scan(
+    listing: sources.Listing,
+    label_ids: dict[str, int],
+    options: ConvertOptions,
+    work: str,
+) -> list[Scanned]:
+    journal = os.path.join(work, _JOURNAL)
+    scanned = _read_journal(journal)
+    cfg = _image_config(options)
+    todo = list(range(len(scanned), len(listing.sources)))
+    chunk = 64 * options.workers
+    progress = _Progress(len(listing.sources), "scan", options.quiet)
+    progress.update(len(scanned), 0)
+    with open(journal, "r+" if os.path.exists(journal) else "w", encoding="utf-8") as f:
+        # Drop a partial last line left by a kill before appending after it.
+        f.seek(0)
+        f.truncate(sum(len((json.dumps(dataclasses.asdict(s)) + "\n").encode()) for s in scanned))
+        f.seek(0, io.SEEK_END)
+
+        def one(key: int) -> Scanned:
+            src = listing.sources[key]
+            return _scan_one(key, src, label_ids.get(src.label, -1), cfg, work)
+
+        with _mapper(options.workers) as pmap:
+            for start in range(0, len(todo), chunk):
+                results = list(pmap(one, todo[start : start + chunk]))
+                f.write("".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in results))
+                f.flush()
+                os.fsync(f.fileno())
+                scanned.extend(results)
+                progress.update(len(results), sum(s.src_size for s in results))
+    progress.close()
+    return scanned
+
+
+def _encoded_bytes(source: sources.Source, s: Scanned, work: str) -> bytes:
+    if s.converted:
+        with open(_cache_path(work, s.key), "rb") as f:
+            return f.read()
+    st = os.stat(source.path)
+    if (st.st_size, st.st_mtime_ns) != (s.src_size, s.src_mtime_ns):
+        raise DataError(
+            f"{source.path} changed after it was scanned; rerun with --overwrite to start over"
+        )
+    with open(source.path, "rb") as f:
+        return f.read()
+
+
+def _write_shards(
+    shard_plan: Sequence[plan.Shard],
+    listing: sources.Listing,
+    scanned: Sequence[Scanned],
+    label_ids: dict[str, int],
+    options: ConvertOptions,
+    work: str,
+) -> dict[str, shards.ShardResult]:
+    import hashlib
+
+    out = options.output_dir
+    results: dict[str, shards.ShardResult] = {}
+    pending = []
+    for sh in shard_plan:
+        name = sh.filename(options.name)
+        kept = shards.load_done(work, out, name) if options.resume else None
+        if kept is not None:
+            results[name] = kept
+        else:
+            pending.append(sh)
+    total = sum(len(sh.keys) for sh in pending)
+    progress = _Progress(total, "write", options.quiet)
+
+    def records(sh: plan.Shard) -> Iterator[schema.Record]:
+        for key in sh.keys:
+            src, s = listing.sources[key], scanned[key]
+            encoded = _encoded_bytes(src, s, work)
+            sha = hashlib.sha256(encoded).hexdigest()
+            yield _record(src, label_ids[src.label], encoded, s, sha)
+
+    def write(sh: plan.Shard) -> shards.ShardResult:
+        name = sh.filename(options.name)
+        result = shards.write_shard(os.path.join(out, name), records(sh))
+        if result.num_bytes != sh.num_bytes:
+            raise DataError(
+                f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
+                "an input changed during conversion"
+            )
+        shards.mark_done(work, result)
+        progress.update(result.num_examples, result.num_bytes)
+        return result
+
+    with _mapper(options.workers) as pmap:
+        for result in pmap(write, pending):
+            results[result.file] = result
+    progress.close()
+    return results
+
+
+def _list(options: ConvertOptions) -> sources.Listing:
+    if options.input_dir is not None:
+        listing = sources.list_folder(options.input_dir)
+        where = options.input_dir
+    else:
+        listing = sources.list_manifest(options.manifest or "")
+        where = options.manifest
+    if not listing.sources:
+        raise InputError(f"no files found in {where} (class folders are empty)")
+    if listing.presplit and options.validation_fraction > 0:
+        raise OptionsError(
+            f"validation_fraction={options.validation_fraction} conflicts with the splits "
+            f"already in {where}; drop one"
+        )
+    return listing
+
+
+def _remove_ours(out: str, name: str) -> None:
+    """Deletes only what a previous tfclassify run in `out` created."""
+    meta = os.path.join(out, metadata.METADATA_FILE)
+    mine = [metadata.LABELS_FILE, metadata.SKIPPED_FILE]
+    if os.path.isfile(meta):
+        with contextlib.suppress(Exception):
+            info = metadata.load(out)
+            mine += [s.file for split in info.splits.values() for s in split.shards]
+    work = os.path.join(out, WORK_DIR)
+    done_dir = os.path.join(work, "done")
+    if os.path.isdir(done_dir):
+        mine += [f.removesuffix(".json") for f in os.listdir(done_dir)]
+    for entry in os.listdir(out):
+        if entry.startswith(fileio.TMP_PREFIX) and schema.parse_shard_name(
+            entry[len(fileio.TMP_PREFIX) :].rsplit(".", 1)[0]
+        ):
+            mine.append(entry)
+    for f in mine:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out, f))
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(meta)  # last: it is what marks the directory as ours
+
+
+def _check_no_collision(out: str, name: str) -> None:
+    for entry in sorted(os.listdir(out)):
+        parsed = schema.parse_shard_name(entry)
+        if entry in (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE) or (
+            parsed and parsed["name"] == name
+        ):
+            raise OutputError(
+                f"{os.path.join(out, entry)} was not created by tfclassify and would be "
+                "overwritten; move it or choose another output_dir"
+            )
+
+
+def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
+    """Makes `output_dir` safe to write; returns the finished dataset when resuming one."""
+    out = options.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError(f"output_dir exists and is not a directory: {out}")
+    os.makedirs(out, exist_ok=True)
+    if not os.listdir(out):
+        return None
+    has_meta = os.path.isfile(os.path.join(out, metadata.METADATA_FILE))
+    has_work = os.path.isdir(os.path.join(out, WORK_DIR))
+    if options.resume:
+        if has_work:
+            return None
+        if has_meta:
+            info = metadata.load(out)
+            if info.options != options.fingerprint():
+                raise OptionsError(f"cannot resume {out}: it was converted with other options")
+            logging.info("%s is already complete; nothing to resume", out)
+            return info
+        raise OutputError(
+            f"nothing to resume in {out}: no interrupted tfclassify run there ({WORK_DIR} missing)"
+        )
+    if options.overwrite:
+        if not (has_meta or has_work):
+            raise OutputError(
+                f"refusing to overwrite {out}: it holds no tfclassify output (no "
+                f"{metadata.METADATA_FILE}), so its files were not created by tfclassify"
+            )
+        _remove_ours(out, options.name)
+        _check_no_collision(out, options.name)
+        return None
+    raise OutputError(
+        f"output_dir {out} is not empty; pass --resume to finish an interrupted run or "
+        "--overwrite to replace a previous conversion"
+    )
+
+
+def _start_state(work: str, options: ConvertOptions, listing: sources.Listing) -> None:
+    """Records what this run converts; a resume with other options or inputs is refused."""
+    state = {"fingerprint": options.fingerprint(), "listing": listing.digest()}
+    path = os.path.join(work, _STATE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old["fingerprint"] != state["fingerprint"]:
+            diff = {
+                k: (old["fingerprint"].get(k), v)
+                for k, v in state["fingerprint"].items()
+                if old["fingerprint"].get(k) != v
+            }
+            raise OptionsError(
+                f"cannot resume {options.output_dir}: options differ from the interrupted run "
+                f"(old, new): {diff}; use --overwrite to start over"
+            )
+        if old["listing"] != state["listing"]:
+            raise InputError(
+                f"cannot resume {options.output_dir}: the input files changed since the "
+                "interrupted run; use --overwrite to start over"
+            )
+        return
+    os.makedirs(work, exist_ok=True)
+    fileio.atomic_write_text(path, json.dumps(state, ensure_ascii=False))
+
+
+def _write_reports(out: str, listing: sources.Listing, skipped: list[tuple[str, str]]) -> None:
+    fileio.atomic_write_text(
+        os.path.join(out, metadata.LABELS_FILE), "".join(f"{label}\n" for label in listing.labels)
+    )
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "reason"])
+    w.writerows(skipped)
+    fileio.atomic_write_text(os.path.join(out, metadata.SKIPPED_FILE), buf.getvalue())
+
+
+def convert(options: ConvertOptions) -> metadata.DatasetInfo:
+    """Converts the corpus described by `options`; returns what dataset.json records.
+
+    Raises:
+      InputError: missing input, bad manifest, no usable images.
+      OutputError: output_dir is not safe to write.
+      OptionsError: conflicting options, or a resume with different options.
+    """
+    listing = _list(options)
+    finished = _prepare_output(options)
+    if finished is not None:
+        return finished
+    out = options.output_dir
+    work = os.path.join(out, WORK_DIR)
+    _start_state(work, options, listing)
+    label_ids = {label: i for i, label in enumerate(listing.labels)}
+    scanned = _scan(listing, label_ids, options, work)
+
+    skipped = [(listing.sources[s.key].relpath, s.skip) for s in scanned if s.skip]
+    reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
+    items = [
+        plan.Item(
+            s.key, label_ids[listing.sources[s.key].label], listing.sources[s.key].split, s.size
+        )
+        for s in scanned
+        if not s.skip
+    ]
+    if not items:
+        shutil.rmtree(work, ignore_errors=True)
+        raise InputError(
+            f"no usable images in {options.input_dir or options.manifest}: "
+            f"{len(scanned)} files found, all skipped ({dict(reasons)})"
+        )
+    shard_plan = plan.plan_shards(
+        items,
+        target_bytes=options.shard_bytes,
+        seed=options.seed,
+        validation_fraction=options.validation_fraction,
+    )
+    results = _write_shards(shard_plan, listing, scanned, label_ids, options, work)
+
+    splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
+    for sh in shard_plan:
+        r = results[sh.filename(options.name)]
+        splits[sh.split].append(metadata.ShardInfo(r.file, r.num_examples, r.num_bytes, r.sha256))
+    used = {it.label for it in items}
+    info = metadata.DatasetInfo(
+        directory=out,
+        name=options.name,
+        labels=listing.labels,
+        splits={k: metadata.SplitInfo(k, tuple(v)) for k, v in splits.items()},
+        files_found=len(listing.sources),
+        accepted=len(items),
+        skipped=len(skipped),
+        skipped_by_reason=dict(reasons),
+        empty_classes=tuple(lb for i, lb in enumerate(listing.labels) if i not in used),
+        options=options.fingerprint(),
+    )
+    _write_reports(out, listing, skipped)
+    info.save()  # last: its presence means everything it lists is complete
+    shutil.rmtree(work, ignore_errors=True)
+    for label in info.empty_classes:
+        logging.warning("class %r has no usable images (kept in the label map)", label)
+    return info
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _define_flags() -> None:
+    from absl import flags
+
+    d = ConvertOptions.__dataclass_fields__
+    flags.DEFINE_string(
+        "input_dir", None, "Folder per class (optionally below train/, validation/)."
+    )
+    flags.DEFINE_string("manifest", None, "CSV with header path,label[,split].")
+    flags.DEFINE_string("output_dir", None, "Where shards and dataset.json go.")
+    flags.DEFINE_string("name", d["name"].default, "Shard name prefix.")
+    flags.DEFINE_float("shard_size_mb", d["shard_size_mb"].default, "Target shard size, MiB.")
+    flags.DEFINE_integer("num_workers", None, "Worker threads (default: all cores).")
+    flags.DEFINE_integer("seed", d["seed"].default, "Shuffle / split seed.")
+    flags.DEFINE_float(
+        "validation_fraction", d["validation_fraction"].default, "Stratified validation share."
+    )
+    flags.DEFINE_enum("validate", "full", ["full", "header", "none"], "How hard to check images.")
+    flags.DEFINE_enum("image_format", "keep", ["keep", "jpeg", "png"], "Stored image format.")
+    flags.DEFINE_integer("resize_shorter_side", None, "Shrink so the shorter side is at most this.")
+    flags.DEFINE_integer("max_side", None, "Shrink so the longer side is at most this.")
+    flags.DEFINE_integer("jpeg_quality", d["jpeg_quality"].default, "Quality of encoded JPEGs.")
+    flags.DEFINE_integer("max_pixels", d["max_pixels"].default, "Refuse larger images.")
+    flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
+    flags.DEFINE_bool("overwrite", False, "Replace a previous conversion in output_dir.")
+    flags.DEFINE_bool("quiet", False, "No progress bar.")
+    flags.mark_flag_as_required("output_dir")
+
+
+def options_from_flags() -> ConvertOptions:
+    from absl import flags
+
+    f = flags.FLAGS
+    return ConvertOptions(
+        **{fld.name: getattr(f, fld.name) for fld in dataclasses.fields(ConvertOptions)}
+    )
+
+
+def run_cli(fn: Callable[[], Any]) -> int:
+    """Runs `fn`, turning user errors into one line on stderr and exit status 2."""
+    from tfclassify.errors import TfclassifyError
+
+    try:
+        fn()
+    except TfclassifyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+
+    def go() -> None:
+        info = convert(options_from_flags())
+        print(
+            f"{info.accepted} images in "
+            f"{sum(len(s.shards) for s in info.splits.values())} shards "
+            f"({', '.join(f'{k}: {v.num_examples}' for k, v in sorted(info.splits.items()))}) "
+            f"-> {info.directory}; {info.skipped} skipped"
+            + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
+        )
+
+    sys.exit(run_cli(go))
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,271 @@
+"""Per-image inspection and normalisation for the converter.
+
+Decides, for one file's bytes, whether it can be stored as-is (TF's JPEG/PNG
+decoders read it exactly as Pillow does) or must be converted to a plain RGB /
+grayscale JPEG or PNG, or skipped with a reason. Pure: bytes in, result out, so
+the same code runs in a thread pool and in a Beam DoFn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Skip reasons: a stable code (counted in dataset.json) + ": " + a human detail.
+EMPTY = "empty"
+NOT_IMAGE = "not_image"
+TRUNCATED = "truncated"
+UNDECODABLE = "undecodable"
+TOO_LARGE = "too_large"
+UNSUPPORTED = "unsupported"
+MISSING = "missing"
+UNREADABLE = "unreadable"
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+# Modes the TF decoders turn into the same pixels Pillow sees (8-bit gray / RGB).
+_TF_NATIVE_MODES = ("RGB", "L")
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageConfig:
+    """The subset of ConvertOptions that decides what happens to one image."""
+
+    validate: str = "full"
+    image_format: str = "keep"
+    resize_shorter_side: int | None = None
+    max_side: int | None = None
+    jpeg_quality: int = 95
+    max_pixels: int = 89_478_485
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspected:
+    """Outcome for one input. Exactly one of `skip_reason` and `format` is set.
+
+    `data` holds new bytes when the image was converted; None means "store the
+    original file bytes unchanged".
+    """
+
+    skip_reason: str | None = None
+    format: str | None = None
+    height: int = 0
+    width: int = 0
+    channels: int = 0
+    data: bytes | None = None
+    converted: str = ""  # why it was converted (empty when kept as-is)
+
+    @property
+    def ok(self) -> bool:
+        return self.skip_reason is None
+
+
+class _Skip(Exception):
+    def __init__(self, code: str, detail: str):
+        super().__init__(f"{code}: {detail}")
+
+
+def sniff(head: bytes) -> str | None:
+    """Image format from magic bytes; extensions lie, content does not."""
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def reason_code(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def _has_trailer(data: bytes, fmt: str) -> bool:
+    """Cheap truncation check for `validate=header`: the end-of-image marker exists."""
+    tail = data[-4096:]
+    if fmt == "jpeg":
+        return b"\xff\xd9" in tail
+    if fmt == "png":
+        return b"IEND" in tail
+    return True
+
+
+def _png_bit_depth(data: bytes) -> int:
+    # IHDR is always the first chunk: 8 signature + 4 length + 4 type + 8 (w, h).
+    return data[24] if len(data) > 24 else 8
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # malformed EXIF must not lose an otherwise good image
+        return 1
+
+
+def _why_convert(im: Image.Image, fmt: str, data: bytes) -> str:
+    """Why TF's decoders would not give the pixels Pillow gives; '' when they would."""
+    if fmt not in ("jpeg", "png"):
+        return f"{fmt} is not read by the JPEG/PNG decoders"
+    if im.mode not in _TF_NATIVE_MODES:
+        return f"mode {im.mode}"
+    if fmt == "png" and _png_bit_depth(data) != 8:
+        return f"{_png_bit_depth(data)}-bit PNG"
+    if fmt == "png" and "transparency" in im.info:
+        return "PNG transparency"
+    orientation = _orientation(im)
+    if orientation != 1:
+        return f"EXIF orientation {orientation}"
+    return ""
+
+
+def _target_size(width: int, height: int, cfg: ImageConfig) -> tuple[int, int]:
+    """Shrink-only size honouring both resize_shorter_side and max_side."""
+    scale = 1.0
+    if cfg.resize_shorter_side:
+        scale = min(scale, cfg.resize_shorter_side / min(width, height))
+    if cfg.max_side:
+        scale = min(scale, cfg.max_side / max(width, height))
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Flatten every mode to 8-bit RGB or L; alpha is composited over white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im).astype(np.uint32)
+        # 16-bit samples keep their top 8 bits; Pillow's convert('L') would clip instead.
+        return Image.fromarray((arr >> 8).clip(0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    elif im.mode in ("RGB", "L") and "transparency" in im.info:
+        im = im.convert("RGBA" if im.mode == "RGB" else "LA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flat = Image.alpha_composite(background, rgba)
+        return flat.convert("L" if im.mode in ("LA", "La") else "RGB")
+    if im.mode in ("RGB", "L"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return im.convert("RGB")
+    raise _Skip(UNSUPPORTED, f"pixel mode {im.mode} cannot be converted to RGB")
+
+
+def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
+    out = io.BytesIO()
+    if fmt == "jpeg":
+        im.save(out, "JPEG", quality=quality)
+    else:
+        im.save(out, "PNG", compress_level=6)
+    return out.getvalue()
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    with warnings.catch_warnings():
+        # Our own max_pixels check replaces Pillow's bomb warning (a global setting).
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e:
+            raise _Skip(TOO_LARGE, str(e)) from e
+        except Exception as e:  # Pillow raises many types for bad headers
+            raise _Skip(UNDECODABLE, f"cannot read image header ({e})") from e
+    width, height = im.size
+    if width * height > max_pixels:
+        raise _Skip(
+            TOO_LARGE, f"{width}x{height} = {width * height} pixels > max_pixels {max_pixels}"
+        )
+    if width == 0 or height == 0:
+        raise _Skip(UNDECODABLE, f"zero-sized image {width}x{height}")
+    return im
+
+
+def _load(im: Image.Image) -> None:
+    """Decode all pixels: the step where truncated or corrupt data fails."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im.load()
+        except OSError as e:
+            code = TRUNCATED if "truncated" in str(e) else UNDECODABLE
+            raise _Skip(code, f"decode failed ({e})") from e
+        except Exception as e:  # SyntaxError, ValueError, struct.error from plugins
+            raise _Skip(UNDECODABLE, f"decode failed ({type(e).__name__}: {e})") from e
+
+
+def _convert(im: Image.Image, src_fmt: str, cfg: ImageConfig) -> Image.Image:
+    target = _target_size(im.width, im.height, cfg)
+    if src_fmt == "jpeg" and target != im.size:
+        # DCT-domain downscale while decoding: much cheaper than a full decode.
+        im.draft(im.mode if im.mode in ("RGB", "L") else None, target)
+    if src_fmt == "gif":
+        im.seek(0)  # first frame of an animation
+    _load(im)
+    im = ImageOps.exif_transpose(im) or im
+    im = _to_8bit(im)
+    # Limits apply to the upright image; rotation by EXIF may have swapped the sides.
+    target = _target_size(im.width, im.height, cfg)
+    if im.size != target:
+        im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return im
+
+
+def inspect(data: bytes, cfg: ImageConfig) -> Inspected:
+    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason)."""
+    try:
+        return _inspect(data, cfg)
+    except _Skip as e:
+        return Inspected(skip_reason=str(e))
+
+
+def _inspect(data: bytes, cfg: ImageConfig) -> Inspected:
+    if not data:
+        raise _Skip(EMPTY, "zero-byte file")
+    fmt = sniff(data[:16])
+    if fmt is None:
+        raise _Skip(NOT_IMAGE, "content is not a recognised image format")
+    im = _open(data, cfg.max_pixels)
+    why = _why_convert(im, fmt, data)
+    out_fmt = cfg.image_format
+    if out_fmt == "keep":
+        out_fmt = "jpeg" if fmt == "jpeg" else "png"
+    resize = _target_size(im.width, im.height, cfg) != im.size
+    if not why and out_fmt != fmt:
+        why = f"re-encode {fmt} as {out_fmt}"
+    if not why and resize:
+        why = "resize"
+    if not why:
+        if cfg.validate == "full":
+            _load(im)
+        elif cfg.validate == "header" and not _has_trailer(data, fmt):
+            raise _Skip(TRUNCATED, f"no end-of-image marker ({fmt})")
+        return Inspected(
+            format=fmt,
+            height=im.height,
+            width=im.width,
+            channels=1 if im.mode == "L" else 3,
+        )
+    converted = _convert(im, fmt, cfg)
+    return Inspected(
+        format=out_fmt,
+        height=converted.height,
+        width=converted.width,
+        channels=1 if converted.mode == "L" else 3,
+        data=_encode(converted, out_fmt, cfg.jpeg_quality),
+        converted=why,
+    )

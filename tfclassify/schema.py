@@ -1,0 +1,151 @@
+"""The one definition of what a record holds: used by the writer and every reader.
+
+Keys follow the tensorflow/models image-classification convention
+(`image/encoded`, `image/class/label`, ...) so that their readers, and TFDS-style
+tools, can consume tfclassify shards unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+SCHEMA_VERSION = 1
+
+ENCODED = "image/encoded"
+FORMAT = "image/format"
+LABEL = "image/class/label"
+TEXT = "image/class/text"
+HEIGHT = "image/height"
+WIDTH = "image/width"
+CHANNELS = "image/channels"
+FILENAME = "image/filename"
+SHA256 = "image/key/sha256"
+
+FORMATS = ("jpeg", "png")
+
+# TFRecord framing: uint64 length + uint32 length-crc + data + uint32 data-crc.
+TFRECORD_OVERHEAD = 16
+
+_SHARD_RE = re.compile(
+    r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<index>\d{5})-of-(?P<count>\d{5})$"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One image as stored: encoded bytes plus the metadata the reader needs."""
+
+    encoded: bytes
+    format: str
+    label: int
+    text: str
+    filename: str
+    height: int
+    width: int
+    channels: int
+    sha256: str
+
+
+def shard_name(name: str, split: str, index: int, count: int) -> str:
+    """TFDS / tf-models shard naming, so globs like `data-train.tfrecord-*` work."""
+    return f"{name}-{split}.tfrecord-{index:05d}-of-{count:05d}"
+
+
+def parse_shard_name(filename: str) -> dict | None:
+    """Inverse of `shard_name`; None for files that are not tfclassify shards."""
+    m = _SHARD_RE.match(filename)
+    if not m:
+        return None
+    d = m.groupdict()
+    return {
+        "name": d["name"],
+        "split": d["split"],
+        "index": int(d["index"]),
+        "count": int(d["count"]),
+    }
+
+
+def _example(record: Record):
+    import tensorflow as tf  # deferred: planning and listing never need TF
+
+    def b(v: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    def i(v: int):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                ENCODED: b(record.encoded),
+                FORMAT: b(record.format.encode()),
+                LABEL: i(record.label),
+                TEXT: b(record.text.encode("utf-8")),
+                HEIGHT: i(record.height),
+                WIDTH: i(record.width),
+                CHANNELS: i(record.channels),
+                FILENAME: b(record.filename.encode("utf-8", "surrogateescape")),
+                SHA256: b(record.sha256.encode()),
+            }
+        )
+    )
+
+
+def serialize(record: Record) -> bytes:
+    """Serialized `tf.train.Example`.
+
+    `deterministic=True` fixes the map-field order, otherwise bytes can differ
+    between processes and shards would not be reproducible across worker counts.
+    """
+    return _example(record).SerializeToString(deterministic=True)
+
+
+def serialized_size(record: Record) -> int:
+    """Exact size of `serialize(record)` in bytes, without building the bytes twice."""
+    return _example(record).ByteSize()
+
+
+def feature_spec(with_label: bool = True) -> dict:
+    """`tf.io.parse_*` spec. Labels default to -1 so unlabeled shards still parse."""
+    import tensorflow as tf
+
+    spec = {
+        ENCODED: tf.io.FixedLenFeature([], tf.string),
+        FORMAT: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        CHANNELS: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        FILENAME: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        SHA256: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    }
+    if with_label:
+        spec[LABEL] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
+        spec[TEXT] = tf.io.FixedLenFeature([], tf.string, default_value=b"")
+    return spec
+
+
+def parse(serialized: bytes) -> Record:
+    """Decode one serialized Example in Python (verification, tests, debugging)."""
+    import tensorflow as tf
+
+    ex = tf.train.Example.FromString(serialized)
+    f = ex.features.feature
+
+    def b(k: str) -> bytes:
+        return f[k].bytes_list.value[0] if f[k].bytes_list.value else b""
+
+    def i(k: str) -> int:
+        return int(f[k].int64_list.value[0]) if f[k].int64_list.value else -1
+
+    return Record(
+        encoded=b(ENCODED),
+        format=b(FORMAT).decode(),
+        label=i(LABEL),
+        text=b(TEXT).decode("utf-8"),
+        filename=b(FILENAME).decode("utf-8"),
+        height=i(HEIGHT),
+        width=i(WIDTH),
+        channels=i(CHANNELS),
+        sha256=b(SHA256).decode(),
+    )
