@@ -1,0 +1,326 @@
+"""Frozen, self-validating option dataclasses shared by the Python API and the CLIs.
+
+Validation lives in `__post_init__` so a bad value fails where it is made (a
+notebook cell, a flag) with a message that shows the value, not deep inside TF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from tfclassify.errors import OptionsError
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit.
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise OptionsError(msg)
+
+
+def _positive_or_none(name: str, value: int | None) -> None:
+    _check(value is None or value > 0, f"{name} must be a positive integer or None, got {value!r}")
+
+
+def to_json(options: Any) -> dict[str, Any]:
+    """A JSON-safe dict of a dataclass's fields (stored in dataset.json / summary.json)."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions:
+    """What `tfclassify.convert` does. Exactly one of `input_dir` and `manifest`.
+
+    Attributes:
+      input_dir: folder per class, optionally below `train/`, `validation/`, `test/`.
+      manifest: CSV with header `path,label[,split]`; paths relative to the CSV's folder.
+      output_dir: where shards, dataset.json, labels.txt and skipped.csv go.
+      name: shard name prefix.
+      shard_size_mb: target shard size in MiB of serialized records.
+      num_workers: threads converting images; None means all cores. Output does not
+        depend on it.
+      seed: shuffle/split seed; same seed, same output bytes.
+      validation_fraction: carve a stratified validation split out of `train`.
+      validate: `full` decodes every image; `header` checks magic, header and trailer;
+        `none` only sniffs the format.
+      image_format: `keep` stores original bytes when the TF decoders read them
+        correctly; `jpeg`/`png` re-encode everything not already in that format.
+      resize_shorter_side / max_side: shrink (never enlarge) at conversion time.
+      jpeg_quality: quality of any JPEG the converter encodes.
+      max_pixels: refuse larger images from their header, before decoding.
+      resume: finish an interrupted run in `output_dir`.
+      overwrite: replace a previous tfclassify output in `output_dir`.
+      quiet: no progress bar.
+    """
+
+    output_dir: str
+    input_dir: str | None = None
+    manifest: str | None = None
+    name: str = "data"
+    shard_size_mb: float = 100.0
+    num_workers: int | None = None
+    seed: int = 0
+    validation_fraction: float = 0.0
+    validate: str = "full"
+    image_format: str = "keep"
+    resize_shorter_side: int | None = None
+    max_side: int | None = None
+    jpeg_quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    resume: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        _check(
+            (self.input_dir is None) != (self.manifest is None),
+            "exactly one of input_dir and manifest must be given, got "
+            f"input_dir={self.input_dir!r}, manifest={self.manifest!r}",
+        )
+        _check(bool(self.output_dir), f"output_dir must be set, got {self.output_dir!r}")
+        _check(
+            bool(self.name) and "-" not in self.name and os.sep not in self.name,
+            f"name must be non-empty without '-' or '{os.sep}', got {self.name!r}",
+        )
+        _check(self.shard_size_mb > 0, f"shard_size_mb must be > 0, got {self.shard_size_mb!r}")
+        _positive_or_none("num_workers", self.num_workers)
+        _check(
+            0.0 <= self.validation_fraction < 1.0,
+            f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
+        )
+        _check(
+            self.validate in ("full", "header", "none"),
+            f"validate must be 'full', 'header' or 'none', got {self.validate!r}",
+        )
+        _check(
+            self.image_format in ("keep", "jpeg", "png"),
+            f"image_format must be 'keep', 'jpeg' or 'png', got {self.image_format!r}",
+        )
+        _positive_or_none("resize_shorter_side", self.resize_shorter_side)
+        _positive_or_none("max_side", self.max_side)
+        _check(
+            1 <= self.jpeg_quality <= 100,
+            f"jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}",
+        )
+        _check(self.max_pixels > 0, f"max_pixels must be > 0, got {self.max_pixels!r}")
+        _check(
+            not (self.resume and self.overwrite),
+            "resume and overwrite conflict: resume keeps the finished shards, overwrite "
+            "deletes them; pass one",
+        )
+
+    @property
+    def workers(self) -> int:
+        return self.num_workers or os.cpu_count() or 1
+
+    @property
+    def shard_bytes(self) -> int:
+        return int(self.shard_size_mb * 2**20)
+
+    @property
+    def reencodes(self) -> bool:
+        return (
+            self.image_format != "keep"
+            or self.resize_shorter_side is not None
+            or self.max_side is not None
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Options that determine the output bytes; a resume must match them exactly."""
+        d = to_json(self)
+        for k in ("num_workers", "resume", "overwrite", "quiet", "output_dir"):
+            d.pop(k)
+        return d
+
+
+RUNTIME_DEVICES = ("auto", "cpu", "gpu")
+INFER_DATA_FORMATS = ("NHWC", "NCHW")
+INFER_MODES = ("sequential", "batch", "pipelined")
+MODEL_OUTPUTS = ("auto", "probabilities", "logits")
+TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
+
+
+def _hw_size(value: Any) -> tuple[int, int] | None:
+    """`None`, an int (square) or a (height, width) pair -> normalized (h, w) or None."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise OptionsError(
+            f"image_size must be an int or a (height, width) pair, got {value!r}"
+        ) from None
+    _check(h > 0 and w > 0, f"image_size must be positive, got {value!r}")
+    return (h, w)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadOptions:
+    """TensorFlow thread budget, applied once by `tfclassify.runtime.apply_threads`.
+
+    TF fixes its op thread pools when its runtime initialises (the first op, device
+    listing aside), so these must be applied before any model is loaded.
+
+    Attributes:
+      intra_op: threads one op (e.g. a conv) may use; None keeps TF's default (all cores).
+      inter_op: ops run concurrently; None keeps TF's default.
+      tf_data_threads: private thread pool of each tf.data pipeline tfclassify builds;
+        None keeps tf.data's shared default pool.
+    """
+
+    intra_op: int | None = None
+    inter_op: int | None = None
+    tf_data_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive_or_none("intra_op", self.intra_op)
+        _positive_or_none("inter_op", self.inter_op)
+        _positive_or_none("tf_data_threads", self.tf_data_threads)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferOptions:
+    """What `tfclassify.infer.infer` does. The mode changes speed, never predictions.
+
+    Attributes:
+      mode: `sequential` reads, decodes and predicts one image at a time; `batch`
+        decodes a whole batch, then predicts it, with no overlap; `pipelined` prepares
+        batch N+1 (tf.data prefetch) while batch N is computed.
+      batch_size: images per model call in `batch` and `pipelined` (sequential uses 1).
+      top_k: how many classes each prediction row lists (clipped to the class count).
+      split: dataset split; None means `validation` if present, else `train`.
+      image_size: (height, width) images are resized to; None takes it from the
+        model's input shape.
+      data_format: `NHWC` or `NCHW`; None takes it from the model. NCHW needs a GPU.
+      device: `auto` (GPU if present), `cpu` or `gpu`.
+      threads: TF thread budget; applied before the model is loaded.
+      signature: SavedModel signature to call.
+      outputs: whether the model emits `probabilities` or `logits` (softmax applied);
+        `auto` decides from the model (output activation / name) or its first batch.
+      output: predictions file, `.csv` or `.jsonl`; `summary.json` goes beside it.
+      max_images: stop after this many images (None: the whole split).
+      keep_probabilities: keep the full [N, num_classes] matrix on the result.
+      prefetch_to_device: on GPU, copy the next batch to the device while the current
+        one computes (pipelined mode only; ignored on CPU).
+    """
+
+    mode: str = "pipelined"
+    batch_size: int = 32
+    top_k: int = 5
+    split: str | None = None
+    image_size: Any = None
+    data_format: str | None = None
+    device: str = "auto"
+    threads: ThreadOptions = dataclasses.field(default_factory=ThreadOptions)
+    signature: str = "serving_default"
+    outputs: str = "auto"
+    output: str | None = None
+    max_images: int | None = None
+    keep_probabilities: bool = True
+    prefetch_to_device: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.mode in INFER_MODES, f"mode must be one of {INFER_MODES}, got {self.mode!r}")
+        _check(
+            isinstance(self.batch_size, int) and self.batch_size > 0,
+            f"batch_size must be a positive integer, got {self.batch_size!r}",
+        )
+        _check(
+            isinstance(self.top_k, int) and self.top_k > 0,
+            f"top_k must be a positive integer, got {self.top_k!r}",
+        )
+        object.__setattr__(self, "image_size", _hw_size(self.image_size))
+        _check(
+            self.data_format is None or self.data_format in INFER_DATA_FORMATS,
+            f"data_format must be one of {INFER_DATA_FORMATS} or None, "
+            f"got {self.data_format!r}",
+        )
+        _check(
+            self.device in RUNTIME_DEVICES,
+            f"device must be one of {RUNTIME_DEVICES}, got {self.device!r}",
+        )
+        _check(
+            isinstance(self.threads, ThreadOptions),
+            f"threads must be a ThreadOptions, got {self.threads!r}",
+        )
+        _check(bool(self.signature), f"signature must be non-empty, got {self.signature!r}")
+        _check(
+            self.outputs in MODEL_OUTPUTS,
+            f"outputs must be one of {MODEL_OUTPUTS}, got {self.outputs!r}",
+        )
+        _check(
+            self.output is None or self.output.lower().endswith((".csv", ".jsonl")),
+            f"output must end in .csv or .jsonl, got {self.output!r}",
+        )
+        _positive_or_none("max_images", self.max_images)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """What `tfclassify.train.train` does: a small trainer for examples and the demo.
+
+    Attributes:
+      data: a converted dataset directory (has dataset.json).
+      output: model directory; gets `saved_model/`, `model.keras` and `labels.txt`.
+      arch: `small_cnn` (two conv layers, fast on CPU) or `mobilenet_v2` (random init:
+        nothing is downloaded).
+      epochs: passes over the training split.
+      image_size: (height, width) the model takes; an int means square.
+      batch_size: images per step.
+      learning_rate: Adam learning rate.
+      seed: weight init and shuffle seed.
+      train_split: split fitted on.
+      validation_split: split evaluated after each epoch; None uses `validation` if
+        the dataset has it.
+      device: `auto`, `cpu` or `gpu`.
+      threads: TF thread budget, applied before the model is built.
+      mixed_precision: float16 compute on GPU (an error on CPU).
+      overwrite: replace existing model files in `output`.
+      verbose: Keras fit verbosity (0, 1 or 2).
+    """
+
+    data: str
+    output: str
+    arch: str = "small_cnn"
+    epochs: int = 5
+    image_size: Any = 64
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    train_split: str = "train"
+    validation_split: str | None = None
+    device: str = "auto"
+    threads: ThreadOptions = dataclasses.field(default_factory=ThreadOptions)
+    mixed_precision: bool = False
+    overwrite: bool = False
+    verbose: int = 2
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data), f"data must be set, got {self.data!r}")
+        _check(bool(self.output), f"output must be set, got {self.output!r}")
+        _check(self.arch in TRAIN_ARCHS, f"arch must be one of {TRAIN_ARCHS}, got {self.arch!r}")
+        _check(
+            isinstance(self.epochs, int) and self.epochs > 0,
+            f"epochs must be a positive integer, got {self.epochs!r}",
+        )
+        size = _hw_size(self.image_size)
+        _check(size is not None, "image_size must be set for training, got None")
+        object.__setattr__(self, "image_size", size)
+        _check(
+            isinstance(self.batch_size, int) and self.batch_size > 0,
+            f"batch_size must be a positive integer, got {self.batch_size!r}",
+        )
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}")
+        _check(
+            self.device in RUNTIME_DEVICES,
+            f"device must be one of {RUNTIME_DEVICES}, got {self.device!r}",
+        )
+        _check(
+            isinstance(self.threads, ThreadOptions),
+            f"threads must be a ThreadOptions, got {self.threads!r}",
+        )
+        _check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose!r}")
