@@ -169,7 +169,9 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
     out = io.BytesIO()
     if fmt == "jpeg":
-        im.save(out, "JPEG", quality=quality)
+        # At high quality keep full-resolution chroma (4:4:4): conversions should
+        # not visibly blur colour edges; below 90 the usual 4:2:0 saves more bytes.
+        im.save(out, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
     else:
         im.save(out, "PNG", compress_level=6)
     return out.getvalue()
@@ -182,7 +184,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         try:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as e:
-            raise _Skip(TOO_LARGE, str(e)) from e
+            raise _Skip(TOO_LARGE, f"header refused before decoding ({e})") from e
         except Exception as e:  # Pillow raises many types for bad headers
             raise _Skip(UNDECODABLE, f"cannot read image header ({e})") from e
     width, height = im.size

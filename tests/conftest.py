@@ -1,0 +1,42 @@
+"""Shared, session-scoped corpora: generated once, read by many tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfclassify import testing  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def class_tree(tmp_path_factory) -> str:
+    """Valid images of varied sizes/modes/formats in 3 class folders, plus one empty class."""
+    root = tmp_path_factory.mktemp("class_tree")
+    testing.make_class_tree(root, per_class=12, seed=1, max_side=160)
+    os.makedirs(root / "empty_class")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def hostile_tree(tmp_path_factory) -> tuple[str, dict[str, str]]:
+    """A class tree whose `odd` class holds one file of every hostile kind."""
+    root = tmp_path_factory.mktemp("hostile_tree")
+    testing.make_class_tree(root, classes=("plain",), per_class=4, seed=2, max_side=96)
+    kinds = testing.make_hostile_files(root / "odd")
+    return str(root), kinds
+
+
+@pytest.fixture()
+def copy_tree(tmp_path):
+    """Copies a session corpus so a test may modify it."""
+
+    def copy(src: str) -> str:
+        dst = tmp_path / "input"
+        shutil.copytree(src, dst)
+        return str(dst)
+
+    return copy
