@@ -53,6 +53,7 @@ class Scanned:
     channels: int = 0
     size: int = 0  # bytes this record takes in a shard, TFRecord framing included
     converted: str = ""
+    encoded_size: int = 0  # bytes of image/encoded, checked again when writing
     src_size: int = 0
     src_mtime_ns: int = 0
 
@@ -104,7 +105,10 @@ def _scan_one(
         return Scanned(key, skip=result.skip_reason or "")
     if result.data is not None:
         os.makedirs(os.path.dirname(_cache_path(work, key)), exist_ok=True)
-        fileio.atomic_write_bytes(_cache_path(work, key), result.data)
+        # No fsync: a cache file lost to a power cut fails the encoded_size check
+        # on resume instead of going into a shard.
+        with fileio.atomic_path(_cache_path(work, key)) as tmp, open(tmp, "wb") as f:
+            f.write(result.data)
     s = Scanned(
         key,
         format=result.format or "",
@@ -117,7 +121,7 @@ def _scan_one(
     )
     encoded = result.data if result.data is not None else data
     size = schema.serialized_size(_record(source, label, encoded, s, _PLACEHOLDER_SHA))
-    return dataclasses.replace(s, size=size + schema.TFRECORD_OVERHEAD)
+    return dataclasses.replace(s, size=size + schema.TFRECORD_OVERHEAD, encoded_size=len(encoded))
 
 
 def _read_journal(path: str) -> list[Scanned]:
@@ -159,12 +163,26 @@ class _Progress:
 
 @contextlib.contextmanager
 def _mapper(workers: int) -> Iterator[Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]]:
-    """Ordered map over a thread pool, or inline for one worker (easier to debug)."""
+    """Ordered, bounded map over a thread pool (inline for one worker: easier to debug).
+
+    At most 4 tasks per worker are in flight, so memory stays bounded by a few
+    images per worker however long the input is.
+    """
     if workers <= 1:
         yield map
         return
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tfclassify") as pool:
-        yield pool.map
+
+        def pmap(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+            window: collections.deque[concurrent.futures.Future[R]] = collections.deque()
+            for item in items:
+                window.append(pool.submit(fn, item))
+                if len(window) >= 4 * workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+
+        yield pmap
 
 
 def _scan(
@@ -177,7 +195,7 @@ def _scan(
     scanned = _read_journal(journal)
     cfg = _image_config(options)
     todo = list(range(len(scanned), len(listing.sources)))
-    chunk = 64 * options.workers
+    chunk = 256
     progress = _Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)
     with open(journal, "r+" if os.path.exists(journal) else "w", encoding="utf-8") as f:
@@ -191,13 +209,17 @@ def _scan(
             return _scan_one(key, src, label_ids.get(src.label, -1), cfg, work)
 
         with _mapper(options.workers) as pmap:
-            for start in range(0, len(todo), chunk):
-                results = list(pmap(one, todo[start : start + chunk]))
-                f.write("".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in results))
-                f.flush()
-                os.fsync(f.fileno())
-                scanned.extend(results)
-                progress.update(len(results), sum(s.src_size for s in results))
+            results: list[Scanned] = []
+            for i, result in enumerate(pmap(one, todo), start=1):
+                results.append(result)
+                if len(results) >= chunk or i == len(todo):
+                    # Flushed, not fsynced: a killed process loses nothing flushed, and
+                    # lines lost to a power cut are simply scanned again.
+                    f.write("".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in results))
+                    f.flush()
+                    scanned.extend(results)
+                    progress.update(len(results), sum(s.src_size for s in results))
+                    results = []
     progress.close()
     return scanned
 
@@ -205,14 +227,21 @@ def _scan(
 def _encoded_bytes(source: sources.Source, s: Scanned, work: str) -> bytes:
     if s.converted:
         with open(_cache_path(work, s.key), "rb") as f:
-            return f.read()
-    st = os.stat(source.path)
-    if (st.st_size, st.st_mtime_ns) != (s.src_size, s.src_mtime_ns):
+            data = f.read()
+    else:
+        st = os.stat(source.path)
+        if (st.st_size, st.st_mtime_ns) != (s.src_size, s.src_mtime_ns):
+            raise DataError(
+                f"{source.path} changed after it was scanned; rerun with --overwrite to start over"
+            )
+        with open(source.path, "rb") as f:
+            data = f.read()
+    if len(data) != s.encoded_size:
         raise DataError(
-            f"{source.path} changed after it was scanned; rerun with --overwrite to start over"
+            f"{source.path}: {len(data)} bytes to store, {s.encoded_size} when scanned; "
+            "rerun with --overwrite to start over"
         )
-    with open(source.path, "rb") as f:
-        return f.read()
+    return data
 
 
 def _write_shards(
@@ -238,28 +267,27 @@ def _write_shards(
     total = sum(len(sh.keys) for sh in pending)
     progress = _Progress(total, "write", options.quiet)
 
-    def records(sh: plan.Shard) -> Iterator[schema.Record]:
-        for key in sh.keys:
-            src, s = listing.sources[key], scanned[key]
-            encoded = _encoded_bytes(src, s, work)
-            sha = hashlib.sha256(encoded).hexdigest()
-            yield _record(src, label_ids[src.label], encoded, s, sha)
+    def serialized(key: int) -> bytes:
+        src, s = listing.sources[key], scanned[key]
+        encoded = _encoded_bytes(src, s, work)
+        sha = hashlib.sha256(encoded).hexdigest()
+        return schema.serialize(_record(src, label_ids[src.label], encoded, s, sha))
 
-    def write(sh: plan.Shard) -> shards.ShardResult:
-        name = sh.filename(options.name)
-        result = shards.write_shard(os.path.join(out, name), records(sh))
-        if result.num_bytes != sh.num_bytes:
-            raise DataError(
-                f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
-                "an input changed during conversion"
-            )
-        shards.mark_done(work, result)
-        progress.update(result.num_examples, result.num_bytes)
-        return result
-
+    # Shards are written one after another; the pool prepares their records (read,
+    # hash, serialize) in order. Record order inside a shard is the plan's, so the
+    # bytes do not depend on the worker count.
     with _mapper(options.workers) as pmap:
-        for result in pmap(write, pending):
+        for sh in pending:
+            name = sh.filename(options.name)
+            result = shards.write_shard(os.path.join(out, name), pmap(serialized, sh.keys))
+            if result.num_bytes != sh.num_bytes:
+                raise DataError(
+                    f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
+                    "an input changed during conversion"
+                )
+            shards.mark_done(work, result)
             results[result.file] = result
+            progress.update(result.num_examples, result.num_bytes)
     progress.close()
     return results
 

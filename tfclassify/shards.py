@@ -43,7 +43,7 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def write_shard(path: str, records: Iterable[schema.Record]) -> ShardResult:
+def write_shard(path: str, records: Iterable[bytes]) -> ShardResult:
     """Writes serialized records to `path` atomically; returns what was written."""
     import tensorflow as tf
 
@@ -51,7 +51,7 @@ def write_shard(path: str, records: Iterable[schema.Record]) -> ShardResult:
     with fileio.atomic_path(path) as tmp:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
-                writer.write(schema.serialize(record))
+                writer.write(record)
                 count += 1
         _fsync(tmp)  # TF's close does not fsync; the rename must not outrun the data
     return ShardResult(os.path.basename(path), count, os.path.getsize(path), file_sha256(path))

@@ -1,0 +1,127 @@
+"""Converter throughput against its two ceilings, measured side by side in one run.
+
+  converter --validate=header  vs  a plain byte copy of the same files   (target >= 0.85)
+  converter --validate=full    vs  tf.io.decode_jpeg over all files      (target >= 0.90)
+
+Every contender runs on the same files after a warm-up pass (page cache filled,
+tf.function traced), 3 times, median reported. Prints one line per figure and
+writes them to --json. Absolute numbers drift on shared machines; the ratios are
+the result.
+
+  python benchmarks/convert_bench.py [--num_images 1000] [--corpus DIR] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+flags.DEFINE_integer("num_images", 1000, "Photo-like JPEGs to generate (~50 KB each).")
+flags.DEFINE_string("corpus", None, "Reuse/generate the corpus here (default: a temp dir).")
+flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
+flags.DEFINE_integer("num_workers", None, "Converter workers (default: all cores).")
+flags.DEFINE_string("json", "convert_bench.json", "Where to write the figures.")
+FLAGS = flags.FLAGS
+
+TARGETS = {"header_vs_copy": 0.85, "full_vs_decode": 0.90}
+
+
+def _files(root: str) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: page cache, TF tracing, thread pools
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    import tensorflow as tf
+
+    import tfclassify
+    from tfclassify import testing
+
+    scratch = tempfile.mkdtemp(prefix="convert_bench_")
+    corpus = FLAGS.corpus or os.path.join(scratch, "corpus")
+    files = _files(corpus) if os.path.isdir(corpus) else []
+    if len(files) < FLAGS.num_images:
+        shutil.rmtree(corpus, ignore_errors=True)
+        testing.make_photo_corpus(corpus, num_images=FLAGS.num_images)
+        files = _files(corpus)
+    total_mb = sum(os.path.getsize(f) for f in files) / 1e6
+    n = len(files)
+
+    def copy() -> None:
+        dst = os.path.join(scratch, "copy")
+        shutil.rmtree(dst, ignore_errors=True)
+        for f in files:
+            target = os.path.join(dst, os.path.relpath(f, corpus))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(f, target)
+
+    def decode_only() -> None:
+        ds = tf.data.Dataset.from_tensor_slices(files).map(
+            lambda p: tf.shape(tf.io.decode_jpeg(tf.io.read_file(p), channels=3))[0],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        count = 0
+        for _ in ds.batch(256).prefetch(1):
+            count += 1
+        assert count > 0
+
+    def converter(validate: str):
+        def run() -> None:
+            info = tfclassify.convert(
+                tfclassify.ConvertOptions(
+                    input_dir=corpus,
+                    output_dir=os.path.join(scratch, f"out_{validate}"),
+                    validate=validate,
+                    num_workers=FLAGS.num_workers,
+                    overwrite=True,
+                    quiet=True,
+                )
+            )
+            assert info.accepted == n, info.skipped_by_reason
+
+        return run
+
+    times = {
+        "copy": _median_time(copy, FLAGS.repeats),
+        "convert_header": _median_time(converter("header"), FLAGS.repeats),
+        "decode_only": _median_time(decode_only, FLAGS.repeats),
+        "convert_full": _median_time(converter("full"), FLAGS.repeats),
+    }
+    figures = {
+        "num_images": n,
+        "corpus_mb": round(total_mb, 1),
+        "cores": os.cpu_count(),
+        **{f"{k}_images_per_s": round(n / t, 1) for k, t in times.items()},
+        **{f"{k}_mb_per_s": round(total_mb / t, 1) for k, t in times.items()},
+        "header_vs_copy": round(times["copy"] / times["convert_header"], 3),
+        "full_vs_decode": round(times["decode_only"] / times["convert_full"], 3),
+    }
+    for k, v in figures.items():
+        target = TARGETS.get(k)
+        suffix = f"  (target >= {target}: {'PASS' if v >= target else 'MISS'})" if target else ""
+        print(f"{k}: {v}{suffix}")
+    with open(FLAGS.json, "w", encoding="utf-8") as f:
+        json.dump(figures, f, indent=2)
+    shutil.rmtree(scratch if not FLAGS.corpus else os.path.join(scratch), ignore_errors=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    app.run(main)
