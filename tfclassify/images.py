@@ -252,6 +252,7 @@ def _inspect(data: bytes, cfg: ImageConfig) -> Inspected:
     if not why and resize:
         why = "resize"
     if not why:
+        width, height, channels = im.width, im.height, 1 if im.mode == "L" else 3
         if cfg.validate == "full":
             if fmt == "jpeg":
                 # Entropy-decode every block at 1/8 scale. Truncated or corrupt data
@@ -261,12 +262,7 @@ def _inspect(data: bytes, cfg: ImageConfig) -> Inspected:
             _load(im)
         elif cfg.validate == "header" and not _has_trailer(data, fmt):
             raise _Skip(TRUNCATED, f"no end-of-image marker ({fmt})")
-        return Inspected(
-            format=fmt,
-            height=im.height,
-            width=im.width,
-            channels=1 if im.mode == "L" else 3,
-        )
+        return Inspected(format=fmt, height=height, width=width, channels=channels)
     converted = _convert(im, fmt, cfg)
     return Inspected(
         format=out_fmt,
