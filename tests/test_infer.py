@@ -1,0 +1,284 @@
+"""The three inference modes, result reporting, writers and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfclassify import metadata
+from tfclassify.errors import InputError, OptionsError
+from tfclassify.infer import infer
+from tfclassify.options import InferOptions
+from tfclassify.predictor import Predictor
+
+# The package binds `tfclassify.infer` to the function; the module holds main().
+infer_mod = importlib.import_module("tfclassify.infer")
+
+LABELS = ("circle", "square", "triangle")
+SIZE = 16
+N = 11  # not a multiple of the batch size: the short last batch must work too
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    """A tiny softmax classifier with a named input, as tfclassify.train writes it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(len(LABELS), activation="softmax", name="probabilities")(x)
+    model = keras.Model(inp, out)
+    d = tmp_path_factory.mktemp("model")
+    model.export(str(d / "saved_model"), verbose=False)
+    model.save(str(d / "model.keras"))
+    (d / "labels.txt").write_text("".join(f"{t}\n" for t in LABELS))
+    return str(d)
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir) -> Predictor:
+    return Predictor.load(model_dir)
+
+
+def _dataset(batch: int = 4):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "image": rng.random((N, SIZE, SIZE, 3), dtype=np.float32),
+            "label": np.array([i % 3 for i in range(N)], np.int64),
+            "key": np.array([f"img_{i:02d}.png" for i in range(N)]),
+        }
+    ).batch(batch)
+
+
+def _by_key(result) -> dict[str, np.ndarray]:
+    return dict(zip(result.keys, result.probabilities, strict=True))
+
+
+def test_three_modes_same_predictions_on_a_dataset(predictor):
+    results = {
+        mode: infer(predictor, _dataset(), InferOptions(mode=mode, batch_size=4, top_k=2))
+        for mode in ("sequential", "batch", "pipelined")
+    }
+    ref = results["sequential"]
+    assert ref.count == N and ref.probabilities.shape == (N, 3)
+    for mode, r in results.items():
+        assert r.mode == mode and r.count == N
+        assert r.keys == ref.keys
+        np.testing.assert_allclose(r.probabilities, ref.probabilities, atol=1e-5)
+        np.testing.assert_array_equal(r.topk_ids, ref.topk_ids)
+        assert r.top1_accuracy == ref.top1_accuracy
+    assert results["sequential"].batch_size == 1 and results["batch"].batch_size == 4
+    assert predictor.trace_count == 1  # batch sizes 1, 4 and 3 share one trace
+
+
+def test_result_figures_and_display(predictor):
+    ticks = iter([10.0, 12.0])
+    r = infer(
+        predictor,
+        _dataset(),
+        InferOptions(mode="batch", top_k=5),
+        clock=lambda: next(ticks),
+    )
+    assert r.seconds == 2.0 and r.images_per_sec == pytest.approx(N / 2)
+    assert r.top_k == 3  # clipped to the class count
+    truth = np.array([i % 3 for i in range(N)])
+    assert r.top1_accuracy == pytest.approx(np.mean(r.topk_ids[:, 0] == truth))
+    assert r.topk_accuracy == 1.0  # k == number of classes
+    assert r.threads["cpus"] >= 1 and "intra_op_effective" in r.threads
+    row = r.predictions[0]
+    assert row["key"] == "img_00.png" and row["true_label"] == "circle"
+    assert [t["label"] for t in row["top_k"]] == [LABELS[i] for i in r.topk_ids[0]]
+    text = str(r)
+    assert "images/s" in text and "intra_op" in text and "batch" in text
+    assert "<table>" in r._repr_html_()
+    json.dumps(r.summary())
+
+
+def test_unlabeled_dataset_without_keys(predictor, tmp_path):
+    images_only = _dataset().map(lambda e: {"image": e["image"]})
+    out = tmp_path / "p.csv"
+    r = infer(predictor, images_only, InferOptions(mode="pipelined", output=str(out)))
+    assert r.keys == [str(i) for i in range(N)] and r.num_labeled == 0
+    assert r.top1_accuracy is None and r.topk_accuracy is None
+    assert "no labels" in str(r)
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["true_label"] == "" and rows[0]["top1_label"] in LABELS
+
+
+def test_max_images(predictor):
+    r = infer(predictor, _dataset(), InferOptions(mode="pipelined", batch_size=4, max_images=6))
+    assert r.count == 6 and r.keys[-1] == "img_05.png"
+
+
+def test_data_and_option_errors(predictor, tmp_path):
+    with pytest.raises(InputError, match="no dataset.json"):
+        infer(predictor, str(tmp_path))
+    with pytest.raises(InputError, match="tf.data.Dataset"):
+        infer(predictor, [1, 2, 3])
+    with pytest.raises(OptionsError, match="NCHW"):
+        infer(predictor, _dataset(), InferOptions(data_format="NCHW"))
+    with pytest.raises(OptionsError, match="image_size"):
+        infer(predictor, _dataset(), InferOptions(image_size=32))
+    with pytest.raises(OptionsError, match="mode"):
+        InferOptions(mode="fast")
+    with pytest.raises(OptionsError, match=r"\.csv or \.jsonl"):
+        InferOptions(output="preds.txt")
+
+
+@pytest.mark.parametrize("ext", [".csv", ".jsonl"])
+def test_writers(predictor, tmp_path, ext):
+    out = tmp_path / "out" / f"preds{ext}"
+    r = infer(predictor, _dataset(), InferOptions(mode="batch", top_k=2, output=str(out)))
+    assert r.output == str(out)
+    assert not [n for n in os.listdir(out.parent) if n.startswith(".tmp-")]
+    if ext == ".csv":
+        with open(out, newline="") as f:
+            rows = list(csv.reader(f))
+        header = ["key", "true_label", "top1_label", "top1_prob", "top2_label", "top2_prob"]
+        assert rows[0] == header
+        assert len(rows) == N + 1 and all(len(x) == 6 for x in rows)
+        assert rows[1][0] == "img_00.png" and rows[1][1] == "circle"
+        assert rows[1][2] in LABELS and 0.0 <= float(rows[1][3]) <= 1.0
+        assert float(rows[1][3]) >= float(rows[1][5])
+    else:
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        assert len(lines) == N
+        assert set(lines[0]) == {"key", "true_label", "top_k"}
+        assert len(lines[0]["top_k"]) == 2 and lines[0]["top_k"][0]["label"] in LABELS
+    summary = json.loads((out.parent / "summary.json").read_text())
+    assert summary["count"] == N and summary["mode"] == "batch" and summary["top_k"] == 2
+    assert "threads" in summary and summary["top1_accuracy"] == r.top1_accuracy
+
+
+# ---------------------------------------------------------------- directory datasets
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> str:
+    pytest.importorskip("tfclassify.data")
+    from tfclassify import testing
+    from tfclassify.convert import convert
+    from tfclassify.options import ConvertOptions
+
+    root = tmp_path_factory.mktemp("shapes")
+    testing.make_shapes_corpus(
+        root / "images",
+        classes=LABELS,
+        splits={"train": 2, "validation": 3},
+        min_side=20,
+        max_side=32,
+    )
+    out = root / "converted"
+    convert(
+        ConvertOptions(
+            input_dir=str(root / "images"), output_dir=str(out), num_workers=1, quiet=True
+        )
+    )
+    return str(out)
+
+
+def test_three_modes_same_predictions_on_a_converted_dataset(model_dir, dataset_dir):
+    p = Predictor.load(model_dir)
+    results = [
+        infer(p, dataset_dir, InferOptions(mode=mode, batch_size=4))
+        for mode in ("sequential", "batch", "pipelined")
+    ]
+    ref = _by_key(results[0])
+    assert results[0].split == "validation" and results[0].count == 3 * len(LABELS)
+    for r in results[1:]:
+        assert sorted(r.keys) == sorted(ref)
+        for key, probs in _by_key(r).items():
+            np.testing.assert_allclose(probs, ref[key], atol=1e-5)
+    assert results[0].num_labeled == results[0].count
+    assert results[0].top1_accuracy is not None
+
+
+def test_cli_writes_predictions_for_a_converted_dataset(model_dir, dataset_dir, tmp_path, capsys):
+    out = tmp_path / "preds.jsonl"
+    argv = ["infer", "--model", model_dir, "--data", dataset_dir, "--output", str(out)]
+    assert infer_mod.main([*argv, "--mode", "batch", "--batch_size", "4", "--top_k", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "images/s" in printed and "validation" in printed
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 3 * len(LABELS) and all(len(r["top_k"]) == 2 for r in rows)
+    assert all(r["true_label"] in LABELS for r in rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["split"] == "validation" and summary["count"] == len(rows)
+
+
+def test_channels_first_model_on_cpu_is_refused(tmp_path):
+    import keras
+
+    inp = keras.Input((3, SIZE, SIZE), name="image")
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp))
+    path = str(tmp_path / "nchw.keras")
+    keras.Model(inp, out).save(path)
+    p = Predictor.load(path, device="cpu")
+    assert p.expects_channels_first and p.input_shape == (3, SIZE, SIZE)
+    with pytest.raises(OptionsError, match="NCHW"):
+        infer(p, _dataset(), InferOptions(device="cpu"))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_describe(model_dir, capsys):
+    assert infer_mod.main(["infer", "--describe", model_dir]) == 0
+    out = capsys.readouterr().out
+    assert "serving_default" in out and "image" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "/nonexistent/model", "--data", "{data}"], "model not found"),
+        (["--model", "{model}", "--data", "{data}", "--signature", "nope"], "serving_default"),
+        (["--model", "{model}", "--data", "{data}", "--mode", "fast"], "mode"),
+        (["--model", "{model}"], "--data is required"),
+        (["--model", "{model}", "--data", "{data}", "--bogus_flag"], "bogus_flag"),
+    ],
+)
+def test_cli_user_errors_exit_2(model_dir, tmp_path, capsys, args, message):
+    # A valid (empty) converted dataset, so the model is what fails.
+    metadata.DatasetInfo(
+        directory=str(tmp_path),
+        name="data",
+        labels=LABELS,
+        splits={"validation": metadata.SplitInfo("validation", ())},
+        files_found=0,
+        accepted=0,
+        skipped=0,
+        skipped_by_reason={},
+        empty_classes=(),
+        options={},
+    ).save()
+    args = [a.format(model=model_dir, data=str(tmp_path)) for a in args]
+    assert infer_mod.main(["infer", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_cli_missing_dataset_json_exits_2_in_a_real_process(model_dir, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfclassify.infer", "--model", model_dir, "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 2
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 1 and "dataset.json" in lines[0]

@@ -1,0 +1,166 @@
+"""Predictor: one interface over SavedModel and .keras, same probabilities from both."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tfclassify import predictor as pred
+from tfclassify.errors import InputError, OptionsError
+from tfclassify.predictor import Predictor
+
+LABELS = ("cat", "dog", "fish")
+
+
+def _tiny_model(activation: str | None):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    name = "probabilities" if activation == "softmax" else "scores_out"
+    out = keras.layers.Dense(3, activation=activation, name=name)(x)
+    return keras.Model(inp, out)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """A softmax model (model dir with saved_model/, model.keras, labels.txt) and a logits one."""
+    root = tmp_path_factory.mktemp("models")
+    probs = _tiny_model("softmax")
+    model_dir = root / "model"
+    os.makedirs(model_dir)
+    probs.export(str(model_dir / "saved_model"), verbose=False)
+    probs.save(str(model_dir / "model.keras"))
+    (model_dir / "labels.txt").write_text("".join(f"{t}\n" for t in LABELS))
+    logits = _tiny_model(None)
+    logits.export(str(root / "logits_sm"), verbose=False)
+    return {
+        "dir": str(model_dir),
+        "saved_model": str(model_dir / "saved_model"),
+        "keras": str(model_dir / "model.keras"),
+        "logits": str(root / "logits_sm"),
+        "logits_model": logits,
+        "root": str(root),
+    }
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).random((5, 8, 8, 3), dtype=np.float32)
+
+
+def test_saved_model_and_keras_give_same_probabilities(models, images):
+    sm = Predictor.load(models["saved_model"])
+    kr = Predictor.load(models["keras"])
+    assert sm.kind == "saved_model" and kr.kind == "keras"
+    a, b = sm.predict(images), kr.predict(images)
+    assert a.shape == (5, 3) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-5)
+    assert sm.outputs == kr.outputs == "probabilities"
+    assert sm.input_name == kr.input_name == "image"
+    assert (sm.output_name, kr.output_name) == ("output_0", "probabilities")
+
+
+def test_properties_and_labels(models):
+    p = Predictor.load(models["saved_model"])
+    assert p.input_shape == (8, 8, 3)
+    assert p.input_dtype == "float32"
+    assert not p.expects_channels_first and p.data_format == "NHWC"
+    assert p.image_size == (8, 8)
+    assert p.num_classes == 3
+    assert p.labels == LABELS  # labels.txt beside the SavedModel dir
+    assert Predictor.load(models["keras"]).labels == LABELS
+    assert Predictor.load(models["logits"]).labels is None
+    assert p.device == "/CPU:0" or "GPU" in p.device
+
+
+def test_model_dir_resolves_to_its_saved_model(models):
+    p = Predictor.load(models["dir"])
+    assert p.path == models["saved_model"] and p.kind == "saved_model"
+
+
+def test_traced_once_for_any_batch_size(models, images):
+    p = Predictor.load(models["keras"])
+    for n in (1, 5, 2):
+        p.predict(images[:n])
+    single = p.predict(images[0])  # one image without batch dim
+    assert single.shape == (1, 3)
+    assert p.trace_count == 1
+
+
+def test_uint8_input_is_cast(models, images):
+    p = Predictor.load(models["saved_model"])
+    u8 = (images * 255).astype(np.uint8)
+    np.testing.assert_allclose(p.predict(u8), p.predict(u8.astype(np.float32)), atol=1e-6)
+
+
+def test_wrong_shape_is_input_error(models):
+    p = Predictor.load(models["saved_model"])
+    with pytest.raises(InputError, match=r"\[batch, 8, 8, 3\]"):
+        p.predict(np.zeros((2, 9, 8, 3), np.float32))
+
+
+def test_logits_get_softmax(models, images):
+    raw = models["logits_model"].predict(images, verbose=0)
+    expected = pred.softmax(raw)
+    auto = Predictor.load(models["logits"])
+    np.testing.assert_allclose(auto.predict(images), expected, atol=1e-5)
+    assert auto.outputs == "logits"
+    explicit = Predictor.load(models["logits"], outputs="logits")
+    np.testing.assert_allclose(explicit.predict(images), expected, atol=1e-5)
+    as_is = Predictor.load(models["logits"], outputs="probabilities")
+    np.testing.assert_allclose(as_is.predict(images), raw, atol=1e-5)
+
+
+def test_wrong_signature_lists_available(models):
+    with pytest.raises(InputError, match="serving_default") as e:
+        Predictor.load(models["saved_model"], signature="nope")
+    assert "'nope'" in str(e.value)
+
+
+def test_missing_and_unsupported_paths(models, tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        Predictor.load(str(tmp_path / "missing"))
+    tfl = tmp_path / "m.tflite"
+    tfl.write_bytes(b"TFL3")
+    with pytest.raises(InputError, match="not supported yet"):
+        Predictor.load(str(tfl))
+    other = tmp_path / "m.onnx"
+    other.write_bytes(b"x")
+    with pytest.raises(InputError, match="unknown model format"):
+        Predictor.load(str(other))
+    with pytest.raises(InputError, match="saved_model.pb"):
+        Predictor.load(str(tmp_path))
+    with pytest.raises(OptionsError, match="outputs"):
+        Predictor.load(models["saved_model"], outputs="maybe")
+
+
+def test_labels_count_must_match(models, tmp_path):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(models["saved_model"], d / "saved_model")
+    (d / "labels.txt").write_text("a\nb\n")
+    with pytest.raises(InputError, match="2 labels"):
+        Predictor.load(str(d))
+
+
+def test_describe_lists_signatures_and_io(models):
+    text = pred.describe(models["saved_model"])
+    assert "serving_default" in text and "input  image: [?, 8, 8, 3] float32" in text
+    assert "[?, 3] float32" in text and "labels (3): cat, dog, fish" in text
+    text = Predictor.load(models["keras"]).describe()
+    assert "(keras)" in text and "image" in text and "probabilities" in text
+
+
+def test_helpers():
+    assert pred._channels_first((3, 224, 224))
+    assert not pred._channels_first((224, 224, 3))
+    assert pred.looks_like_probabilities(np.array([[0.2, 0.8]]))
+    assert not pred.looks_like_probabilities(np.array([[2.0, -1.0]]))
+    np.testing.assert_allclose(pred.softmax(np.array([[0.0, 0.0]])), [[0.5, 0.5]])

@@ -1,0 +1,120 @@
+"""Thread budget and device placement.
+
+Settings that need a TF runtime that has not started yet run in a fresh interpreter
+(`subprocess`): inside pytest another test may already have initialised TF.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tfclassify import runtime
+from tfclassify.errors import OptionsError
+from tfclassify.options import ThreadOptions
+
+_FRESH = textwrap.dedent(
+    """
+    import json
+    from tfclassify import runtime
+    from tfclassify.errors import OptionsError
+    from tfclassify.options import ThreadOptions
+
+    out = {}
+    out["listed_gpu"] = runtime.gpu_available()  # listing devices must not initialise TF
+    out["applied"] = runtime.apply_threads(ThreadOptions(intra_op=1, inter_op=2, tf_data_threads=3))
+    import tensorflow as tf
+    float(tf.reduce_sum(tf.ones([4, 4])))  # TF runtime now initialised
+    out["after_init"] = runtime.effective_threads()
+    runtime.apply_threads(ThreadOptions(intra_op=1, inter_op=2))  # same values: fine
+    try:
+        runtime.apply_threads(ThreadOptions(intra_op=2))
+        out["late_change"] = "no error"
+    except OptionsError as e:
+        out["late_change"] = str(e)
+    ds = runtime.configure_dataset(tf.data.Dataset.range(3))
+    out["pool"] = ds.options().threading.private_threadpool_size
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def fresh() -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(s for s in proc.stdout.splitlines() if s.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
+
+
+def test_threads_applied_before_init_are_in_effect(fresh):
+    for key in ("applied", "after_init"):
+        t = fresh[key]
+        assert (t["intra_op"], t["inter_op"], t["tf_data_threads"]) == (1, 2, 3)
+        assert (t["intra_op_effective"], t["inter_op_effective"]) == (1, 2)
+        assert t["cpus"] >= 1
+
+
+def test_changing_threads_after_init_raises_options_error(fresh):
+    msg = fresh["late_change"]
+    assert "already initialised" in msg and "intra_op" in msg and "2" in msg
+
+
+def test_tf_data_threads_attached_to_datasets(fresh):
+    assert fresh["pool"] == 3
+
+
+def test_late_change_in_this_process_raises():
+    import tensorflow as tf
+
+    float(tf.reduce_sum(tf.ones([2])))  # make sure the runtime is up
+    current = tf.config.threading.get_inter_op_parallelism_threads()
+    runtime.apply_threads(ThreadOptions(inter_op=current) if current else ThreadOptions())
+    with pytest.raises(OptionsError, match="already initialised"):
+        runtime.apply_threads(ThreadOptions(inter_op=current + 1))
+
+
+def test_effective_threads_reports_default_meaning():
+    t = runtime.effective_threads()
+    assert t["cpus"] == runtime.available_cpus()
+    assert t["intra_op_effective"] == (t["intra_op"] or t["cpus"])
+    assert t["inter_op_effective"] == (t["inter_op"] or t["cpus"])
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_thread_options_validate(bad):
+    with pytest.raises(OptionsError, match=str(bad)):
+        ThreadOptions(intra_op=bad)
+
+
+def test_resolve_device():
+    assert runtime.resolve_device("cpu") == "/CPU:0"
+    has_gpu = runtime.gpu_available()
+    assert runtime.resolve_device("auto") == ("/GPU:0" if has_gpu else "/CPU:0")
+    if has_gpu:
+        assert runtime.resolve_device("gpu") == "/GPU:0"
+    else:
+        with pytest.raises(OptionsError, match="no GPU"):
+            runtime.resolve_device("gpu")
+    with pytest.raises(OptionsError, match="tpu"):
+        runtime.resolve_device("tpu")
+
+
+def test_gpu_only_paths_refuse_or_pass_through_on_cpu():
+    import tensorflow as tf
+
+    with pytest.raises(OptionsError, match="GPU"):
+        runtime.enable_mixed_precision("/CPU:0")
+    ds = tf.data.Dataset.range(2)
+    assert runtime.prefetch_to_device(ds, "/CPU:0") is ds

@@ -1,0 +1,119 @@
+"""The small trainer: model shapes, saved artifacts, and the CLI's user errors."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+from tfclassify import metadata
+from tfclassify.errors import OptionsError, OutputError
+from tfclassify.options import TrainOptions
+from tfclassify.predictor import Predictor
+
+train_mod = importlib.import_module("tfclassify.train")
+
+LABELS = ("circle", "square", "triangle")
+
+
+def test_small_cnn_layout():
+    import keras
+
+    m = train_mod.build_model("small_cnn", (16, 20), 3)
+    assert m.inputs[0].name == "image" and tuple(m.input_shape) == (None, 16, 20, 3)
+    assert m.layers[-1].name == "probabilities"
+    assert m.layers[-1].activation is keras.activations.softmax
+    convs = [x for x in m.layers if isinstance(x, keras.layers.Conv2D)]
+    pools = [x for x in m.layers if isinstance(x, keras.layers.MaxPooling2D)]
+    assert len(convs) == 2 and len(pools) == 2
+    probs = m(np.zeros((2, 16, 20, 3), np.float32)).numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_mobilenet_v2_builds_without_download():
+    m = train_mod.build_model("mobilenet_v2", (32, 32), 4)
+    assert tuple(m.output_shape) == (None, 4) and m.layers[-1].name == "probabilities"
+
+
+def test_build_model_errors():
+    with pytest.raises(OptionsError, match="2 classes"):
+        train_mod.build_model("small_cnn", (16, 16), 1)
+    with pytest.raises(OptionsError, match="32"):
+        train_mod.build_model("mobilenet_v2", (16, 16), 3)
+    with pytest.raises(OptionsError, match="arch"):
+        TrainOptions(data="d", output="o", arch="resnet")
+    assert TrainOptions(data="d", output="o", image_size=24).image_size == (24, 24)
+
+
+def test_cli_user_errors_exit_2(tmp_path, capsys):
+    assert train_mod.main(["train", "--output", str(tmp_path / "m")]) == 2
+    assert "--data is required" in capsys.readouterr().err
+    assert train_mod.main(["train", "--data", str(tmp_path), "--output", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "dataset.json" in err and "\n" not in err
+    assert train_mod.main(["train", "--data", "x", "--output", "y", "--arch", "vgg"]) == 2
+    assert "arch" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> str:
+    pytest.importorskip("tfclassify.data")
+    from tfclassify import testing
+    from tfclassify.convert import convert
+    from tfclassify.options import ConvertOptions
+
+    root = tmp_path_factory.mktemp("shapes")
+    testing.make_shapes_corpus(
+        root / "images",
+        classes=LABELS,
+        splits={"train": 6, "validation": 2},
+        min_side=20,
+        max_side=32,
+    )
+    out = root / "converted"
+    convert(
+        ConvertOptions(
+            input_dir=str(root / "images"), output_dir=str(out), num_workers=1, quiet=True
+        )
+    )
+    return str(out)
+
+
+def test_train_saves_loadable_artifacts(dataset_dir, tmp_path):
+    out = str(tmp_path / "model")
+    opts = TrainOptions(
+        data=dataset_dir, output=out, epochs=1, image_size=16, batch_size=8, verbose=0
+    )
+    assert train_mod.train(opts) == out
+    assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == [
+        "labels.txt",
+        "model.keras",
+        "saved_model",
+    ]
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+    labels = (tmp_path / "model" / "labels.txt").read_text().split()
+    assert tuple(labels) == metadata.load(dataset_dir).labels
+    sm, kr = Predictor.load(out), Predictor.load(os.path.join(out, "model.keras"))
+    assert sm.labels == kr.labels == LABELS
+    assert sm.input_shape == (16, 16, 3)
+    x = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(sm.predict(x), kr.predict(x), atol=1e-5)
+    with pytest.raises(OutputError, match="overwrite"):
+        train_mod.train(opts)
+
+
+def test_cli_trains_and_infer_reads_the_result(dataset_dir, tmp_path, capsys):
+    from tfclassify.infer import infer
+    from tfclassify.options import InferOptions
+
+    out = str(tmp_path / "cli_model")
+    argv = ["train", "--data", dataset_dir, "--output", out, "--epochs", "1"]
+    assert train_mod.main([*argv, "--image_size", "16", "--batch_size", "8", "--verbose", "0"]) == 0
+    assert "model ->" in capsys.readouterr().out
+    r = infer(out, dataset_dir, InferOptions(mode="pipelined", batch_size=4))
+    assert r.split == "validation" and r.count == 2 * len(LABELS)
+    assert r.class_names == LABELS and r.top1_accuracy is not None
+    assert train_mod.main(argv) == 2  # output already holds a model
+    assert "overwrite" in capsys.readouterr().err

@@ -1,0 +1,522 @@
+"""One load/predict interface over SavedModel and Keras models (TFLite: extension point).
+
+Shaped like Apache Beam's `ModelHandler` (`load_model()` then
+`run_inference(batch, model)`): a backend only says how to load its model and how
+to call it on a batch; everything else (input checks, dtype casts, the
+logits/probabilities decision, labels) lives once in `Predictor`.
+
+The model call is a `tf.function` with a fixed `input_signature` whose batch
+dimension is None, so it is traced exactly once: batch sizes 1, 32 and a short
+last batch all reuse the same graph, and pipelined inference never retraces.
+
+Usage:
+  p = Predictor.load("out/model/saved_model")
+  probs = p.predict(images)          # np.float32 [B, num_classes], rows sum to 1
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tfclassify import metadata, runtime
+from tfclassify.errors import InputError, OptionsError
+from tfclassify.options import MODEL_OUTPUTS
+
+LABELS_FILE = metadata.LABELS_FILE
+SAVED_MODEL_SUBDIR = "saved_model"  # what `tfclassify.train` writes inside a model dir
+KERAS_FILE = "model.keras"
+
+# Output names that tell whether a model ends in a softmax.
+_PROB_HINTS = ("prob", "softmax", "score")
+_LOGIT_HINTS = ("logit",)
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def model_kind(path: str) -> str:
+    """`saved_model`, `keras` or `tflite`, from what is at `path`.
+
+    Raises:
+      InputError: nothing at `path`, or not a model format tfclassify knows.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"model not found: {path}")
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            return "saved_model"
+        raise InputError(
+            f"{path} is a directory without saved_model.pb: not a SavedModel "
+            f"(a tfclassify model dir holds {SAVED_MODEL_SUBDIR}/ and {KERAS_FILE})"
+        )
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".keras", ".h5"):
+        return "keras"
+    if ext == ".tflite":
+        return "tflite"
+    raise InputError(
+        f"{path}: unknown model format {ext or '(no extension)'!r}; expected a SavedModel "
+        "directory, a .keras file or a .tflite file"
+    )
+
+
+def resolve_model_path(path: str) -> str:
+    """A tfclassify model dir (from `train`) resolves to its SavedModel; else `path`."""
+    sub = os.path.join(path, SAVED_MODEL_SUBDIR)
+    if (
+        os.path.isdir(path)
+        and not os.path.isfile(os.path.join(path, "saved_model.pb"))
+        and os.path.isfile(os.path.join(sub, "saved_model.pb"))
+    ):
+        return sub
+    return path
+
+
+def read_labels(model_path: str) -> tuple[str, ...] | None:
+    """`labels.txt` inside a SavedModel dir, or beside the model (file or dir); else None."""
+    candidates = []
+    if os.path.isdir(model_path):
+        candidates.append(os.path.join(model_path, LABELS_FILE))
+    candidates.append(os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE))
+    for c in candidates:
+        if os.path.isfile(c):
+            with open(c, encoding="utf-8") as f:
+                labels = tuple(line.rstrip("\n") for line in f if line.strip())
+            return labels or None
+    return None
+
+
+def _channels_first(shape: tuple[int | None, ...]) -> bool:
+    """[H, W, C] vs [C, H, W] without batch: C is the small axis (1, 3 or 4)."""
+    if len(shape) != 3:
+        return False
+    return shape[-1] not in (1, 3, 4) and shape[0] in (1, 3, 4)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable), returned as float32."""
+    z = x.astype(np.float64) - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def looks_like_probabilities(x: np.ndarray, atol: float = 1e-3) -> bool:
+    """All rows non-negative and summing to 1 (within `atol`)."""
+    if x.size == 0:
+        return False
+    return bool(np.all(x >= -1e-6) and np.allclose(x.sum(axis=-1), 1.0, atol=atol))
+
+
+class Predictor(abc.ABC):
+    """A loaded image classifier: `predict(images) -> probabilities`.
+
+    Build one with `Predictor.load(path, ...)`, which picks the backend from the
+    path. Backends implement `load_model` and `run_inference` only.
+
+    Attributes:
+      path: the model file or SavedModel directory.
+      device: TF device the model runs on ("/CPU:0" or "/GPU:0").
+      outputs: `probabilities` or `logits` once resolved (`auto` until the first
+        batch when the model itself does not say).
+    """
+
+    kind: ClassVar[str] = ""
+    input_name: str = ""  # the model's input (signature argument / Keras input) name
+    output_name: str = ""  # the output read as class scores
+    _backends: ClassVar[dict[str, type[Predictor]]] = {}
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        signature: str = "serving_default",
+        device: str = "auto",
+        outputs: str = "auto",
+    ) -> None:
+        if outputs not in MODEL_OUTPUTS:
+            raise OptionsError(f"outputs must be one of {MODEL_OUTPUTS}, got {outputs!r}")
+        self.path = path
+        self.signature = signature  # used by backends with named signatures
+        self.device = runtime.resolve_device(device)
+        self.outputs = outputs
+        self._input_shape: tuple[int | None, ...] = ()
+        self._input_dtype = "float32"
+        self._num_classes: int | None = None
+        self._fn: Callable[[Any], Any] | None = None
+        self._labels = read_labels(path)
+        with _tf().device(self.device):
+            self.model = self.load_model()
+        if self._labels is not None and self._num_classes not in (None, len(self._labels)):
+            raise InputError(
+                f"{LABELS_FILE} beside {path} lists {len(self._labels)} labels but the model "
+                f"outputs {self._num_classes} classes"
+            )
+
+    # ---- construction ---------------------------------------------------------------
+
+    @classmethod
+    def register(cls, kind: str) -> Callable[[type[Predictor]], type[Predictor]]:
+        """Class decorator adding a backend for `model_kind(path) == kind`."""
+
+        def deco(backend: type[Predictor]) -> type[Predictor]:
+            backend.kind = kind
+            cls._backends[kind] = backend
+            return backend
+
+        return deco
+
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        signature: str = "serving_default",
+        device: str = "auto",
+        outputs: str = "auto",
+    ) -> Predictor:
+        """Loads the model at `path` with the backend its format needs.
+
+        Args:
+          path: SavedModel directory, `.keras`/`.h5` file, or a tfclassify model dir
+            (uses its `saved_model/`).
+          signature: SavedModel signature to call (ignored for Keras files).
+          device: `auto`, `cpu` or `gpu`.
+          outputs: `auto`, `probabilities` or `logits`.
+
+        Raises:
+          InputError: missing path, unknown format, unknown signature, or a model
+            that does not take one image batch.
+          OptionsError: bad device/outputs.
+        """
+        path = resolve_model_path(path)
+        kind = model_kind(path)
+        backend = cls._backends.get(kind)
+        if backend is None:
+            # Extension point: a TFLite (LiteRT) backend registers itself with
+            # `@Predictor.register("tflite")` and implements load_model/run_inference.
+            raise InputError(
+                f"{path}: {kind} models are not supported yet by Predictor; use the "
+                "SavedModel or .keras file the TFLite model was converted from"
+            )
+        return backend(path, signature=signature, device=device, outputs=outputs)
+
+    # ---- backend interface (cf. Beam ModelHandler) -----------------------------------
+
+    @abc.abstractmethod
+    def load_model(self) -> Any:
+        """Loads the model; sets `_input_shape`, `_input_dtype`, `_num_classes`."""
+
+    @abc.abstractmethod
+    def run_inference(self, batch: Any, model: Any) -> np.ndarray:
+        """Raw model outputs [B, num_classes] for a batch already of the input dtype."""
+
+    # ---- public surface --------------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """Per-image input shape: (H, W, C), or (C, H, W) for channels-first models."""
+        return self._input_shape
+
+    @property
+    def input_dtype(self) -> str:
+        return self._input_dtype
+
+    @property
+    def expects_channels_first(self) -> bool:
+        return _channels_first(self._input_shape)
+
+    @property
+    def data_format(self) -> str:
+        return "NCHW" if self.expects_channels_first else "NHWC"
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(height, width) the model takes, or None when it accepts any size."""
+        s = self._input_shape
+        h, w = (s[1], s[2]) if self.expects_channels_first else (s[0], s[1])
+        return (h, w) if h and w else None
+
+    @property
+    def num_classes(self) -> int | None:
+        return self._num_classes
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """Class names from `labels.txt` beside the model, or None."""
+        return self._labels
+
+    def predict(self, images: Any) -> np.ndarray:
+        """Class probabilities for a batch (or one image).
+
+        Args:
+          images: array/tensor [B, *input_shape] (or one image of `input_shape`);
+            cast to `input_dtype` if needed.
+
+        Returns:
+          float32 array [B, num_classes]; each row sums to 1.
+
+        Raises:
+          InputError: images whose shape does not fit the model input.
+        """
+        tf = _tf()
+        x = images if isinstance(images, tf.Tensor) else np.asarray(images)
+        if len(x.shape) == len(self._input_shape):
+            x = x[None, ...]
+        got = tuple(x.shape[1:])
+        if len(got) != len(self._input_shape) or any(
+            want is not None and want != g for want, g in zip(self._input_shape, got, strict=True)
+        ):
+            raise InputError(
+                f"images of shape {tuple(x.shape)} do not fit model input "
+                f"[batch, {', '.join(str(d) for d in self._input_shape)}] of {self.path}"
+            )
+        if tf.as_dtype(x.dtype).name != self._input_dtype:
+            x = tf.cast(x, self._input_dtype)
+        raw = np.asarray(self.run_inference(x, self.model), dtype=np.float32)
+        return self._to_probabilities(raw)
+
+    __call__ = predict
+
+    def warmup(self, image_size: tuple[int, int] | None = None) -> None:
+        """Runs the compiled call once on a zero image so timing excludes the trace.
+
+        Args:
+          image_size: (height, width) for models that accept any size.
+        """
+        tf = _tf()
+        shape = list(self._input_shape)
+        hw = (1, 2) if self.expects_channels_first else (0, 1)
+        for axis, size in zip(hw, image_size or (None, None), strict=True):
+            if shape[axis] is None:
+                shape[axis] = size or 32
+        shape = [d or 1 for d in shape]
+        # run_inference, not predict: a zero image must not decide logits vs probabilities.
+        self.run_inference(tf.zeros([1, *shape], self._input_dtype), self.model)
+
+    @property
+    def trace_count(self) -> int:
+        """Times the compiled model call was traced (1 after the first predict)."""
+        return self._fn.experimental_get_tracing_count() if self._fn is not None else 0
+
+    def describe(self) -> str:
+        """Human-readable inputs/outputs of this model (see module `describe`)."""
+        return describe(self.path)
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def _compile(self, call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """`call` as a tf.function traced once: fixed signature, batch dim None."""
+        tf = _tf()
+        device = self.device
+        spec = tf.TensorSpec([None, *self._input_shape], self._input_dtype, name="images")
+
+        @tf.function(input_signature=[spec])
+        def fn(x):
+            with tf.device(device):
+                return call(x)
+
+        return fn
+
+    def _to_probabilities(self, raw: np.ndarray) -> np.ndarray:
+        if self.outputs == "auto":
+            # Decided once, on the first batch, and kept: a per-batch guess could
+            # differ between modes with different batch sizes.
+            self.outputs = "probabilities" if looks_like_probabilities(raw) else "logits"
+        return softmax(raw) if self.outputs == "logits" else raw
+
+    def _hint_outputs(self, hint: str | None) -> None:
+        if self.outputs == "auto" and hint is not None:
+            self.outputs = hint
+
+    def _set_io(self, shape: Any, dtype: Any, out_shape: Any, what: str) -> None:
+        tf = _tf()
+        dims = tuple(shape)
+        if len(dims) != 4:
+            raise InputError(
+                f"{self.path}: {what} takes input of shape {dims}; tfclassify needs an image "
+                "batch [batch, height, width, channels] (or [batch, channels, height, width])"
+            )
+        self._input_shape = tuple(None if d is None else int(d) for d in dims[1:])
+        self._input_dtype = tf.as_dtype(dtype).name
+        out = tuple(out_shape)
+        if len(out) != 2:
+            raise InputError(
+                f"{self.path}: {what} outputs shape {out}; tfclassify needs [batch, num_classes]"
+            )
+        self._num_classes = None if out[-1] is None else int(out[-1])
+
+
+def _hint_from_name(name: str) -> str | None:
+    n = name.lower()
+    if any(h in n for h in _LOGIT_HINTS):
+        return "logits"
+    if any(h in n for h in _PROB_HINTS):
+        return "probabilities"
+    return None
+
+
+def _signature_io(fn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(inputs, outputs) of a concrete signature function: name -> TensorSpec."""
+    args, kwargs = fn.structured_input_signature
+    inputs = dict(kwargs)
+    for i, spec in enumerate(args):
+        inputs[getattr(spec, "name", None) or f"arg_{i}"] = spec
+    outputs = fn.structured_outputs
+    if not isinstance(outputs, dict):
+        outputs = {"output_0": outputs}
+    return inputs, dict(outputs)
+
+
+def _pick_output(outputs: dict[str, Any], path: str, signature: str) -> str:
+    if len(outputs) == 1:
+        return next(iter(outputs))
+    for hints in (_PROB_HINTS, _LOGIT_HINTS):
+        named = [k for k in outputs if any(h in k.lower() for h in hints)]
+        if len(named) == 1:
+            return named[0]
+    raise InputError(
+        f"{path}: signature {signature!r} has several outputs {sorted(outputs)} and none is "
+        "clearly the class scores (name containing 'prob' or 'logit')"
+    )
+
+
+@Predictor.register("saved_model")
+class SavedModelPredictor(Predictor):
+    """A SavedModel called through one of its signatures (default `serving_default`)."""
+
+    def load_model(self) -> Any:
+        tf = _tf()
+        try:
+            loaded = tf.saved_model.load(self.path)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise InputError(f"cannot load SavedModel {self.path}: {e}") from e
+        sigs = dict(loaded.signatures)
+        if self.signature not in sigs:
+            raise InputError(
+                f"{self.path} has no signature {self.signature!r}; available: "
+                f"{sorted(sigs) or 'none'}"
+            )
+        fn = sigs[self.signature]
+        inputs, outputs = _signature_io(fn)
+        if len(inputs) != 1:
+            raise InputError(
+                f"{self.path}: signature {self.signature!r} takes {len(inputs)} inputs "
+                f"{sorted(inputs)}; tfclassify needs exactly one image input"
+            )
+        self.input_name, spec = next(iter(inputs.items()))
+        self.output_name = _pick_output(outputs, self.path, self.signature)
+        self._set_io(
+            spec.shape, spec.dtype, outputs[self.output_name].shape, f"signature {self.signature!r}"
+        )
+        self._hint_outputs(_hint_from_name(self.output_name))
+        name, out = self.input_name, self.output_name
+        self._fn = self._compile(lambda x: fn(**{name: x})[out])
+        # Keep `loaded` alive: the signature function does not own the variables.
+        self._loaded = loaded
+        return fn
+
+    def run_inference(self, batch: Any, model: Any) -> np.ndarray:
+        return self._fn(batch).numpy()  # type: ignore[misc]
+
+
+@Predictor.register("keras")
+class KerasPredictor(Predictor):
+    """A `.keras` (or legacy `.h5`) model, called in inference mode."""
+
+    def load_model(self) -> Any:
+        import keras
+
+        try:
+            model = keras.models.load_model(self.path, compile=False)
+        except (OSError, ValueError, TypeError) as e:
+            raise InputError(f"cannot load Keras model {self.path}: {e}") from e
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise InputError(
+                f"{self.path}: Keras model has {len(model.inputs)} inputs and "
+                f"{len(model.outputs)} outputs; tfclassify needs one image input and one "
+                "class-score output"
+            )
+        inp = model.inputs[0]
+        self.input_name, self.output_name = inp.name, model.output_names[0]
+        self._set_io(inp.shape, inp.dtype, model.outputs[0].shape, "Keras model")
+        self._hint_outputs(_keras_output_kind(model))
+        self._fn = self._compile(lambda x: model(x, training=False))
+        return model
+
+    def run_inference(self, batch: Any, model: Any) -> np.ndarray:
+        return self._fn(batch).numpy()  # type: ignore[misc]
+
+
+def _keras_output_kind(model: Any) -> str | None:
+    """`probabilities` if the last layer is a softmax, `logits` if linear, else None."""
+    import keras
+
+    last = model.layers[-1]
+    act = getattr(last, "activation", None)
+    if isinstance(last, keras.layers.Softmax) or act is keras.activations.softmax:
+        return "probabilities"
+    if act is keras.activations.linear:
+        return "logits"
+    return _hint_from_name(last.name)
+
+
+def _spec_str(spec: Any) -> str:
+    shape = "[" + ", ".join("?" if d is None else str(d) for d in spec.shape) + "]"
+    dtype = spec.dtype if isinstance(spec.dtype, str) else spec.dtype.name  # Keras 3: str
+    return f"{shape} {dtype}"
+
+
+def describe(path: str) -> str:
+    """Lists a model's signatures (SavedModel) or inputs/outputs (Keras).
+
+    Args:
+      path: as for `Predictor.load`.
+
+    Returns:
+      Multi-line text: per signature, each input and output with shape and dtype.
+
+    Raises:
+      InputError: missing path or unknown format.
+    """
+    path = resolve_model_path(path)
+    kind = model_kind(path)
+    lines = [f"{path} ({kind})"]
+    if kind == "saved_model":
+        tf = _tf()
+        try:
+            loaded = tf.saved_model.load(path)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise InputError(f"cannot load SavedModel {path}: {e}") from e
+        sigs = dict(loaded.signatures)
+        if not sigs:
+            lines.append("  no signatures")
+        for name in sorted(sigs):
+            inputs, outputs = _signature_io(sigs[name])
+            lines.append(f"  signature {name!r}:")
+            lines += [f"    input  {k}: {_spec_str(v)}" for k, v in sorted(inputs.items())]
+            lines += [f"    output {k}: {_spec_str(v)}" for k, v in sorted(outputs.items())]
+    elif kind == "keras":
+        import keras
+
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except (OSError, ValueError, TypeError) as e:
+            raise InputError(f"cannot load Keras model {path}: {e}") from e
+        for t in model.inputs:
+            lines.append(f"  input  {t.name}: {_spec_str(t)}")
+        for name, t in zip(model.output_names, model.outputs, strict=True):
+            lines.append(f"  output {name}: {_spec_str(t)}")
+    else:
+        lines.append(f"  {kind} models are not supported yet by describe()")
+    labels = read_labels(path)
+    if labels is not None:
+        shown = ", ".join(labels[:10]) + (", ..." if len(labels) > 10 else "")
+        lines.append(f"  labels ({len(labels)}): {shown}")
+    return "\n".join(lines)

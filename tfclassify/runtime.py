@@ -1,0 +1,186 @@
+"""Thread budget and device placement: applied once, before TF starts, and reported.
+
+TensorFlow sizes its op thread pools when its runtime initialises (the first op or
+model load). Setting them later either does nothing or raises, depending on the
+value, so `apply_threads` turns TF's late-call `RuntimeError` into an `OptionsError`
+that says what to do, and `effective_threads` reports what is actually in effect
+(benchmarks print it next to every figure).
+
+Device rules (see DESIGN.md "Known traps"): input work (read, decode, resize) is
+always pinned to the CPU; the model runs on `resolve_device(...)`. The layout check
+(NCHW only on a GPU) is `tfclassify.data.validate_data_format`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tfclassify.errors import OptionsError
+from tfclassify.options import ThreadOptions
+
+INPUT_DEVICE = "/CPU:0"
+
+# tf.data threads are a per-pipeline option (not a global TF setting), so the value
+# applied here is remembered and attached to every dataset by `configure_dataset`.
+_tf_data_threads: int | None = None
+
+
+def _tf():
+    import tensorflow as tf  # deferred: `python -m ... --help` and option parsing stay fast
+
+    return tf
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, like TF's own default)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def apply_threads(options: ThreadOptions) -> dict[str, Any]:
+    """Applies the thread budget; call before any model is loaded or op is run.
+
+    Applying the same values again (or all-None options) is fine at any time.
+
+    Args:
+      options: the budget; None fields keep TF's defaults.
+
+    Returns:
+      `effective_threads()` after applying.
+
+    Raises:
+      OptionsError: TF's runtime is already initialised with different values.
+    """
+    global _tf_data_threads
+    tf = _tf()
+    settings = (
+        (
+            "intra_op",
+            options.intra_op,
+            tf.config.threading.set_intra_op_parallelism_threads,
+            tf.config.threading.get_intra_op_parallelism_threads,
+        ),
+        (
+            "inter_op",
+            options.inter_op,
+            tf.config.threading.set_inter_op_parallelism_threads,
+            tf.config.threading.get_inter_op_parallelism_threads,
+        ),
+    )
+    for name, value, setter, getter in settings:
+        if value is None:
+            continue
+        try:
+            # TF accepts a re-set to the current value after initialisation and raises
+            # RuntimeError for a different one: exactly "apply once, idempotently".
+            setter(value)
+        except RuntimeError as e:
+            raise OptionsError(
+                f"cannot set {name} threads to {value}: TensorFlow is already initialised "
+                f"with {name}={getter()} (0 = TF default). Apply ThreadOptions before "
+                "loading a model or running any TF op, e.g. at the top of the script or in "
+                "a fresh process/kernel"
+            ) from e
+    if options.tf_data_threads is not None:
+        _tf_data_threads = options.tf_data_threads
+    return effective_threads()
+
+
+def effective_threads() -> dict[str, Any]:
+    """The thread settings in effect, as configured and as they resolve on this host.
+
+    Returns:
+      `intra_op`/`inter_op`: TF's configured values (0 = TF default);
+      `intra_op_effective`/`inter_op_effective`: the thread count that means here;
+      `tf_data_threads`: private pool size given to tfclassify's pipelines (None = the
+      shared tf.data pool); `cpus`: CPUs available to this process.
+    """
+    tf = _tf()
+    cpus = available_cpus()
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return {
+        "intra_op": intra,
+        "inter_op": inter,
+        # TF's default for both pools is the number of schedulable CPUs.
+        "intra_op_effective": intra or cpus,
+        "inter_op_effective": inter or cpus,
+        "tf_data_threads": _tf_data_threads,
+        "cpus": cpus,
+    }
+
+
+def configure_dataset(dataset: Any) -> Any:
+    """Attaches the applied `tf_data_threads` (if any) to a tf.data pipeline."""
+    if _tf_data_threads is None:
+        return dataset
+    tf = _tf()
+    opts = tf.data.Options()
+    opts.threading.private_threadpool_size = _tf_data_threads
+    return dataset.with_options(opts)
+
+
+def gpu_available() -> bool:
+    """Whether TF sees a GPU. Listing devices does not initialise the runtime."""
+    return bool(_tf().config.list_physical_devices("GPU"))
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Maps `auto`/`cpu`/`gpu` to a TF device string.
+
+    Args:
+      device: `auto` (GPU when present), `cpu` or `gpu`.
+
+    Returns:
+      "/CPU:0" or "/GPU:0".
+
+    Raises:
+      OptionsError: unknown name, or `gpu` requested on a host without one.
+    """
+    d = device.lower()
+    if d == "cpu":
+        return "/CPU:0"
+    if d == "gpu":
+        if not gpu_available():
+            raise OptionsError(
+                "device 'gpu' requested but TensorFlow sees no GPU on this host; "
+                "use --device=cpu or --device=auto"
+            )
+        return "/GPU:0"
+    if d == "auto":
+        return "/GPU:0" if gpu_available() else "/CPU:0"
+    raise OptionsError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
+
+
+def is_gpu(device: str) -> bool:
+    return "GPU" in device.upper()
+
+
+def enable_mixed_precision(device: str) -> None:
+    """float16 compute / float32 variables for Keras layers built after this call.
+
+    Only useful on a GPU with tensor cores; refused on CPU, where float16 is slower.
+    This path cannot be exercised on the CPU-only test hosts.
+    """
+    if not is_gpu(device):
+        raise OptionsError(
+            f"mixed precision needs a GPU device, got {device}; drop --mixed_precision"
+        )
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+
+
+def prefetch_to_device(dataset: Any, device: str, buffer_size: int = 1) -> Any:
+    """On a GPU, copies the next batch to device memory while the current one computes.
+
+    A no-op on CPU (the data is already there). The GPU path cannot be exercised on
+    the CPU-only test hosts; it is the tf.data-recommended final transformation.
+    """
+    if not is_gpu(device):
+        return dataset
+    tf = _tf()
+    return dataset.apply(tf.data.experimental.prefetch_to_device(device, buffer_size))

@@ -1,0 +1,273 @@
+"""A small trainer for the examples and the demo (users bring their own models).
+
+`python -m tfclassify.train --data DIR --output MODEL_DIR` fits a model on a
+converted dataset, read through the same `make_dataset` that inference uses (so
+preprocessing at training and inference time cannot drift apart), and writes:
+
+  MODEL_DIR/saved_model/   `model.export()`: signature `serving_default`, input "image"
+  MODEL_DIR/model.keras    the Keras model
+  MODEL_DIR/labels.txt     class names, one per line, in output order
+
+`Predictor.load(MODEL_DIR)` picks up the SavedModel and the labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from typing import Any
+
+from tfclassify import fileio, metadata, runtime
+from tfclassify.errors import OptionsError, OutputError, TfclassifyError
+from tfclassify.options import TRAIN_ARCHS, ThreadOptions, TrainOptions
+
+__all__ = ["TrainOptions", "build_model", "main", "train"]
+
+SAVED_MODEL_DIR = "saved_model"
+KERAS_FILE = "model.keras"
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+_OURS = (SAVED_MODEL_DIR, KERAS_FILE, metadata.LABELS_FILE)
+
+
+def build_model(arch: str, image_size: tuple[int, int], num_classes: int) -> Any:
+    """An uncompiled Keras classifier: input "image" [H, W, 3], softmax "probabilities".
+
+    Args:
+      arch: `small_cnn` (two conv + pooling blocks, a dense layer: the classic
+        tutorial model, seconds per epoch on a CPU) or `mobilenet_v2` (randomly
+        initialised; no weights are downloaded).
+      image_size: (height, width).
+      num_classes: output units.
+
+    Raises:
+      OptionsError: unknown arch, fewer than 2 classes, or an image size MobileNetV2
+        cannot take.
+    """
+    import keras
+
+    if num_classes < 2:
+        raise OptionsError(f"training needs at least 2 classes, got {num_classes}")
+    h, w = image_size
+    inputs = keras.Input(shape=(h, w, 3), name=INPUT_NAME)
+    if arch == "small_cnn":
+        x = keras.layers.Conv2D(16, 3, activation="relu", name="conv1")(inputs)
+        x = keras.layers.MaxPooling2D(name="pool1")(x)
+        x = keras.layers.Conv2D(32, 3, activation="relu", name="conv2")(x)
+        x = keras.layers.MaxPooling2D(name="pool2")(x)
+        # Flatten, as in the tutorial model: it keeps where features are, and on the
+        # shapes corpus it learns several times faster than global pooling.
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(64, activation="relu", name="dense")(x)
+    elif arch == "mobilenet_v2":
+        if min(h, w) < 32:
+            raise OptionsError(f"mobilenet_v2 needs image_size >= 32, got {image_size}")
+        base = keras.applications.MobileNetV2(
+            input_shape=(h, w, 3), include_top=False, weights=None, pooling="avg"
+        )
+        x = base(inputs)
+    else:
+        raise OptionsError(f"arch must be one of {TRAIN_ARCHS}, got {arch!r}")
+    # float32 output even under mixed precision: softmax in float16 loses the small
+    # probabilities and top-k order.
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name=OUTPUT_NAME
+    )(x)
+    return keras.Model(inputs, outputs, name=arch)
+
+
+def _read_options(options: TrainOptions, split: str, train: bool) -> Any:
+    from tfclassify.options import ReadOptions
+
+    base = options.read or ReadOptions()
+    return dataclasses.replace(
+        base,
+        split=split,
+        image_size=options.image_size,
+        batch_size=options.batch_size,
+        data_format="NHWC",  # the models built here are channels-last
+        dtype="float32",
+        with_labels=True,
+        # Training sees shards and records in a fresh seeded order every epoch;
+        # evaluation reads in file order.
+        shuffle_files=train,
+        shuffle_buffer=max(base.shuffle_buffer, 1024) if train else 0,
+        seed=options.seed,
+        private_threadpool_size=options.threads.tf_data_threads or base.private_threadpool_size,
+    )
+
+
+def _prepare_output(options: TrainOptions) -> None:
+    out = options.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError(f"output {out} exists and is not a directory")
+    os.makedirs(out, exist_ok=True)
+    present = [n for n in _OURS if os.path.exists(os.path.join(out, n))]
+    if present and not options.overwrite:
+        raise OutputError(f"{out} already holds {present}; pass overwrite=True (--overwrite)")
+
+
+def _save(model: Any, labels: tuple[str, ...], out: str) -> None:
+    """Writes all three artifacts; each appears under its final name only when complete."""
+    tmp_dir = tempfile.mkdtemp(prefix=fileio.TMP_PREFIX, dir=out)
+    try:
+        sm_tmp = os.path.join(tmp_dir, SAVED_MODEL_DIR)
+        model.export(sm_tmp, verbose=False)
+        keras_tmp = os.path.join(tmp_dir, KERAS_FILE)  # Keras insists on the .keras suffix
+        model.save(keras_tmp)
+        final_sm = os.path.join(out, SAVED_MODEL_DIR)
+        if os.path.isdir(final_sm):
+            shutil.rmtree(final_sm)
+        os.replace(sm_tmp, final_sm)
+        os.replace(keras_tmp, os.path.join(out, KERAS_FILE))
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    fileio.atomic_write_text(
+        os.path.join(out, metadata.LABELS_FILE), "".join(f"{t}\n" for t in labels)
+    )
+
+
+def train(options: TrainOptions) -> str:
+    """Fits a model on a converted dataset and saves it.
+
+    Args:
+      options: what to train; see `TrainOptions`.
+
+    Returns:
+      The model directory (`options.output`), loadable with `Predictor.load`.
+
+    Raises:
+      InputError: `options.data` is not a converted dataset, or lacks the split.
+      OptionsError: bad threads/device combination (e.g. TF already initialised).
+      OutputError: the output already holds a model and `overwrite` is off.
+    """
+    # Threads first: TF fixes its pools at the first op.
+    runtime.apply_threads(options.threads)
+    info = metadata.load(options.data)
+    info.split(options.train_split)  # clear error naming the available splits
+    val_split = options.validation_split
+    if val_split is None and "validation" in info.splits and options.train_split != "validation":
+        val_split = "validation"
+    if val_split is not None:
+        info.split(val_split)
+    device = runtime.resolve_device(options.device)
+    _prepare_output(options)
+
+    import keras
+    import tensorflow as tf
+
+    from tfclassify import data
+
+    if options.mixed_precision:
+        runtime.enable_mixed_precision(device)
+    keras.utils.set_random_seed(options.seed)
+
+    def xy(split: str, train: bool) -> Any:
+        ds = data.make_dataset(options.data, _read_options(options, split, train))
+        return runtime.configure_dataset(ds.map(lambda e: (e["image"], e["label"])))
+
+    train_ds = xy(options.train_split, True)
+    val_ds = xy(val_split, False) if val_split is not None else None
+    with tf.device(device):
+        model = build_model(options.arch, options.image_size, len(info.labels))
+        model.compile(
+            optimizer=keras.optimizers.Adam(options.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        with warnings.catch_warnings():
+            # tf.data reports no cardinality here (interleave), so Keras warns that the
+            # first epoch "ran out of data" when it simply ends; nothing is lost.
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=options.epochs,
+                shuffle=False,  # make_dataset shuffles (seeded); Keras cannot shuffle tf.data
+                verbose=options.verbose,
+            )
+    _save(model, info.labels, options.output)
+    return options.output
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _flags() -> Any:
+    from absl import flags
+
+    d = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+    fv = flags.FlagValues()
+    flags.DEFINE_string(
+        "data", None, "Converted dataset directory (has dataset.json).", flag_values=fv
+    )
+    flags.DEFINE_string("output", None, "Model directory to write.", flag_values=fv)
+    flags.DEFINE_string("arch", d["arch"], f"One of {', '.join(TRAIN_ARCHS)}.", flag_values=fv)
+    flags.DEFINE_integer("epochs", d["epochs"], "Passes over the training split.", flag_values=fv)
+    flags.DEFINE_integer("image_size", d["image_size"], "Square input side.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", d["batch_size"], "Images per step.", flag_values=fv)
+    flags.DEFINE_float("learning_rate", d["learning_rate"], "Adam learning rate.", flag_values=fv)
+    flags.DEFINE_integer("seed", d["seed"], "Initialisation / shuffle seed.", flag_values=fv)
+    flags.DEFINE_string("train_split", d["train_split"], "Split to fit on.", flag_values=fv)
+    flags.DEFINE_string(
+        "validation_split",
+        None,
+        "Split to evaluate (default: validation if present).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("device", d["device"], "auto, cpu or gpu.", flag_values=fv)
+    flags.DEFINE_integer("intra_op_threads", None, "TF intra-op threads.", flag_values=fv)
+    flags.DEFINE_integer("inter_op_threads", None, "TF inter-op threads.", flag_values=fv)
+    flags.DEFINE_bool("mixed_precision", False, "float16 compute (GPU only).", flag_values=fv)
+    flags.DEFINE_bool("overwrite", False, "Replace a model already in --output.", flag_values=fv)
+    flags.DEFINE_integer("verbose", d["verbose"], "Keras fit verbosity 0-2.", flag_values=fv)
+    return fv
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tfclassify.train`; returns the exit status (2 for user errors)."""
+    from absl import flags
+
+    fv = _flags()
+    argv = sys.argv if argv is None else argv
+    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+        print(f"usage: python -m tfclassify.train [flags]\n\n{fv.get_help()}")
+        return 0
+    try:
+        rest = fv(argv)
+        if len(rest) > 1:
+            raise OptionsError(f"unexpected arguments {rest[1:]}")
+        for name in ("data", "output"):
+            if not fv[name].value:
+                raise OptionsError(f"--{name} is required")
+        options = TrainOptions(
+            data=fv.data,
+            output=fv.output,
+            arch=fv.arch,
+            epochs=fv.epochs,
+            image_size=fv.image_size,
+            batch_size=fv.batch_size,
+            learning_rate=fv.learning_rate,
+            seed=fv.seed,
+            train_split=fv.train_split,
+            validation_split=fv.validation_split,
+            device=fv.device,
+            threads=ThreadOptions(intra_op=fv.intra_op_threads, inter_op=fv.inter_op_threads),
+            mixed_precision=fv.mixed_precision,
+            overwrite=fv.overwrite,
+            verbose=fv.verbose,
+        )
+        path = train(options)
+    except (TfclassifyError, flags.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"model -> {path} ({SAVED_MODEL_DIR}/, {KERAS_FILE}, {metadata.LABELS_FILE})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
