@@ -2,8 +2,8 @@
 
 The public API is resolved lazily (PEP 562) so `import tfclassify` does not
 import TensorFlow, and `python -m tfclassify.convert` does not import its own
-module twice. `tfclassify.convert(...)` and `tfclassify.infer(...)` are the
-functions of the same-named submodules (which also serve `python -m`).
+module twice. `tfclassify.convert(...)`, `tfclassify.infer(...)` and `tfclassify.train(...)`
+are the functions of the same-named submodules (which also serve `python -m`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _API = {
     "ReadOptions": "tfclassify.options",
     "ThreadOptions": "tfclassify.options",
     "InferOptions": "tfclassify.options",
+    "TrainOptions": "tfclassify.options",
     "TfclassifyError": "tfclassify.errors",
     "OptionsError": "tfclassify.errors",
     "InputError": "tfclassify.errors",
@@ -28,6 +29,7 @@ _API = {
     "make_dataset": "tfclassify.data",
     "Predictor": "tfclassify.predictor",
     "infer": "tfclassify.infer",
+    "train": "tfclassify.train",
     "load_dataset_info": "tfclassify.metadata",
 }
 _RENAMED = {"load_dataset_info": "load"}

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from absl import logging
 
-from tfclassify import fileio, images, metadata, plan, schema, shards, sources
+from tfclassify import _callable, fileio, images, metadata, plan, schema, shards, sources
 from tfclassify.errors import DataError, InputError, OptionsError, OutputError
 from tfclassify.options import ConvertOptions
 
@@ -555,6 +555,8 @@ def main(argv: list[str]) -> None:
 
     sys.exit(run_cli(go))
 
+
+_callable.forward_calls(__name__, "convert")
 
 if __name__ == "__main__":
     from absl import app

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tfclassify import fileio, metadata, runtime
+from tfclassify import _callable, fileio, metadata, runtime
 from tfclassify.errors import DataError, InputError, OptionsError, TfclassifyError
 from tfclassify.options import INFER_MODES, InferOptions, ThreadOptions
 from tfclassify.predictor import Predictor, describe
@@ -701,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     print(result)
     return 0
 
+
+_callable.forward_calls(__name__, "infer")
 
 if __name__ == "__main__":
     sys.exit(main())

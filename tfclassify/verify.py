@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tfclassify import metadata, shards
+from tfclassify import _callable, metadata, shards
 from tfclassify.errors import DataError
 
 
@@ -47,6 +47,8 @@ def main(argv: list[str]) -> None:
 
     sys.exit(run_cli(go))
 
+
+_callable.forward_calls(__name__, "verify")
 
 if __name__ == "__main__":
     from absl import app

@@ -1,0 +1,275 @@
+"""`python -m tfclassify.bench`: every stage and mode timed side by side in one run.
+
+For each model (the tiny CNN and MobileNetV2, randomly initialised: speed does
+not depend on the weights), on one generated corpus of photo-sized JPEGs:
+
+  decode_only        make_dataset over the shards, no model      (input ceiling)
+  model_only         the compiled model on random batches        (compute ceiling)
+  combined_ceiling   1 / (1/decode + 1/model): both stages sharing the same cores
+  sequential/batch/pipelined   tfclassify.infer in each mode
+  pipelined_preresized         pipelined over shards pre-resized at conversion
+  keras_baseline     keras.utils.image_dataset_from_directory + model.predict
+
+Each contender runs once to warm up (traces, page cache), then `--repeats` times;
+the median is reported. Absolute numbers drift on shared machines: the ratios,
+measured in the same run, are the result. Figures go to stdout (one per line) and
+to `--json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from absl import app, flags
+
+TARGETS = {
+    "pipelined_vs_combined_ceiling": 0.90,
+    "pipelined_vs_sequential[small_cnn]": 50.0,
+    "pipelined_vs_keras[mobilenet_v2]": 1.5,
+    "preresized_vs_fullsize_decode": 3.0,
+}
+MODELS = {"small_cnn": 64, "mobilenet_v2": 224}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    workdir: str
+    num_images: int = 600
+    models: tuple[str, ...] = ("small_cnn", "mobilenet_v2")
+    batch_size: int = 32
+    repeats: int = 3
+    sequential_images: int = 128  # one-at-a-time is slow: time a prefix, report images/s
+    mobilenet_images: int = 256  # MobileNetV2 passes use a prefix of the corpus
+
+
+def _median_rate(fn: Callable[[], tuple[int, float]], repeats: int) -> float:
+    """images/s, median over `repeats` after one warm-up; fn returns (images, seconds)."""
+    fn()
+    rates = []
+    for _ in range(repeats):
+        n, seconds = fn()
+        rates.append(n / seconds)
+    return statistics.median(rates)
+
+
+def _timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
+    def run() -> tuple[int, float]:
+        start = time.perf_counter()
+        n = fn()
+        return n, time.perf_counter() - start
+
+    return run
+
+
+def _prepare(cfg: BenchConfig) -> dict[str, Any]:
+    """Corpus, full-size shards and pre-resized shards per input size."""
+    import tfclassify
+    from tfclassify import testing
+
+    images = os.path.join(cfg.workdir, "images")
+    if not os.path.isdir(images):
+        testing.make_photo_corpus(images, num_images=cfg.num_images)
+    dirs = {"images": images}
+
+    def convert(name: str, **kw: Any) -> str:
+        out = os.path.join(cfg.workdir, name)
+        if not os.path.isfile(os.path.join(out, "dataset.json")):
+            tfclassify.convert(
+                tfclassify.ConvertOptions(input_dir=images, output_dir=out, quiet=True, **kw)
+            )
+        return out
+
+    dirs["full"] = convert("shards_full")
+    for model in cfg.models:
+        size = MODELS[model]
+        # Shorter side the center-crop transform resizes to: nothing finer is ever used.
+        dirs[f"small_{size}"] = convert(
+            f"shards_{size}", resize_shorter_side=math.ceil(size / 0.875), image_format="jpeg"
+        )
+    return dirs
+
+
+def _save_model(arch: str, size: int, labels: tuple[str, ...], out: str) -> str:
+    from tfclassify import train
+
+    if not os.path.isfile(os.path.join(out, train.KERAS_FILE)):
+        os.makedirs(out, exist_ok=True)
+        model = train.build_model(arch, (size, size), len(labels))
+        train.save_model(model, labels, out)
+    return out
+
+
+def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
+    import keras
+    import numpy as np
+
+    import tfclassify
+    from tfclassify import metadata
+    from tfclassify.options import InferOptions, ReadOptions
+
+    size = MODELS[arch]
+    labels = metadata.load(dirs["full"]).labels
+    model_dir = _save_model(arch, size, labels, os.path.join(cfg.workdir, f"model_{arch}"))
+    predictor = tfclassify.Predictor.load(model_dir)
+    limit = cfg.mobilenet_images if arch == "mobilenet_v2" else cfg.num_images
+    bs = cfg.batch_size
+    read = ReadOptions(image_size=size, batch_size=bs)
+
+    def decode_only(directory: str) -> Callable[[], int]:
+        def run() -> int:
+            n = 0
+            for batch in tfclassify.make_dataset(directory, read).take(math.ceil(limit / bs)):
+                n += int(batch["image"].shape[0])
+            return n
+
+        return run
+
+    random_batch = np.random.default_rng(0).random((bs, size, size, 3), np.float32)
+
+    def model_only() -> int:
+        for _ in range(math.ceil(limit / bs)):
+            predictor.predict(random_batch)
+        return math.ceil(limit / bs) * bs
+
+    def mode(name: str, directory: str, max_images: int) -> Callable[[], tuple[int, float]]:
+        def run() -> tuple[int, float]:
+            r = tfclassify.infer(
+                predictor,
+                directory,
+                InferOptions(mode=name, batch_size=bs, max_images=max_images, top_k=1),
+            )
+            return r.count, r.seconds
+
+        return run
+
+    keras_model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
+    class_dirs = sorted(os.listdir(dirs["images"]))
+    keras_files = sorted(
+        os.path.join(dirs["images"], c, f)
+        for c in class_dirs
+        for f in os.listdir(os.path.join(dirs["images"], c))
+    )[:limit]
+    keras_root = os.path.join(cfg.workdir, f"keras_subset_{limit}")
+    if not os.path.isdir(keras_root):
+        for f in keras_files:  # the same images the other contenders read
+            dst = os.path.join(keras_root, os.path.relpath(f, dirs["images"]))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.link(f, dst)
+
+    def keras_baseline() -> int:
+        ds = keras.utils.image_dataset_from_directory(
+            keras_root, image_size=(size, size), batch_size=bs, shuffle=False, verbose=False
+        ).map(lambda x, y: x / 255.0)
+        return int(keras_model.predict(ds, verbose=0).shape[0])
+
+    r = cfg.repeats
+    fig = {
+        "decode_only": _median_rate(_timed(decode_only(dirs["full"])), r),
+        "decode_only_preresized": _median_rate(_timed(decode_only(dirs[f"small_{size}"])), r),
+        "model_only": _median_rate(_timed(model_only), r),
+        "sequential": _median_rate(mode("sequential", dirs["full"], cfg.sequential_images), r),
+        "batch": _median_rate(mode("batch", dirs["full"], limit), r),
+        "pipelined": _median_rate(mode("pipelined", dirs["full"], limit), r),
+        "pipelined_preresized": _median_rate(mode("pipelined", dirs[f"small_{size}"], limit), r),
+        "keras_baseline": _median_rate(_timed(keras_baseline), r),
+    }
+    fig["combined_ceiling"] = 1 / (1 / fig["decode_only"] + 1 / fig["model_only"])
+    return fig
+
+
+def run(cfg: BenchConfig) -> dict[str, Any]:
+    """Runs every contender; returns {figure: value} (also printed)."""
+    import tensorflow as tf
+
+    from tfclassify import runtime
+
+    dirs = _prepare(cfg)
+    out: dict[str, Any] = {
+        "num_images": cfg.num_images,
+        "batch_size": cfg.batch_size,
+        "cpus": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }
+    for arch in cfg.models:
+        fig = _bench_model(arch, cfg, dirs)
+        for k, v in fig.items():
+            out[f"{k}[{arch}]"] = round(v, 1)
+        out[f"pipelined_vs_combined_ceiling[{arch}]"] = round(
+            fig["pipelined"] / fig["combined_ceiling"], 3
+        )
+        out[f"pipelined_vs_sequential[{arch}]"] = round(fig["pipelined"] / fig["sequential"], 2)
+        out[f"pipelined_vs_keras[{arch}]"] = round(fig["pipelined"] / fig["keras_baseline"], 2)
+        out[f"preresized_vs_fullsize_decode[{arch}]"] = round(
+            fig["decode_only_preresized"] / fig["decode_only"], 2
+        )
+        bound = "model" if fig["model_only"] < fig["decode_only"] else "input pipeline"
+        out[f"bound_by[{arch}]"] = bound
+    out["threads"] = runtime.effective_threads()
+    return out
+
+
+def _target(key: str) -> float | None:
+    if key in TARGETS:
+        return TARGETS[key]
+    base = key.split("[", 1)[0]
+    return TARGETS.get(base)
+
+
+def report(figures: dict[str, Any]) -> str:
+    lines = []
+    for k, v in figures.items():
+        t = _target(k)
+        suffix = ""
+        if t is not None and isinstance(v, (int, float)):
+            suffix = f"  (target >= {t}: {'PASS' if v >= t else 'MISS'})"
+        unit = " images/s" if isinstance(v, float) and "_vs_" not in k else ""
+        lines.append(f"{k}: {v}{unit}{suffix}")
+    return "\n".join(lines)
+
+
+flags.DEFINE_integer("num_images", 600, "Photo-sized JPEGs (640x480, ~50 KB) to generate.")
+flags.DEFINE_list("models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.")
+flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
+flags.DEFINE_string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
+flags.DEFINE_string("json", "bench.json", "Where to write the figures.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+    f = flags.FLAGS
+    for m in f.models:
+        if m not in MODELS:
+            raise SystemExit(f"error: unknown model {m!r}; choose from {list(MODELS)}")
+    workdir = f.workdir or tempfile.mkdtemp(prefix="tfclassify_bench_")
+    cfg = BenchConfig(
+        workdir=workdir,
+        num_images=f.num_images,
+        models=tuple(f.models),
+        batch_size=f.batch_size,
+        repeats=f.repeats,
+        mobilenet_images=min(256, f.num_images),
+        sequential_images=min(128, f.num_images),
+    )
+    figures = run(cfg)
+    print(report(figures))
+    with open(f.json, "w", encoding="utf-8") as fh:
+        json.dump(figures, fh, indent=2)
+    if not f.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    app.run(main)
