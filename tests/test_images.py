@@ -109,7 +109,7 @@ def test_alpha_composited_over_white():
 def test_png16_keeps_top_bits():
     arr = np.array([[0, 256, 65535, 32768]], np.uint16)
     buf = io.BytesIO()
-    Image.fromarray(arr, "I;16").save(buf, "PNG")
+    Image.fromarray(arr).save(buf, "PNG")  # uint16 -> mode I;16
     r = images.inspect(buf.getvalue(), images.ImageConfig())
     assert np.asarray(Image.open(io.BytesIO(r.data))).tolist() == [[0, 1, 255, 128]]
 
