@@ -205,7 +205,13 @@ class InferOptions:
       max_images: stop after this many images (None: the whole split).
       keep_probabilities: keep the full [N, num_classes] matrix on the result.
       prefetch_to_device: on GPU, copy the next batch to the device while the current
-        one computes (pipelined mode only; ignored on CPU).
+        one computes (pipelined mode only; ignored on CPU). Off by default: it is
+        untested on tfclassify's CPU-only CI and TF's tracker reports cases where it
+        silently copies back to the host.
+      read: preprocessing for dataset directories (resize, crop, normalize, tf.data
+        knobs) - use what the model was trained with. Its split, image_size,
+        batch_size, dtype and data_format are overridden from these options and the
+        model. None means `ReadOptions()` defaults (what `tfclassify.train` uses).
     """
 
     mode: str = "pipelined"
@@ -221,7 +227,8 @@ class InferOptions:
     output: str | None = None
     max_images: int | None = None
     keep_probabilities: bool = True
-    prefetch_to_device: bool = True
+    prefetch_to_device: bool = False
+    read: ReadOptions | None = None
 
     def __post_init__(self) -> None:
         _check(self.mode in INFER_MODES, f"mode must be one of {INFER_MODES}, got {self.mode!r}")
@@ -236,8 +243,7 @@ class InferOptions:
         object.__setattr__(self, "image_size", _hw_size(self.image_size))
         _check(
             self.data_format is None or self.data_format in INFER_DATA_FORMATS,
-            f"data_format must be one of {INFER_DATA_FORMATS} or None, "
-            f"got {self.data_format!r}",
+            f"data_format must be one of {INFER_DATA_FORMATS} or None, got {self.data_format!r}",
         )
         _check(
             self.device in RUNTIME_DEVICES,
@@ -257,6 +263,10 @@ class InferOptions:
             f"output must end in .csv or .jsonl, got {self.output!r}",
         )
         _positive_or_none("max_images", self.max_images)
+        _check(
+            self.read is None or isinstance(self.read, ReadOptions),
+            f"read must be a ReadOptions or None, got {self.read!r}",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +291,9 @@ class TrainOptions:
       mixed_precision: float16 compute on GPU (an error on CPU).
       overwrite: replace existing model files in `output`.
       verbose: Keras fit verbosity (0, 1 or 2).
+      read: preprocessing (resize, crop, normalize, tf.data knobs); pass the same to
+        `InferOptions.read`. Split, image_size, batch_size, layout, dtype and shuffling
+        are set by the trainer. None means `ReadOptions()` defaults.
     """
 
     data: str
@@ -298,6 +311,7 @@ class TrainOptions:
     mixed_precision: bool = False
     overwrite: bool = False
     verbose: int = 2
+    read: ReadOptions | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.data), f"data must be set, got {self.data!r}")
@@ -324,3 +338,182 @@ class TrainOptions:
             f"threads must be a ThreadOptions, got {self.threads!r}",
         )
         _check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose!r}")
+        _check(
+            self.read is None or isinstance(self.read, ReadOptions),
+            f"read must be a ReadOptions or None, got {self.read!r}",
+        )
+
+
+READ_RESIZE_MODES = ("squash", "center_crop", "pad")
+READ_RESIZE_METHODS = (
+    "bilinear",
+    "nearest",
+    "bicubic",
+    "area",
+    "lanczos3",
+    "lanczos5",
+    "gaussian",
+    "mitchellcubic",
+)
+READ_NORMALIZATIONS = ("unit", "symmetric", "imagenet", "none")
+READ_DTYPES = ("float32", "bfloat16", "float16", "uint8")
+READ_DATA_FORMATS = ("NHWC", "NCHW")
+READ_DCT_METHODS = ("INTEGER_ACCURATE", "INTEGER_FAST")
+
+
+def _autotune_or_positive(name: str, value: int) -> None:
+    _check(
+        isinstance(value, int) and (value == -1 or value > 0),
+        f"{name} must be -1 (AUTOTUNE) or a positive integer, got {value!r}",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """How `tfclassify.data.make_dataset` reads, decodes and batches shards.
+
+    -1 means `tf.data.AUTOTUNE` wherever it is allowed (`ReadOptions.AUTOTUNE`).
+
+    Attributes:
+      split: split read from a dataset directory (ignored for globs and path lists).
+      image_size: output (height, width); an int means square.
+      batch_size: images per batch.
+      drop_remainder: drop a last, smaller batch (gives a fully static batch dim).
+      resize: `squash` (to height x width, aspect ignored), `center_crop` (aspect-
+        preserving resize to cover image_size / crop_fraction, then central crop) or
+        `pad` (aspect-preserving resize to fit, then centred black padding).
+      crop_fraction: `center_crop` only: share of the resized image kept; 0.875 is the
+        usual ImageNet eval transform (resize 256, crop 224); 1.0 crops only the excess.
+      resize_method: a `tf.image.ResizeMethod` name.
+      antialias: low-pass filter when downsampling (slower, fewer aliasing artefacts).
+      normalize: `unit` [0, 1] (default: what Keras `Rescaling(1/255)` models expect),
+        `symmetric` [-1, 1], `imagenet` ((x/255 - mean) / std), `none` [0, 255].
+      dtype: `float32`, `bfloat16`, `float16`, or `uint8` (only with normalize `none`).
+      data_format: `NHWC` or `NCHW` (transposed after batching; NCHW is for GPUs).
+      with_labels: include `label` (int64, -1 when a record has none) in each element.
+      shuffle_files: shuffle the shard order (each iteration, seeded by `seed`).
+      shuffle_buffer: records in the shuffle buffer; 0 disables record shuffling.
+      seed: seed of both shuffles; None draws a fresh order each run.
+      cycle_length: shards read at once; None means min(shards, CPUs).
+      block_length: consecutive records taken from one shard before the next.
+      interleave_parallelism: threads reading shards (-1: AUTOTUNE).
+      map_parallelism: batches decoded at once, one thread each (-1: AUTOTUNE,
+        about one per CPU).
+      prefetch: batches prepared ahead (-1: AUTOTUNE, 0: none).
+      deterministic: element order under parallelism; None keeps tf.data's default
+        (deterministic). False lets fast elements overtake slow ones.
+      private_threadpool_size: tf.data threads for this pipeline; None uses the
+        shared pool.
+      max_intra_op_parallelism: threads one tf.data op may use; None keeps the default.
+      ram_budget_mb: autotune's memory cap for buffers; None keeps tf.data's default
+        (half the host RAM).
+      reader_buffer_kb: read buffer of each open shard (cycle_length of them, plus the
+        ones interleave opens ahead).
+      allow_ratio_decode: decode JPEGs at 1/2, 1/4 or 1/8 scale in the DCT domain
+        when the stored image is at least that many times the resize target.
+      dct_method: JPEG IDCT, `INTEGER_ACCURATE` (libjpeg's and Pillow's default) or
+        `INTEGER_FAST`.
+      skip_errors: skip, count and log corrupt records instead of failing on the first.
+    """
+
+    AUTOTUNE = -1  # unannotated: a class constant, not a field
+
+    split: str = "train"
+    image_size: Any = 224
+    batch_size: int = 32
+    drop_remainder: bool = False
+    resize: str = "center_crop"
+    crop_fraction: float = 0.875
+    resize_method: str = "bilinear"
+    antialias: bool = False
+    normalize: str = "unit"
+    dtype: str = "float32"
+    data_format: str = "NHWC"
+    with_labels: bool = True
+    shuffle_files: bool = False
+    shuffle_buffer: int = 0
+    seed: int | None = None
+    cycle_length: int | None = None
+    block_length: int = 1
+    interleave_parallelism: int = -1
+    map_parallelism: int = -1
+    prefetch: int = -1
+    deterministic: bool | None = None
+    private_threadpool_size: int | None = None
+    max_intra_op_parallelism: int | None = None
+    ram_budget_mb: int | None = None
+    reader_buffer_kb: int = 256
+    allow_ratio_decode: bool = True
+    dct_method: str = "INTEGER_ACCURATE"
+    skip_errors: bool = False
+
+    def __post_init__(self) -> None:
+        _check(bool(self.split), f"split must be non-empty, got {self.split!r}")
+        size = _hw_size(self.image_size)
+        _check(size is not None, "image_size must be set, got None")
+        object.__setattr__(self, "image_size", size)
+        _check(
+            isinstance(self.batch_size, int) and self.batch_size > 0,
+            f"batch_size must be a positive integer, got {self.batch_size!r}",
+        )
+        _check(
+            self.resize in READ_RESIZE_MODES,
+            f"resize must be one of {READ_RESIZE_MODES}, got {self.resize!r}",
+        )
+        _check(
+            isinstance(self.crop_fraction, (int, float)) and 0 < self.crop_fraction <= 1,
+            f"crop_fraction must be in (0, 1], got {self.crop_fraction!r}",
+        )
+        _check(
+            self.resize_method in READ_RESIZE_METHODS,
+            f"resize_method must be one of {READ_RESIZE_METHODS}, got {self.resize_method!r}",
+        )
+        _check(
+            self.normalize in READ_NORMALIZATIONS,
+            f"normalize must be one of {READ_NORMALIZATIONS}, got {self.normalize!r}",
+        )
+        _check(self.dtype in READ_DTYPES, f"dtype must be one of {READ_DTYPES}, got {self.dtype!r}")
+        _check(
+            self.dtype != "uint8" or self.normalize == "none",
+            f"dtype 'uint8' holds only raw pixel values: it needs normalize='none', "
+            f"got normalize={self.normalize!r}",
+        )
+        _check(
+            self.data_format in READ_DATA_FORMATS,
+            f"data_format must be one of {READ_DATA_FORMATS}, got {self.data_format!r}",
+        )
+        _check(
+            isinstance(self.shuffle_buffer, int) and self.shuffle_buffer >= 0,
+            f"shuffle_buffer must be an integer >= 0, got {self.shuffle_buffer!r}",
+        )
+        _check(
+            self.seed is None or (isinstance(self.seed, int) and self.seed >= 0),
+            f"seed must be None or an integer >= 0, got {self.seed!r}",
+        )
+        _positive_or_none("cycle_length", self.cycle_length)
+        _check(
+            isinstance(self.block_length, int) and self.block_length > 0,
+            f"block_length must be a positive integer, got {self.block_length!r}",
+        )
+        _autotune_or_positive("interleave_parallelism", self.interleave_parallelism)
+        _autotune_or_positive("map_parallelism", self.map_parallelism)
+        _check(
+            isinstance(self.prefetch, int) and self.prefetch >= -1,
+            f"prefetch must be -1 (AUTOTUNE), 0 (off) or a positive integer, "
+            f"got {self.prefetch!r}",
+        )
+        _check(
+            self.deterministic in (None, True, False),
+            f"deterministic must be None, True or False, got {self.deterministic!r}",
+        )
+        _positive_or_none("private_threadpool_size", self.private_threadpool_size)
+        _positive_or_none("max_intra_op_parallelism", self.max_intra_op_parallelism)
+        _positive_or_none("ram_budget_mb", self.ram_budget_mb)
+        _check(
+            isinstance(self.reader_buffer_kb, int) and self.reader_buffer_kb > 0,
+            f"reader_buffer_kb must be a positive integer, got {self.reader_buffer_kb!r}",
+        )
+        _check(
+            self.dct_method in READ_DCT_METHODS,
+            f"dct_method must be one of {READ_DCT_METHODS}, got {self.dct_method!r}",
+        )

@@ -1,0 +1,947 @@
+"""`make_dataset()`: converted shards -> batches of {"image", "label", "key"}.
+
+One straight line (`make_dataset`), each ordering choice commented where it is made:
+
+    shards -> [shuffle shards] -> interleave(read shard) -> [shuffle records]
+      -> batch(decode_chunk) -> interleave(parse, decode, resize, normalize a chunk)
+      -> batch -> (strip, NCHW) -> prefetch
+
+Bad records
+-----------
+Every bad record is reported with its shard path and its index in that shard.
+There are two kinds:
+
+1. Framing: a TFRecord CRC mismatch or a truncated file. TF's reader raises
+   `DataLossError("corrupted record at <byte>")` without the file name and gives up
+   on the rest of that file (`ignore_errors` cannot resume it). `_read_shard` lets
+   the reader stop, then counts bytes: each record takes len + 16 bytes, so a shard
+   whose records do not add up to its size stopped early. The record at that offset
+   is marked bad. If its length header passes its own CRC (checked here, in graph),
+   the rest of the shard is read by walking the length headers with
+   `FixedLengthRecordDataset`, the one tf.data reader that starts at a byte offset.
+   The data CRC of records recovered this way is not checked (TF has no CRC32C
+   kernel for arbitrary bytes); they still have to parse and decode. A length
+   header that fails its CRC leaves the rest of the shard unframeable: one bad
+   record, and the remaining bytes are counted in `ReadStats.lost_bytes`.
+2. Content: the record is framed correctly but its Example does not parse or its
+   image does not decode. Decode errors cannot be caught inside a graph function, so
+   each chunk of `decode_chunk` records is decoded in its own small nested dataset
+   that ends in `ignore_errors()`. The error drops only that record, and a scan over
+   the positions that came through finds exactly which are missing. The catch covers
+   only the chunk, so an I/O error anywhere else still fails the pipeline instead
+   of vanishing. (`ignore_errors` on the whole pipeline would swallow those too, and
+   it loses the count.)
+
+By default (`skip_errors=False`) the first bad record raises
+`tf.errors.InvalidArgumentError` ("tfclassify: bad record <i> of <shard>: <reason>").
+TF logs the underlying error as a warning just before. With `skip_errors=True`
+each bad record is logged to stderr with the same text, counted in `ReadStats`, and
+reading goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from tfclassify import metadata, schema
+from tfclassify.errors import InputError, OptionsError
+from tfclassify.options import READ_DATA_FORMATS, ReadOptions
+
+__all__ = [
+    "ReadStats",
+    "choose_ratio",
+    "decode_and_resize",
+    "make_dataset",
+    "resize_target",
+    "resolve_shards",
+    "validate_data_format",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+JPEG_RATIOS = (1, 2, 4, 8)  # the scales libjpeg can produce in the DCT domain
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_GLOB_CHARS = "*?["
+_LENGTH_HEADER = 12  # TFRecord: uint64 length + uint32 masked CRC32C of the length
+
+# Status of a record, set by the shard reader; anything >= _BAD_DATA is a framing error.
+_OK, _FINAL, _BAD_DATA, _TRUNCATED, _BAD_HEADER = range(5)
+_WALK_DONE = -1
+_STATUS_TEXT = (
+    "could not parse or decode it (the TF error is logged above)",
+    "end of data",
+    "the TFRecord reader rejected it, usually a data CRC mismatch (the TF error is logged above)",
+    "truncated TFRecord: the file ends inside this record",
+    "corrupt TFRecord length header: the rest of the shard cannot be framed",
+)
+# How many preceding records each record can name; a longer run of failures is counted
+# but only its last _WINDOW records are named.
+_WINDOW = 16
+# tf.train.Example with a 1x1 PNG: the final marker, which must decode.
+_FINAL_RECORD = bytes.fromhex(
+    "0a5a0a580a0d696d6167652f656e636f64656412470a450a4389504e470d0a1a0a0000000d494844"
+    "52000000010000000108000000003a7e9b550000000a49444154789c636000000002000148afa471"
+    "0000000049454e44ae426082"
+)
+
+
+# ---------------------------------------------------------------- public helpers
+
+
+class ReadStats:
+    """Counts of the bad records a `make_dataset` pipeline skipped.
+
+    The counters are tf.Variables updated inside the pipeline. They only grow when
+    `skip_errors=True` (otherwise the first bad record raises). They are exact once
+    the dataset is exhausted. Before that they may include records read ahead
+    (prefetch) that the caller has not seen yet. Iterating again adds to them; call
+    `reset()` between passes to count one pass.
+    """
+
+    def __init__(self) -> None:
+        # On the host: the pipeline runs there, even when a GPU is present.
+        with tf.device("/CPU:0"):
+            self._skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self._lost_bytes = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    @property
+    def skipped(self) -> int:
+        """Bad records skipped. An unframeable shard tail counts as one."""
+        return int(self._skipped.numpy())
+
+    @property
+    def lost_bytes(self) -> int:
+        """Bytes after a corrupt length header, which could not be split into records."""
+        return int(self._lost_bytes.numpy())
+
+    def reset(self) -> None:
+        self._skipped.assign(0)
+        self._lost_bytes.assign(0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"skipped": self.skipped, "lost_bytes": self.lost_bytes}
+
+    def __repr__(self) -> str:
+        return f"ReadStats(skipped={self.skipped}, lost_bytes={self.lost_bytes})"
+
+
+def resolve_shards(
+    source: str | os.PathLike | Sequence[str | os.PathLike], split: str
+) -> list[str]:
+    """The shard files a source names, checked to exist.
+
+    Args:
+      source: a converted dataset directory (has dataset.json), a glob, one shard
+        file, or a list of shard files.
+      split: the split read from a dataset directory.
+
+    Returns:
+      Shard paths: in dataset.json order, sorted for a glob, as given for a list.
+
+    Raises:
+      InputError: a directory without dataset.json or without the split, a glob
+        that matches no file, a missing shard, an empty list.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        src = os.fspath(source)
+        if os.path.isdir(src):
+            paths = metadata.load(src).shard_paths(split)
+        elif any(c in src for c in _GLOB_CHARS):
+            paths = sorted(p for p in tf.io.gfile.glob(src) if not tf.io.gfile.isdir(p))
+            if not paths:
+                raise InputError(f"no shard files match the pattern {src!r}")
+        elif not tf.io.gfile.exists(src):
+            raise InputError(
+                f"source not found: {src!r} (expected a dataset directory with "
+                f"{metadata.METADATA_FILE}, a glob, or shard files)"
+            )
+        else:
+            paths = [src]
+    elif isinstance(source, Sequence):
+        paths = [os.fspath(p) for p in source]
+        if not paths:
+            raise InputError("source is an empty list of shard paths")
+    else:
+        raise InputError(
+            "source must be a dataset directory, a glob, a shard path or a list of shard "
+            f"paths, got {type(source).__name__}"
+        )
+    missing = [p for p in paths if not tf.io.gfile.exists(p)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(f"shard not found: {missing[0]}{more}")
+    return paths
+
+
+def resize_target(height: int, width: int, options: ReadOptions) -> tuple[int, int]:
+    """Size an image of `height` x `width` is resized to, before any crop or pad.
+
+    `squash`: image_size. `center_crop`: aspect kept, just covering
+    image_size / crop_fraction (never smaller than image_size). `pad`: aspect
+    kept, just fitting inside image_size. Mirrors the graph code exactly (same
+    float64 operations, round half to even).
+    """
+    th, tw = options.image_size
+    if options.resize == "squash":
+        return th, tw
+    if options.resize == "center_crop":
+        scale = max(th / height, tw / width) / options.crop_fraction
+        return max(th, round(height * scale)), max(tw, round(width * scale))
+    scale = min(th / height, tw / width)
+    return min(th, max(1, round(height * scale))), min(tw, max(1, round(width * scale)))
+
+
+def choose_ratio(height: int, width: int, target_height: int, target_width: int) -> int:
+    """Largest JPEG DCT downscale (8, 4, 2) leaving at least the target size, else 1.
+
+    `decode_jpeg(ratio=r)` yields ceil(h/r) x ceil(w/r) at a fraction of the full
+    decode's cost. r qualifies when h >= r * target_height and w >= r * target_width,
+    so the resize that follows still only shrinks (or keeps) the image.
+    """
+    for r in (8, 4, 2):
+        if height >= r * target_height and width >= r * target_width:
+            return r
+    return 1
+
+
+def validate_data_format(data_format: str, device: str | None = None) -> str:
+    """Checks a layout against where the model runs; returns it.
+
+    Args:
+      data_format: `NHWC` or `NCHW`.
+      device: a TF device string (`/CPU:0`, `/GPU:0`, `cpu`, `gpu`); None means
+        the GPU if TF sees one, else the CPU.
+
+    Raises:
+      OptionsError: an unknown layout, or NCHW on a CPU. TF's CPU conv/pool kernels are
+        NHWC only, so an NCHW model fails there at its first convolution.
+    """
+    if data_format not in READ_DATA_FORMATS:
+        raise OptionsError(f"data_format must be one of {READ_DATA_FORMATS}, got {data_format!r}")
+    if device is None:
+        on_cpu = not tf.config.list_physical_devices("GPU")
+        where = "this host (no GPU visible to TF)"
+    else:
+        on_cpu = "CPU" in device.upper()
+        where = repr(device)
+    if data_format == "NCHW" and on_cpu:
+        raise OptionsError(
+            f"data_format 'NCHW' on {where}: TF CPU conv kernels are NHWC-only "
+            "(channels-first convolutions and pooling run only on a GPU); use 'NHWC'"
+        )
+    return data_format
+
+
+def decode_and_resize(
+    encoded: Any,
+    options: ReadOptions | None = None,
+    *,
+    height: Any = None,
+    width: Any = None,
+) -> tf.Tensor:
+    """Decodes one encoded image exactly as `make_dataset` does; eager or in graph.
+
+    The format is sniffed from the bytes: JPEG (DCT-domain downscale when allowed),
+    PNG, else anything `tf.io.decode_image` reads (GIF: first frame; BMP; WebP).
+    Always 3 channels. EXIF orientation is not applied: the converter bakes it in.
+
+    Args:
+      encoded: scalar string tensor (or bytes) of the encoded image.
+      options: resize, normalize and dtype settings; defaults to `ReadOptions()`.
+      height, width: the stored image size (a record's image/height, image/width).
+        They pick the JPEG decode scale without parsing the header. None reads the
+        JPEG header instead; 0 (unknown) decodes at full scale.
+
+    Returns:
+      A [height, width, 3] tensor of `options.image_size` and `options.dtype`.
+    """
+    options = options or ReadOptions()
+    encoded = tf.convert_to_tensor(encoded, tf.string)
+    if height is None or width is None:
+        # Read the size from the JPEG header: it picks the DCT scale.
+        size = tf.cond(
+            tf.io.is_jpeg(encoded) & options.allow_ratio_decode,
+            lambda: tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64),
+            lambda: tf.zeros([2], tf.int64),
+        )
+        height, width = size[0], size[1]
+    hint_h, hint_w = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    image, h, w = _decode(encoded, hint_h, hint_w, options)
+    return _normalize(_resize(image, h, w, options), options)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def make_dataset(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    options: ReadOptions | None = None,
+    *,
+    stats: ReadStats | None = None,
+) -> tf.data.Dataset:
+    """Batches of {"image", "label", "key"} from converted shards.
+
+    Args:
+      source: a converted dataset directory (reads `options.split`), a glob, a
+        shard path, or a list of shard paths. Shards must be uncompressed TFRecords
+        of `tfclassify.schema` Examples.
+      options: every knob; defaults to `ReadOptions()`.
+      stats: receives the skipped-record counts (see `ReadStats`). Pass one to
+        report them; without it the pipeline still logs every skip.
+
+    Returns:
+      A dataset of dicts: "image" [B, H, W, 3] (or [B, 3, H, W] for NCHW) of
+      `options.dtype`, "label" int64 [B] (-1 when a record has none; absent with
+      `with_labels=False`), "key" string [B] (image/filename). B < batch_size only
+      for a last batch without `drop_remainder`.
+
+    Raises:
+      InputError: the source names no readable shards (see `resolve_shards`).
+      tf.errors.InvalidArgumentError: while iterating, on the first bad record
+        (message names shard and record), unless `options.skip_errors`.
+    """
+    options = options or ReadOptions()
+    stats = stats or ReadStats()
+    paths = resolve_shards(source, options.split)
+    counts = expected_counts(source, paths)
+    if counts is not None and not options.skip_errors:
+        # Shards with a dataset.json: the plain pipeline, with bad records found at the
+        # end as a per-shard shortfall. Several times faster than the per-record
+        # bookkeeping below, which exact positions (skip_errors) and shards without
+        # known counts need.
+        return _fast_dataset(paths, counts, options)
+    sizes = [tf.io.gfile.stat(p).length for p in paths]
+    cycle = min(len(paths), options.cycle_length or _cpu_count())
+    reader = functools.partial(
+        _read_shard, buffer_bytes=options.reader_buffer_kb * 1024, progress=_Progress()
+    )
+
+    # Shard paths with their sizes: the reader checks it read each file to its end.
+    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(sizes, tf.int64)))
+    if options.shuffle_files:
+        # Shard order first: the whole list fits in the buffer, so this is a full and
+        # nearly free shuffle that the record buffer below then refines.
+        ds = ds.shuffle(len(paths), seed=options.seed, reshuffle_each_iteration=True)
+    # Read `cycle` shards at once to overlap file latency and mix shards. The cycle is
+    # capped at the shard count and the CPUs: each open shard holds a read buffer, and
+    # interleave opens 2 x cycle more ahead.
+    ds = ds.interleave(
+        _plain(reader),
+        cycle_length=cycle,
+        block_length=options.block_length,
+        num_parallel_calls=options.interleave_parallelism,
+        deterministic=options.deterministic,
+    )
+    if options.shuffle_buffer:
+        # Shuffle serialized records, before decoding: a buffer of encoded bytes is many
+        # times smaller than the same buffer of decoded float images.
+        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
+    # A marker after the last record, so a failure at the very end still leaves a gap.
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(_final_marker()))
+    # Number the records before decoding: a number that does not come out of the decode
+    # step is a record that failed there (or, upstream, an error that is not a record's).
+    ds = ds.enumerate()
+    # Each record carries the identity of the _WINDOW records before it, so the next
+    # record to come through can name the ones that did not.
+    ds = ds.scan(_empty_window(), _plain(_remember))
+    # Parse, decode, resize, normalize: per image, in parallel. Per record
+    # (parse_single_example), not batched, so a malformed Example fails alone; parsing
+    # costs ~1% of a decode. In order (deterministic=True), whatever `deterministic`
+    # says: the gap check below relies on it.
+    ds = ds.map(
+        _plain(functools.partial(_decode_record, options=options)),
+        num_parallel_calls=options.map_parallelism,
+        deterministic=True,
+    )
+    # Decode errors cannot be caught inside a graph function: drop the failed element
+    # here (TF logs its error), and account for it just below.
+    ds = ds.ignore_errors(log_warning=True)
+    # Find the gaps in the numbering: name, count and log (or raise on) bad records.
+    ds = ds.scan(
+        (tf.constant(-1, tf.int64), tf.constant(0, tf.int64)),
+        _plain(functools.partial(_account, options=options, stats=stats)),
+    )
+    ds = ds.filter(_plain(lambda element, keep: keep))
+    # Batch after the per-image work: every image now has the same static shape.
+    ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
+    # Once per batch: drop the `keep` flag, transpose to NCHW (one op) when asked.
+    ds = ds.map(_plain(functools.partial(_finish_batch, data_format=options.data_format)))
+    if options.prefetch:
+        # Prefetch last, so the consumer's step overlaps preparing the next batch.
+        ds = ds.prefetch(options.prefetch)
+    return ds.with_options(_tf_data_options(options))
+
+
+# ---------------------------------------------------------------- pipeline stages
+
+
+def _plain(fn):
+    """Marks a tf.data function as plain graph code: it uses tf.cond explicitly, so
+    AutoGraph's source conversion (most of the tracing time) buys nothing."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
+def _cpu_count() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _tf_data_options(options: ReadOptions) -> tf.data.Options:
+    opts = tf.data.Options()
+    opts.autotune.enabled = True
+    if options.ram_budget_mb is not None:
+        opts.autotune.ram_budget = options.ram_budget_mb * 2**20
+    if options.private_threadpool_size is not None:
+        opts.threading.private_threadpool_size = options.private_threadpool_size
+    if options.max_intra_op_parallelism is not None:
+        opts.threading.max_intra_op_parallelism = options.max_intra_op_parallelism
+    if options.deterministic is not None:
+        opts.deterministic = options.deterministic
+    return opts
+
+
+class _Progress:
+    """Where each open shard's reader got to: (byte offset, record count) by token.
+
+    The tail of a shard's dataset (`_walk`) starts only after TF's reader ends, and
+    must know how far it got. Passing that through a table costs one insert per record;
+    passing it through the stream would cost a tf.cond per record.
+    """
+
+    def __init__(self) -> None:
+        with tf.device("/CPU:0"):
+            self.table = tf.lookup.experimental.MutableHashTable(
+                tf.int64, tf.int64, default_value=tf.constant([-1, -1], tf.int64)
+            )
+            self.opened = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+def _record(serialized, path, index, status, lost) -> dict[str, tf.Tensor]:
+    return {
+        "serialized": serialized,
+        "path": path,
+        "index": tf.cast(index, tf.int64),
+        "status": tf.cast(status, tf.int32),
+        "lost": tf.cast(lost, tf.int64),
+    }
+
+
+def _read_shard(
+    path: tf.Tensor, size: tf.Tensor, buffer_bytes: int, progress: _Progress
+) -> tf.data.Dataset:
+    """The framed records of one shard: TF's reader, then (if it stopped early) a walk.
+
+    Elements: serialized, path, index (in the shard), status (_OK or a framing
+    error), lost (bytes given up after a corrupt length header).
+    """
+    # This opening of this shard (identity: a value, not a variable read again later).
+    token = tf.identity(progress.opened.assign_add(1))
+    # TF's reader ends the file at a CRC/truncation error; let it, and note how far it got.
+    records = tf.data.TFRecordDataset(path, buffer_size=buffer_bytes)
+    records = records.ignore_errors(log_warning=True)
+
+    def step(state, record):
+        offset, index = state
+        end = offset + tf.cast(tf.strings.length(record), tf.int64) + 16  # len + framing
+        noted = progress.table.insert(token[None], tf.stack([end, index + 1])[None])
+        with tf.control_dependencies([noted]):
+            end = tf.identity(end)  # a new op, so the insert runs before `end` is used
+        return (end, index + 1), _record(record, path, index, _OK, 0)
+
+    zero = tf.constant(0, tf.int64)
+    tail = tf.data.Dataset.from_tensors(token).flat_map(
+        _plain(lambda t: _walk(path, size, t, progress))
+    )
+    return records.scan((zero, zero), _plain(step)).concatenate(tail)
+
+
+def _walk(path: tf.Tensor, size: tf.Tensor, token: tf.Tensor, progress: _Progress):
+    """The shard's records after the point where TF's reader stopped, if it stopped early.
+
+    Follows the length headers. The first record is the one the reader rejected
+    (reported with its cause). The others are read without their data CRC checked.
+    Ends at the end of the file, or at a length header that fails its own CRC (the
+    rest is then `lost`).
+    """
+    got = progress.table.lookup(token[None])[0]
+    removed = progress.table.remove(token[None])
+    with tf.control_dependencies([removed]):
+        start, first_index = tf.maximum(got[0], 0), tf.maximum(got[1], 0)
+
+    def step(state, _):
+        offset, index, first = state
+        remaining = size - offset
+
+        def read_header():
+            header = _read_bytes(path, offset, _LENGTH_HEADER, size)
+            raw = tf.cast(tf.io.decode_raw(header, tf.uint8), tf.int64)
+            length = _little_endian(raw, 0, 8)
+            return length, tf.equal(_masked_crc32c(raw, 8), _little_endian(raw, 8, 4))
+
+        length, header_ok = tf.cond(
+            remaining >= _LENGTH_HEADER,
+            read_header,
+            lambda: (tf.constant(0, tf.int64), tf.constant(False)),
+        )
+        end = offset + 16 + length
+        status = tf.where(
+            remaining <= 0,
+            _WALK_DONE,
+            tf.where(
+                remaining < _LENGTH_HEADER,
+                _TRUNCATED,
+                tf.where(
+                    tf.logical_not(header_ok),
+                    _BAD_HEADER,
+                    tf.where(
+                        (length < 0) | (end > size),
+                        _TRUNCATED,
+                        tf.where(first, _BAD_DATA, _OK),
+                    ),
+                ),
+            ),
+        )
+        data = tf.cond(
+            (status == _OK) & (length > 0),
+            lambda: _read_bytes(path, offset + _LENGTH_HEADER, length, size),
+            lambda: tf.constant(b""),
+        )
+        framed = (status == _OK) | (status == _BAD_DATA)
+        lost = tf.where(status == _BAD_HEADER, remaining, 0)
+        element = _record(data, path, index, status, lost)
+        return (tf.where(framed, end, size), index + 1, tf.constant(False)), element
+
+    ticks = tf.data.Dataset.from_tensors(tf.constant(0)).repeat()
+    walked = ticks.scan((start, first_index, tf.constant(True)), _plain(step))
+    walked = walked.take_while(_plain(lambda e: e["status"] != _WALK_DONE))
+    # Usually the reader got to the end: take(0) then skips building the walk's
+    # iterators (and their functions) altogether.
+    return walked.take(tf.where(start < size, tf.constant(-1, tf.int64), 0))
+
+
+def _read_bytes(path: tf.Tensor, offset: tf.Tensor, n: Any, size: tf.Tensor) -> tf.Tensor:
+    """`n` bytes of `path` at `offset` (n > 0, offset + n <= size)."""
+    n = tf.cast(n, tf.int64)
+    ds = tf.data.FixedLengthRecordDataset(
+        path, record_bytes=n, header_bytes=offset, footer_bytes=size - offset - n
+    )
+    return ds.get_single_element()
+
+
+def _little_endian(raw: tf.Tensor, start: int, count: int) -> tf.Tensor:
+    """Unsigned little-endian integer of int64-held bytes raw[start:start + count]."""
+    value = tf.constant(0, tf.int64)
+    for i in range(count):
+        value = tf.bitwise.bitwise_or(value, tf.bitwise.left_shift(raw[start + i], 8 * i))
+    return value
+
+
+def _crc32c_table() -> tuple[int, ...]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return tuple(table)
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def _masked_crc32c(raw: tf.Tensor, count: int) -> tf.Tensor:
+    """TFRecord's masked CRC32C of int64-held bytes raw[:count], in graph."""
+    table = tf.constant(_CRC32C_TABLE, tf.int64)
+    mask32 = tf.constant(0xFFFFFFFF, tf.int64)
+    crc = mask32
+    for i in range(count):
+        byte = tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(crc, raw[i]), 0xFF)
+        crc = tf.bitwise.bitwise_xor(tf.gather(table, byte), tf.bitwise.right_shift(crc, 8))
+    crc = tf.bitwise.bitwise_xor(crc, mask32)
+    rotated = tf.bitwise.bitwise_or(
+        tf.bitwise.right_shift(crc, 15),
+        tf.bitwise.bitwise_and(tf.bitwise.left_shift(crc, 17), mask32),
+    )
+    return tf.bitwise.bitwise_and(rotated + 0xA282EAD8, mask32)
+
+
+def _final_marker() -> dict[str, tf.Tensor]:
+    """A record that decodes (a 1x1 PNG) and is then dropped: it closes the last gap."""
+    return _record(tf.constant(_FINAL_RECORD), tf.constant(""), -1, _FINAL, 0)
+
+
+def _empty_window() -> dict[str, tf.Tensor]:
+    return {
+        "seq": tf.fill([_WINDOW], tf.constant(-1, tf.int64)),
+        "path": tf.fill([_WINDOW], tf.constant("")),
+        "index": tf.fill([_WINDOW], tf.constant(-1, tf.int64)),
+        "status": tf.fill([_WINDOW], tf.constant(_OK)),
+        "lost": tf.zeros([_WINDOW], tf.int64),
+        "arrived": tf.constant(0, tf.int64),
+    }
+
+
+def _remember(window: dict[str, tf.Tensor], item) -> tuple[dict, dict]:
+    """Attaches `window` (the records just before) to a record, then slides it on."""
+    seq, record = item
+    new = {
+        k: tf.concat([window[k][1:], [v]], 0)
+        for k, v in (
+            ("seq", seq),
+            ("path", record["path"]),
+            ("index", record["index"]),
+            ("status", record["status"]),
+            ("lost", record["lost"]),
+        )
+    }
+    # Records seen so far: fewer than seq + 1 means an error upstream took a number.
+    new["arrived"] = window["arrived"] + 1
+    return new, {**record, "seq": seq, "window": new}
+
+
+def _decode_record(element: dict[str, Any], options: ReadOptions) -> dict[str, Any]:
+    framed = tf.debugging.Assert(
+        element["status"] < _BAD_DATA, [tf.gather(_STATUS_TEXT, element["status"])]
+    )
+    with tf.control_dependencies([framed]):
+        features = tf.io.parse_single_example(
+            element["serialized"], schema.feature_spec(with_label=options.with_labels)
+        )
+    image = decode_and_resize(
+        features[schema.ENCODED],
+        options,
+        height=features[schema.HEIGHT],
+        width=features[schema.WIDTH],
+    )
+    out = {"image": image, "key": features[schema.FILENAME]}
+    if options.with_labels:
+        out["label"] = features[schema.LABEL]
+    return {
+        "out": out,
+        "seq": element["seq"],
+        "status": element["status"],
+        "window": element["window"],
+    }
+
+
+def _account(state, element, options: ReadOptions, stats: ReadStats):
+    """Finds the records that did not come through decoding, and reports them."""
+    last_seq, last_upstream = state
+    seq, window = element["seq"], element["window"]
+    # Numbers taken by records that never reached the window: errors upstream.
+    upstream = seq + 1 - window["arrived"]
+    # Window entries numbered after the previous survivor failed in decoding (the
+    # current record is the window's last entry and is excluded).
+    failed = (window["seq"] > last_seq) & (window["seq"] < seq)
+    named = tf.reduce_sum(tf.cast(failed, tf.int64))
+    count = seq - last_seq - 1 - (upstream - last_upstream)
+
+    def report():
+        lines = tf.strings.join(
+            [
+                "tfclassify: bad record ",
+                tf.strings.as_string(tf.boolean_mask(window["index"], failed)),
+                " of ",
+                tf.boolean_mask(window["path"], failed),
+                ": ",
+                tf.gather(_STATUS_TEXT, tf.boolean_mask(window["status"], failed)),
+            ]
+        )
+        text = tf.strings.reduce_join(lines, separator="; ")
+        # A run longer than the window: the oldest ones can only be counted.
+        unnamed = tf.strings.join(["; and ", tf.strings.as_string(count - named), " more"])
+        text = tf.where(count > named, tf.strings.join([text, unnamed]), text)
+        no_upstream = tf.debugging.Assert(
+            upstream == last_upstream,
+            ["tfclassify: a read error that is not a bad record (see the TF error logged above)"],
+        )
+        if not options.skip_errors:
+            hint = " (pass skip_errors=True to skip, count and log bad records instead)"
+            checked = [no_upstream, tf.debugging.Assert(count == 0, [text + hint])]
+        else:
+            printed = tf.print(text, output_stream=sys.stderr)
+            lost = tf.reduce_sum(tf.boolean_mask(window["lost"], failed))
+            checked = [
+                no_upstream,
+                printed,
+                stats._skipped.assign_add(count),
+                stats._lost_bytes.assign_add(lost),
+            ]
+        with tf.control_dependencies(checked):
+            return tf.identity(True)
+
+    # One branch per record would cost a function call each: test first, cheaply.
+    clean = (count == 0) & (upstream == last_upstream)
+    reported = tf.cond(clean, lambda: tf.constant(True), report)
+    with tf.control_dependencies([reported]):
+        keep = tf.equal(element["status"], _OK)
+    return (seq, upstream), (element["out"], keep)
+
+
+def _finish_batch(out: dict[str, tf.Tensor], keep: tf.Tensor, data_format: str):
+    if data_format == "NCHW":
+        out = {**out, "image": tf.transpose(out["image"], [0, 3, 1, 2])}
+    return out
+
+
+# ---------------------------------------------------------------- decode, resize, normalize
+
+
+def _decode(encoded: tf.Tensor, hint_h: tf.Tensor, hint_w: tf.Tensor, options: ReadOptions):
+    """uint8 [h, w, 3] image, and the source size (h, w) its geometry is computed from.
+
+    One Case op picks JPEG at one of the DCT scales, PNG, or anything else. Inside
+    tf.data each control-flow op runs as a function call, so one flat choice per image
+    is much cheaper than nested conds.
+    """
+    is_jpeg = tf.io.is_jpeg(encoded)
+    is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+    ratio = tf.constant(0)  # index into JPEG_RATIOS
+    if options.allow_ratio_decode:
+        hinted = (hint_h > 0) & (hint_w > 0)
+        h, w = tf.maximum(hint_h, 1), tf.maximum(hint_w, 1)
+        need_h, need_w = _resize_target_tf(h, w, options)
+        ratio = tf.where(hinted, _ratio_index_tf(h, w, need_h, need_w), 0)
+
+    def jpeg(r):
+        # `ratio` must be a Python int, so each scale gets its own branch.
+        return lambda: tf.io.decode_jpeg(
+            encoded, channels=3, ratio=r, dct_method=options.dct_method
+        )
+
+    def png():
+        return tf.io.decode_png(encoded, channels=3)
+
+    def other():
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+    index = tf.where(is_jpeg, ratio, tf.where(is_png, len(JPEG_RATIOS), len(JPEG_RATIOS) + 1))
+    image = tf.switch_case(index, [jpeg(r) for r in JPEG_RATIOS] + [png, other])
+    image.set_shape([None, None, 3])
+    # A downscaled decode takes its geometry from the stored size, so that it lands
+    # exactly where a full decode would; otherwise the decoded size is the truth.
+    scaled = is_jpeg & (ratio > 0)
+    shape = tf.shape(image, out_type=tf.int64)
+    return image, tf.where(scaled, hint_h, shape[0]), tf.where(scaled, hint_w, shape[1])
+
+
+def _resize_target_tf(h: tf.Tensor, w: tf.Tensor, options: ReadOptions):
+    """Graph twin of `resize_target` (same float64 operations)."""
+    th, tw = (tf.constant(v, tf.int64) for v in options.image_size)
+    if options.resize == "squash":
+        return th, tw
+    hf, wf = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+    ratio_h, ratio_w = tf.cast(th, tf.float64) / hf, tf.cast(tw, tf.float64) / wf
+
+    def rounded(x):
+        return tf.cast(tf.round(x), tf.int64)
+
+    if options.resize == "center_crop":
+        scale = tf.maximum(ratio_h, ratio_w) / options.crop_fraction
+        return tf.maximum(th, rounded(hf * scale)), tf.maximum(tw, rounded(wf * scale))
+    scale = tf.minimum(ratio_h, ratio_w)
+    one = tf.constant(1, tf.int64)
+    return (
+        tf.minimum(th, tf.maximum(one, rounded(hf * scale))),
+        tf.minimum(tw, tf.maximum(one, rounded(wf * scale))),
+    )
+
+
+def _ratio_index_tf(h: tf.Tensor, w: tf.Tensor, need_h: tf.Tensor, need_w: tf.Tensor) -> tf.Tensor:
+    """Graph twin of `choose_ratio`, as an index into JPEG_RATIOS."""
+    # Qualifying ratios are nested (8 fits => 4 fits => 2 fits), so counting them
+    # gives the index of the largest.
+    fits = [(h >= r * need_h) & (w >= r * need_w) for r in JPEG_RATIOS[1:]]
+    return tf.add_n([tf.cast(f, tf.int32) for f in fits])
+
+
+def _resize(image: tf.Tensor, h: tf.Tensor, w: tf.Tensor, options: ReadOptions) -> tf.Tensor:
+    """float32 [H, W, 3] in [0, 255]: resize to the target, then crop or pad."""
+    th, tw = options.image_size
+    need_h, need_w = _resize_target_tf(h, w, options)
+    # The target comes from the stored size, so a DCT-downscaled decode lands on the
+    # same geometry as a full one.
+    image = tf.image.resize(
+        image,
+        tf.cast(tf.stack([need_h, need_w]), tf.int32),
+        method=options.resize_method,
+        antialias=options.antialias,
+    )
+    image = tf.cast(image, tf.float32)  # `nearest` keeps uint8
+    if options.resize == "center_crop":
+        top, left = (need_h - th) // 2, (need_w - tw) // 2
+        image = image[top : top + th, left : left + tw]
+    elif options.resize == "pad":
+        top, left = (th - need_h) // 2, (tw - need_w) // 2
+        image = tf.pad(image, [[top, th - need_h - top], [left, tw - need_w - left], [0, 0]])
+    image.set_shape([th, tw, 3])
+    # Bicubic and Lanczos overshoot: keep the promised value range.
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def _normalize(image: tf.Tensor, options: ReadOptions) -> tf.Tensor:
+    if options.normalize == "unit":
+        image = image / 255.0
+    elif options.normalize == "symmetric":
+        image = image / 127.5 - 1.0
+    elif options.normalize == "imagenet":
+        image = (image / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    if options.dtype == "uint8":
+        return tf.cast(tf.round(image), tf.uint8)
+    return tf.cast(image, options.dtype)
+
+
+# ---------------------------------------------------------------- the fast default path
+
+
+def expected_counts(
+    source: str | os.PathLike | Sequence[str | os.PathLike], paths: Sequence[str]
+) -> list[int] | None:
+    """Records each shard should hold, from the dataset.json beside the shards, if any.
+
+    Known counts let the default pipeline skip TF's per-record error plumbing and
+    still fail loudly: whatever could not be read shows up as a shortfall.
+    """
+    dirs = {os.path.dirname(os.path.abspath(p)) for p in paths}
+    if len(dirs) != 1:
+        return None
+    directory = dirs.pop()
+    if not os.path.isfile(os.path.join(directory, metadata.METADATA_FILE)):
+        return None
+    try:
+        info = metadata.load(directory)
+    except Exception:  # a foreign or damaged dataset.json: read without the check
+        return None
+    by_file = {
+        os.path.join(directory, s.file): s.num_examples
+        for split in info.splits.values()
+        for s in split.shards
+    }
+    counts = [by_file.get(os.path.abspath(p)) for p in paths]
+    return None if any(c is None for c in counts) else [int(c) for c in counts]
+
+
+def _fast_dataset(
+    paths: Sequence[str], counts: Sequence[int] | None, options: ReadOptions
+) -> tf.data.Dataset:
+    """The default pipeline: plain tf.data stages, no per-record bookkeeping.
+
+    Bad records (CRC, truncation, undecodable image) are dropped where they fail and
+    found at the end by comparing records per shard with dataset.json: the last
+    element then raises an error naming each short shard. Without known counts
+    errors propagate as TF raised them.
+    """
+    n = len(paths)
+    cpus = _cpu_count()
+    check = counts is not None
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(n, dtype=tf.int64)))
+    if options.shuffle_files:
+        # The whole shard list fits in the buffer: a full, nearly free shuffle.
+        ds = ds.shuffle(n, seed=options.seed, reshuffle_each_iteration=True)
+
+    def read(path: tf.Tensor, shard: tf.Tensor) -> tf.data.Dataset:
+        records = tf.data.TFRecordDataset(path, buffer_size=options.reader_buffer_kb * 1024)
+        if check:
+            # A CRC error ends this shard only; the shortfall is reported at the end.
+            records = records.ignore_errors()
+        return records.map(lambda r: (r, shard))
+
+    # Read several shards at once: overlaps file latency and mixes shards. Capped at
+    # the shard count and the CPUs, since each open shard holds a read buffer.
+    ds = ds.interleave(
+        _plain(read),
+        cycle_length=min(n, options.cycle_length or cpus),
+        block_length=options.block_length,
+        num_parallel_calls=options.interleave_parallelism,
+        deterministic=options.deterministic,
+    )
+    if options.shuffle_buffer:
+        # Shuffle serialized records: encoded bytes are far smaller than decoded images.
+        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
+    spec = schema.feature_spec(with_label=options.with_labels)
+
+    def decode(serialized: tf.Tensor, shard: tf.Tensor):
+        f = tf.io.parse_single_example(serialized, spec)
+        image = decode_and_resize(
+            f[schema.ENCODED], options, height=f[schema.HEIGHT], width=f[schema.WIDTH]
+        )
+        out = {"image": image, "key": f[schema.FILENAME]}
+        if options.with_labels:
+            out["label"] = f[schema.LABEL]
+        return out, shard
+
+    # Parse + decode + resize + normalize per record, in parallel: the expensive stage.
+    ds = ds.map(
+        _plain(decode),
+        num_parallel_calls=options.map_parallelism,
+        deterministic=options.deterministic,
+    )
+    if check:
+        ds = _check_counts(ds.ignore_errors(), paths, counts, options)
+    else:
+        ds = ds.map(_plain(lambda out, shard: out))
+    # Batch after the per-image work: every image now has the same static shape.
+    ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
+    if options.data_format == "NCHW":
+        # Once per batch, one op: channels-first for a GPU model.
+        ds = ds.map(
+            _plain(lambda b: {**b, "image": tf.transpose(b["image"], [0, 3, 1, 2])})
+        )
+    if options.prefetch:
+        # Last, so the consumer's step overlaps preparing the next batch.
+        ds = ds.prefetch(options.prefetch)
+    return ds.with_options(_tf_data_options(options))
+
+
+def _check_counts(
+    ds: tf.data.Dataset, paths: Sequence[str], counts: Sequence[int], options: ReadOptions
+) -> tf.data.Dataset:
+    """Counts records per shard; after the last one, raises naming short shards."""
+    n = len(paths)
+    expected = tf.constant(list(counts), tf.int64)
+    names = tf.constant(list(paths))
+    spec = ds.element_spec[0]
+    end = {k: tf.zeros([d or 0 for d in s.shape], s.dtype) for k, s in spec.items()}
+    # One extra element marks the end (shard -1 adds nothing to the counts).
+    ds = ds.concatenate(tf.data.Dataset.from_tensors((end, tf.constant(-1, tf.int64))))
+
+    def step(seen: tf.Tensor, item):
+        out, shard = item
+        seen = seen + tf.one_hot(shard, n, dtype=tf.int64)
+
+        def at_end() -> tf.Tensor:
+            bad = tf.not_equal(seen, expected)
+            lines = tf.strings.join(
+                [
+                    tf.boolean_mask(names, bad),
+                    ": read ",
+                    tf.strings.as_string(tf.boolean_mask(seen, bad)),
+                    " of ",
+                    tf.strings.as_string(tf.boolean_mask(expected, bad)),
+                    " records",
+                ]
+            )
+            text = tf.strings.join(
+                [
+                    "tfclassify: unreadable records (corrupt TFRecord or undecodable image) in ",
+                    tf.strings.reduce_join(lines, separator="; "),
+                    "; pass skip_errors=True to skip them and log each one",
+                ]
+            )
+            ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [text])
+            with tf.control_dependencies([ok]):
+                return tf.identity(False)
+
+        keep = tf.cond(shard < 0, at_end, lambda: tf.constant(True))
+        return seen, (out, keep)
+
+    ds = ds.scan(tf.zeros([n], tf.int64), _plain(step))
+    return ds.filter(_plain(lambda out, keep: keep)).map(_plain(lambda out, keep: out))
