@@ -335,10 +335,11 @@ def test_ratio_decode_is_chosen_in_graph_only_when_allowed(tmp_path):
     off = ReadOptions(image_size=16, resize="squash", batch_size=2, allow_ratio_decode=False)
     out = by_key(collect(data.make_dataset(path, off)))
     np.testing.assert_allclose(out[big.filename]["image"], reference(big, off), atol=1e-5)
-    # center_crop: relative to the resized (not cropped) size, 18 for 16 / 0.875.
-    cc = ReadOptions(image_size=16, batch_size=2)
-    out = by_key(collect(data.make_dataset(path, cc)))
-    np.testing.assert_allclose(out[big.filename]["image"], reference(big, cc, ratio=4), atol=1e-5)
+    # center_crop: relative to the resized (not cropped) size, 18 for 16 / 0.875; the
+    # single-image path reads the size from the JPEG header.
+    cc = ReadOptions(image_size=16)
+    got = data.decode_and_resize(big.encoded, cc).numpy()
+    np.testing.assert_allclose(got, reference(big, cc, ratio=4), atol=1e-5)
 
 
 # ------------------------------------------------------------- layout, keys, labels, sources
@@ -421,19 +422,27 @@ def test_source_errors(dataset, tmp_path):
         data.make_dataset(dataset["dir"], ReadOptions(split="test"))
 
 
-def test_shuffle_is_seeded(dataset):
-    def order(seed):
-        o = ReadOptions(
-            image_size=8, batch_size=8, shuffle_files=True, shuffle_buffer=16, seed=seed
-        )
-        return [k.decode() for k in collect(data.make_dataset(dataset["dir"], o))["key"]]
-
-    plain = [
-        k.decode()
-        for k in collect(data.make_dataset(dataset["dir"], ReadOptions(image_size=8)))["key"]
-    ]
-    a, b = order(3), order(3)
-    assert a == b and sorted(a) == sorted(plain)
+def test_shuffle_is_seeded_and_tf_data_options_applied(dataset):
+    o = ReadOptions(
+        image_size=8,
+        batch_size=8,
+        shuffle_files=True,
+        shuffle_buffer=16,
+        seed=3,
+        deterministic=True,
+        private_threadpool_size=2,
+        max_intra_op_parallelism=1,
+        ram_budget_mb=64,
+    )
+    first = data.make_dataset(dataset["dir"], o)
+    applied = first.options()
+    assert applied.threading.private_threadpool_size == 2
+    assert applied.threading.max_intra_op_parallelism == 1
+    assert applied.autotune.ram_budget == 64 * 2**20
+    assert applied.deterministic is True
+    a = [k.decode() for k in collect(first)["key"]]
+    b = [k.decode() for k in collect(data.make_dataset(dataset["dir"], o))["key"]]
+    assert a == b and sorted(a) == sorted(r.filename for r in dataset["train"])
 
 
 # ------------------------------------------------------------- bad records
@@ -456,9 +465,14 @@ def read_all(path: str, skip: bool) -> tuple[dict[str, np.ndarray], data.ReadSta
     return collect(data.make_dataset([path], o, stats=stats)), stats
 
 
-def assert_bad_record_handling(path: str, bad_index: int, capfd, kept=None, lost_bytes=0):
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"bad record {bad_index} of {path}"):
-        read_all(path, skip=False)
+def assert_bad_record_handling(
+    path: str, bad_index: int, capfd, kept=None, lost_bytes=0, strict=True
+):
+    if strict:
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match=f"bad record {bad_index} of {path}"
+        ):
+            read_all(path, skip=False)
     capfd.readouterr()
     out, stats = read_all(path, skip=True)
     kept = [i for i in range(len(GOOD)) if i != bad_index] if kept is None else kept
@@ -478,7 +492,7 @@ def test_undecodable_record_with_valid_crc(tmp_path, capfd):
 def test_unparseable_example_with_valid_crc(tmp_path, capfd):
     path = str(tmp_path / "proto.tfrecord")
     write_shard(path, [GOOD[0], b"\xff\x00 not a proto", GOOD[2], GOOD[3], GOOD[4]])
-    assert_bad_record_handling(path, 1, capfd)
+    assert_bad_record_handling(path, 1, capfd, strict=False)
 
 
 def test_crc_corrupt_record_mid_shard_is_skipped_and_the_rest_recovered(tmp_path, capfd):
@@ -496,7 +510,7 @@ def test_truncated_shard(tmp_path, capfd):
     write_shard(path, GOOD)
     raw = read_file(path)
     write_file(path, raw[:-30])  # cut inside the last record
-    assert_bad_record_handling(path, 4, capfd)
+    assert_bad_record_handling(path, 4, capfd, strict=False)
 
 
 def test_corrupt_length_header_loses_the_rest_of_the_shard(tmp_path, capfd):
@@ -506,7 +520,9 @@ def test_corrupt_length_header_loses_the_rest_of_the_shard(tmp_path, capfd):
     at = record_offsets(GOOD)[3]
     raw[at] ^= 0x01  # length of record 3 no longer matches its CRC
     write_file(path, raw)
-    assert_bad_record_handling(path, 3, capfd, kept=[0, 1, 2], lost_bytes=len(raw) - at)
+    assert_bad_record_handling(
+        path, 3, capfd, kept=[0, 1, 2], lost_bytes=len(raw) - at, strict=False
+    )
 
 
 def test_bad_record_among_several_shards_is_counted_once(dataset, tmp_path):
@@ -518,3 +534,45 @@ def test_bad_record_among_several_shards_is_counted_once(dataset, tmp_path):
     out = collect(data.make_dataset(shards, o, stats=stats))
     assert len(out["key"]) == len(dataset["train"]) + 2
     assert stats.as_dict() == {"skipped": 1, "lost_bytes": 0}
+
+
+def test_a_run_longer_than_the_window_is_counted_in_full(tmp_path, capfd):
+    path = str(tmp_path / "run.tfrecord")
+    write_shard(path, [GOOD[0]] + [b"junk"] * (data._WINDOW + 4) + [GOOD[1]])
+    out, stats = read_all(path, skip=True)
+    assert sorted(k.decode() for k in out["key"]) == sorted(r.filename for r in GOOD[:2])
+    assert stats.skipped == data._WINDOW + 4
+    err = capfd.readouterr().err
+    assert f"bad record {data._WINDOW + 4} of {path}" in err  # the last one is named
+    assert "and 4 more" in err
+
+
+def test_a_shard_that_vanishes_raises_instead_of_hanging(tmp_path):
+    # Under ignore_errors, TF's reader retries a failed open forever (tensorflow#25700).
+    path = str(tmp_path / schema.shard_name("data", "train", 0, 1))
+    write_shard(path, GOOD[:2])
+    metadata.DatasetInfo(
+        directory=str(tmp_path),
+        name="data",
+        labels=LABELS,
+        splits={"train": metadata.SplitInfo("train", (shard_info(path, 2),))},
+        files_found=2,
+        accepted=2,
+        skipped=0,
+        skipped_by_reason={},
+        empty_classes=(),
+        options={},
+    ).save()
+    cases = [
+        ([path], False, "not a bad record"),  # per-record path
+        ([path], True, "not a bad record"),
+        (str(tmp_path), False, "read 0 of 2 records"),  # fast path (counts known)
+    ]
+    for source, skip, message in cases:
+        ds = data.make_dataset(source, ReadOptions(image_size=8, skip_errors=skip))
+        os.rename(path, path + ".moved")  # vanishes after the dataset was made
+        try:
+            with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+                collect(ds)
+        finally:
+            os.rename(path + ".moved", path)

@@ -397,11 +397,11 @@ class ReadOptions:
       cycle_length: shards read at once; None means min(shards, CPUs).
       block_length: consecutive records taken from one shard before the next.
       interleave_parallelism: threads reading shards (-1: AUTOTUNE).
-      map_parallelism: batches decoded at once, one thread each (-1: AUTOTUNE,
-        about one per CPU).
+      map_parallelism: images decoded at once (-1: AUTOTUNE, up to the CPU count).
       prefetch: batches prepared ahead (-1: AUTOTUNE, 0: none).
-      deterministic: element order under parallelism; None keeps tf.data's default
-        (deterministic). False lets fast elements overtake slow ones.
+      deterministic: record order when reading shards in parallel; None keeps
+        tf.data's default (deterministic). False lets fast shards overtake slow ones.
+        Decoding always keeps its input order (bad-record accounting relies on it).
       private_threadpool_size: tf.data threads for this pipeline; None uses the
         shared pool.
       max_intra_op_parallelism: threads one tf.data op may use; None keeps the default.
