@@ -563,16 +563,19 @@ def test_a_shard_that_vanishes_raises_instead_of_hanging(tmp_path):
         empty_classes=(),
         options={},
     ).save()
+    (tmp_path / "bare").mkdir()
+    bare = str(tmp_path / "bare" / "x.tfrecord")  # no dataset.json beside it
+    write_shard(bare, GOOD[:2])
     cases = [
-        ([path], False, "not a bad record"),  # per-record path
-        ([path], True, "not a bad record"),
-        (str(tmp_path), False, "read 0 of 2 records"),  # fast path (counts known)
+        (bare, False, "not a bad record"),  # per-record path
+        (path, True, "not a bad record"),  # per-record path (skip_errors)
+        (path, False, "read 0 of 2 records"),  # fast path: counts from dataset.json
     ]
-    for source, skip, message in cases:
-        ds = data.make_dataset(source, ReadOptions(image_size=8, skip_errors=skip))
-        os.rename(path, path + ".moved")  # vanishes after the dataset was made
+    for shard, skip, message in cases:
+        ds = data.make_dataset([shard], ReadOptions(image_size=8, skip_errors=skip))
+        os.rename(shard, shard + ".moved")  # vanishes after the dataset was made
         try:
             with pytest.raises(tf.errors.InvalidArgumentError, match=message):
                 collect(ds)
         finally:
-            os.rename(path + ".moved", path)
+            os.rename(shard + ".moved", shard)

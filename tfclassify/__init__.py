@@ -2,8 +2,9 @@
 
 The public API is resolved lazily (PEP 562) so `import tfclassify` does not
 import TensorFlow, and `python -m tfclassify.convert` does not import its own
-module twice. `tfclassify.convert(...)`, `tfclassify.infer(...)` and `tfclassify.train(...)`
-are the functions of the same-named submodules (which also serve `python -m`).
+module twice. `convert`, `verify`, `train` and `infer` are submodules (they also
+serve `python -m`) that are callable as their main function, so
+`tfclassify.convert(options)` works however the name was imported.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _API = {
     "load_dataset_info": "tfclassify.metadata",
 }
 _RENAMED = {"load_dataset_info": "load"}
+_CALLABLE_MODULES = ("convert", "verify", "train", "infer")
 
 __all__ = sorted(_API)
 
@@ -41,8 +43,9 @@ def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'tfclassify' has no attribute {name!r}")
     module = importlib.import_module(_API[name])
+    if name in _CALLABLE_MODULES:
+        return module  # importing it bound it here already
     value = getattr(module, _RENAMED.get(name, name))
-    # Importing a submodule binds it on the package; bind the function over it.
     globals()[name] = value
     return value
 
