@@ -40,3 +40,26 @@ def copy_tree(tmp_path):
         return str(dst)
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def converted_shapes(tmp_path_factory):
+    """Factory: a small converted shapes corpus with the given classes and split sizes."""
+
+    def make(classes, splits) -> str:
+        from tfclassify.convert import convert
+        from tfclassify.options import ConvertOptions
+
+        root = tmp_path_factory.mktemp("shapes")
+        testing.make_shapes_corpus(
+            root / "images", classes=classes, splits=splits, min_side=20, max_side=32
+        )
+        out = root / "converted"
+        convert(
+            ConvertOptions(
+                input_dir=str(root / "images"), output_dir=str(out), num_workers=1, quiet=True
+            )
+        )
+        return str(out)
+
+    return make

@@ -167,27 +167,9 @@ def test_writers(predictor, tmp_path, ext):
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> str:
+def dataset_dir(converted_shapes) -> str:
     pytest.importorskip("tfclassify.data")
-    from tfclassify import testing
-    from tfclassify.convert import convert
-    from tfclassify.options import ConvertOptions
-
-    root = tmp_path_factory.mktemp("shapes")
-    testing.make_shapes_corpus(
-        root / "images",
-        classes=LABELS,
-        splits={"train": 2, "validation": 3},
-        min_side=20,
-        max_side=32,
-    )
-    out = root / "converted"
-    convert(
-        ConvertOptions(
-            input_dir=str(root / "images"), output_dir=str(out), num_workers=1, quiet=True
-        )
-    )
-    return str(out)
+    return converted_shapes(LABELS, {"train": 2, "validation": 3})
 
 
 def test_three_modes_same_predictions_on_a_converted_dataset(model_dir, dataset_dir):

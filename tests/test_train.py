@@ -58,27 +58,9 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> str:
+def dataset_dir(converted_shapes) -> str:
     pytest.importorskip("tfclassify.data")
-    from tfclassify import testing
-    from tfclassify.convert import convert
-    from tfclassify.options import ConvertOptions
-
-    root = tmp_path_factory.mktemp("shapes")
-    testing.make_shapes_corpus(
-        root / "images",
-        classes=LABELS,
-        splits={"train": 6, "validation": 2},
-        min_side=20,
-        max_side=32,
-    )
-    out = root / "converted"
-    convert(
-        ConvertOptions(
-            input_dir=str(root / "images"), output_dir=str(out), num_workers=1, quiet=True
-        )
-    )
-    return str(out)
+    return converted_shapes(LABELS, {"train": 6, "validation": 2})
 
 
 def test_train_saves_loadable_artifacts(dataset_dir, tmp_path):

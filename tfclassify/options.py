@@ -182,6 +182,11 @@ class ThreadOptions:
         _positive_or_none("tf_data_threads", self.tf_data_threads)
 
 
+def _check_runtime(device: str, threads: Any) -> None:
+    _check(device in RUNTIME_DEVICES, f"device must be one of {RUNTIME_DEVICES}, got {device!r}")
+    _check(isinstance(threads, ThreadOptions), f"threads must be a ThreadOptions, got {threads!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class InferOptions:
     """What `tfclassify.infer.infer` does. The mode changes speed, never predictions.
@@ -245,14 +250,7 @@ class InferOptions:
             self.data_format is None or self.data_format in INFER_DATA_FORMATS,
             f"data_format must be one of {INFER_DATA_FORMATS} or None, got {self.data_format!r}",
         )
-        _check(
-            self.device in RUNTIME_DEVICES,
-            f"device must be one of {RUNTIME_DEVICES}, got {self.device!r}",
-        )
-        _check(
-            isinstance(self.threads, ThreadOptions),
-            f"threads must be a ThreadOptions, got {self.threads!r}",
-        )
+        _check_runtime(self.device, self.threads)
         _check(bool(self.signature), f"signature must be non-empty, got {self.signature!r}")
         _check(
             self.outputs in MODEL_OUTPUTS,
@@ -329,14 +327,7 @@ class TrainOptions:
             f"batch_size must be a positive integer, got {self.batch_size!r}",
         )
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}")
-        _check(
-            self.device in RUNTIME_DEVICES,
-            f"device must be one of {RUNTIME_DEVICES}, got {self.device!r}",
-        )
-        _check(
-            isinstance(self.threads, ThreadOptions),
-            f"threads must be a ThreadOptions, got {self.threads!r}",
-        )
+        _check_runtime(self.device, self.threads)
         _check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose!r}")
         _check(
             self.read is None or isinstance(self.read, ReadOptions),
@@ -499,8 +490,7 @@ class ReadOptions:
         _autotune_or_positive("map_parallelism", self.map_parallelism)
         _check(
             isinstance(self.prefetch, int) and self.prefetch >= -1,
-            f"prefetch must be -1 (AUTOTUNE), 0 (off) or a positive integer, "
-            f"got {self.prefetch!r}",
+            f"prefetch must be -1 (AUTOTUNE), 0 (off) or a positive integer, got {self.prefetch!r}",
         )
         _check(
             self.deterministic in (None, True, False),
