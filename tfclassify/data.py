@@ -929,14 +929,23 @@ def _fast_dataset(
         deterministic=options.deterministic,
     )
     if check:
-        ds = _check_counts(ds.ignore_errors(), paths, counts, options)
+        ds = ds.ignore_errors()
+    # Batch after the per-image work: every image now has the same static shape.
+    # The shard index rides along as a [B] vector, so counting costs one op a batch.
+    ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder and not check)
+    if check:
+        ds = _check_counts(ds, paths, counts, options)
     else:
         ds = ds.map(_plain(lambda out, shard: out))
-    # Batch after the per-image work: every image now has the same static shape.
-    ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
     if options.data_format == "NCHW":
         # Once per batch, one op: channels-first for a GPU model.
         ds = ds.map(_plain(lambda b: {**b, "image": tf.transpose(b["image"], [0, 3, 1, 2])}))
+    if check and options.drop_remainder:
+        # Counted before dropping: a short last batch is not a bad record.
+        bs = options.batch_size
+        ds = ds.filter(_plain(lambda b: tf.shape(b["key"])[0] == bs)).map(
+            _plain(lambda b: {k: tf.ensure_shape(v, [bs, *v.shape[1:]]) for k, v in b.items()})
+        )
     if options.prefetch:
         # Last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
@@ -946,18 +955,20 @@ def _fast_dataset(
 def _check_counts(
     ds: tf.data.Dataset, paths: Sequence[str], counts: Sequence[int], options: ReadOptions
 ) -> tf.data.Dataset:
-    """Counts records per shard; after the last one, raises naming short shards."""
+    """Counts records per shard, a batch at a time; after the last, raises naming
+    every shard that came up short."""
     n = len(paths)
     expected = tf.constant(list(counts), tf.int64)
     names = tf.constant(list(paths))
     spec = ds.element_spec[0]
-    end = {k: tf.zeros([d or 0 for d in s.shape], s.dtype) for k, s in spec.items()}
-    # One extra element marks the end (shard -1 adds nothing to the counts).
-    ds = ds.concatenate(tf.data.Dataset.from_tensors((end, tf.constant(-1, tf.int64))))
+    end = {k: tf.zeros([0, *s.shape[1:]], s.dtype) for k, s in spec.items()}
+    # One empty batch marks the end of the stream.
+    marker = tf.data.Dataset.from_tensors((end, tf.zeros([0], tf.int64), True))
+    ds = ds.map(_plain(lambda out, shard: (out, shard, False))).concatenate(marker)
 
     def step(seen: tf.Tensor, item):
-        out, shard = item
-        seen = seen + tf.one_hot(shard, n, dtype=tf.int64)
+        out, shard, is_end = item
+        seen = seen + tf.math.bincount(shard, minlength=n, maxlength=n, dtype=tf.int64)
 
         def at_end() -> tf.Tensor:
             bad = tf.not_equal(seen, expected)
@@ -982,7 +993,7 @@ def _check_counts(
             with tf.control_dependencies([ok]):
                 return tf.identity(False)
 
-        keep = tf.cond(shard < 0, at_end, lambda: tf.constant(True))
+        keep = tf.cond(is_end, at_end, lambda: tf.constant(True))
         return seen, (out, keep)
 
     ds = ds.scan(tf.zeros([n], tf.int64), _plain(step))
