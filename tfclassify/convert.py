@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -54,6 +55,7 @@ class Scanned:
     size: int = 0  # bytes this record takes in a shard, TFRecord framing included
     converted: str = ""
     encoded_size: int = 0  # bytes of image/encoded, checked again when writing
+    sha256: str = ""  # of image/encoded: hashed here, in parallel, not in the serial write
     src_size: int = 0
     src_mtime_ns: int = 0
 
@@ -121,7 +123,12 @@ def _scan_one(
     )
     encoded = result.data if result.data is not None else data
     size = schema.serialized_size(_record(source, label, encoded, s, _PLACEHOLDER_SHA))
-    return dataclasses.replace(s, size=size + schema.TFRECORD_OVERHEAD, encoded_size=len(encoded))
+    return dataclasses.replace(
+        s,
+        size=size + schema.TFRECORD_OVERHEAD,
+        encoded_size=len(encoded),
+        sha256=hashlib.sha256(encoded).hexdigest(),
+    )
 
 
 def _read_journal(path: str) -> list[Scanned]:
@@ -256,8 +263,6 @@ def _write_shards(
     options: ConvertOptions,
     work: str,
 ) -> dict[str, shards.ShardResult]:
-    import hashlib
-
     out = options.output_dir
     results: dict[str, shards.ShardResult] = {}
     pending = []
@@ -273,9 +278,8 @@ def _write_shards(
 
     def serialized(key: int) -> bytes:
         src, s = listing.sources[key], scanned[key]
-        encoded = _encoded_bytes(src, s, work)
-        sha = hashlib.sha256(encoded).hexdigest()
-        return schema.serialize(_record(src, label_ids[src.label], encoded, s, sha))
+        encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
+        return schema.serialize(_record(src, label_ids[src.label], encoded, s, s.sha256))
 
     # Shards are written one after another; the pool prepares their records (read,
     # hash, serialize) in order. Record order inside a shard is the plan's, so the

@@ -7,6 +7,7 @@ final shard name, and `--resume` can trust every done record it finds.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -53,8 +54,13 @@ def write_shard(path: str, records: Iterable[bytes]) -> ShardResult:
             for record in records:
                 writer.write(record)
                 count += 1
-        _fsync(tmp)  # TF's close does not fsync; the rename must not outrun the data
-    return ShardResult(os.path.basename(path), count, os.path.getsize(path), file_sha256(path))
+        # TF's close does not fsync, and the rename must not outrun the data. The
+        # flush to disk and hashing the (cached) file overlap: both release the GIL.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            synced = pool.submit(_fsync, tmp)
+            digest = file_sha256(tmp)
+            synced.result()
+    return ShardResult(os.path.basename(path), count, os.path.getsize(path), digest)
 
 
 def done_path(work_dir: str, filename: str) -> str:
