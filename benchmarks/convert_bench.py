@@ -25,7 +25,7 @@ from absl import app, flags
 
 flags.DEFINE_integer("num_images", 1000, "Photo-like JPEGs to generate (~50 KB each).")
 flags.DEFINE_string("corpus", None, "Reuse/generate the corpus here (default: a temp dir).")
-flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
+flags.DEFINE_integer("repeats", 5, "Timed repetitions per contender (median reported).")
 flags.DEFINE_integer("num_workers", None, "Converter workers (default: all cores).")
 flags.DEFINE_string("json", "convert_bench.json", "Where to write the figures.")
 FLAGS = flags.FLAGS
@@ -37,14 +37,24 @@ def _files(root: str) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: page cache, TF tracing, thread pools
-    times = []
+def _median_times(contenders: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per contender, timed round-robin (A B C D, A B C D, ...).
+
+    Interleaving spreads a shared machine's slow and fast spells over every
+    contender instead of letting one contender's repeats catch them all.
+    """
+    for fn in contenders.values():
+        fn()  # warm-up: page cache, TF tracing, thread pools
+    times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in contenders.items():
+            # Start each from a clean page cache writeback state: otherwise a contender
+            # pays for flushing the previous one's output (copy swung 1.1k-3.3k img/s).
+            os.sync()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv: list[str]) -> None:
@@ -64,9 +74,12 @@ def main(argv: list[str]) -> None:
     total_mb = sum(os.path.getsize(f) for f in files) / 1e6
     n = len(files)
 
+    copies = iter(range(1_000_000))
+
     def copy() -> None:
-        dst = os.path.join(scratch, "copy")
-        shutil.rmtree(dst, ignore_errors=True)
+        # A fresh destination each time: deleting the last copy's 1000 files is not
+        # part of copying (old copies are removed with the scratch dir at the end).
+        dst = os.path.join(scratch, f"copy{next(copies)}")
         for f in files:
             target = os.path.join(dst, os.path.relpath(f, corpus))
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -98,12 +111,15 @@ def main(argv: list[str]) -> None:
 
         return run
 
-    times = {
-        "copy": _median_time(copy, FLAGS.repeats),
-        "convert_header": _median_time(converter("header"), FLAGS.repeats),
-        "decode_only": _median_time(decode_only, FLAGS.repeats),
-        "convert_full": _median_time(converter("full"), FLAGS.repeats),
-    }
+    times = _median_times(
+        {
+            "copy": copy,
+            "convert_header": converter("header"),
+            "decode_only": decode_only,
+            "convert_full": converter("full"),
+        },
+        FLAGS.repeats,
+    )
     figures = {
         "num_images": n,
         "corpus_mb": round(total_mb, 1),
