@@ -329,17 +329,23 @@ def _remove_ours(out: str, name: str) -> None:
     done_dir = os.path.join(work, "done")
     if os.path.isdir(done_dir):
         mine += [f.removesuffix(".json") for f in os.listdir(done_dir)]
-    for entry in os.listdir(out):
-        if entry.startswith(fileio.TMP_PREFIX) and schema.parse_shard_name(
-            entry[len(fileio.TMP_PREFIX) :].rsplit(".", 1)[0]
-        ):
-            mine.append(entry)
+    mine += _stale_temporaries(out)
     for f in mine:
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(out, f))
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         os.remove(meta)  # last: it is what marks the directory as ours
+
+
+def _stale_temporaries(out: str) -> list[str]:
+    """Temporary shard files a killed run left behind (ours by their name)."""
+    return [
+        entry
+        for entry in os.listdir(out)
+        if entry.startswith(fileio.TMP_PREFIX)
+        and schema.parse_shard_name(entry[len(fileio.TMP_PREFIX) :].rsplit(".", 1)[0])
+    ]
 
 
 def _check_no_collision(out: str, name: str) -> None:
@@ -366,6 +372,8 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
     has_work = os.path.isdir(os.path.join(out, WORK_DIR))
     if options.resume:
         if has_work:
+            for entry in _stale_temporaries(out):  # a shard the kill interrupted
+                os.remove(os.path.join(out, entry))
             return None
         if has_meta:
             info = metadata.load(out)
