@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from tfclassify import _callable, fileio, metadata, runtime
-from tfclassify.errors import DataError, InputError, OptionsError, TfclassifyError
+from tfclassify.errors import DataError, InputError, OptionsError
 from tfclassify.options import INFER_MODES, InferOptions, ThreadOptions
 from tfclassify.predictor import Predictor, describe
 
@@ -676,30 +676,17 @@ def _options_from_flags(fv: Any) -> InferOptions:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m tfclassify.infer`; returns the exit status (2 for user errors)."""
-    from absl import flags
+    from tfclassify import cli
 
-    fv = _flags()
-    argv = sys.argv if argv is None else argv
-    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-        print(f"usage: python -m tfclassify.infer [flags]\n\n{fv.get_help()}")
-        return 0
-    try:
-        rest = fv(argv)
-        if len(rest) > 1:
-            raise OptionsError(f"unexpected arguments {rest[1:]}")
+    def body(fv: Any) -> int:
         if fv.describe:
             print(describe(fv.describe))
             return 0
-        for name in ("model", "data"):
-            if not fv[name].value:
-                raise OptionsError(f"--{name} is required (or pass --describe MODEL)")
-        options = _options_from_flags(fv)
-        result = infer(fv.model, fv.data, options)
-    except (TfclassifyError, flags.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(result)
-    return 0
+        cli.require(fv, ("model", "data"), " (or pass --describe MODEL)")
+        print(infer(fv.model, fv.data, _options_from_flags(fv)))
+        return 0
+
+    return cli.run("tfclassify.infer", _flags(), argv, body)
 
 
 _callable.forward_calls(__name__, "infer")

@@ -22,7 +22,7 @@ import warnings
 from typing import Any
 
 from tfclassify import _callable, fileio, metadata, runtime
-from tfclassify.errors import OptionsError, OutputError, TfclassifyError
+from tfclassify.errors import OptionsError, OutputError
 from tfclassify.options import TRAIN_ARCHS, ThreadOptions, TrainOptions
 
 __all__ = ["TrainOptions", "build_model", "main", "train"]
@@ -232,20 +232,10 @@ def _flags() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m tfclassify.train`; returns the exit status (2 for user errors)."""
-    from absl import flags
+    from tfclassify import cli
 
-    fv = _flags()
-    argv = sys.argv if argv is None else argv
-    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-        print(f"usage: python -m tfclassify.train [flags]\n\n{fv.get_help()}")
-        return 0
-    try:
-        rest = fv(argv)
-        if len(rest) > 1:
-            raise OptionsError(f"unexpected arguments {rest[1:]}")
-        for name in ("data", "output"):
-            if not fv[name].value:
-                raise OptionsError(f"--{name} is required")
+    def body(fv: Any) -> int:
+        cli.require(fv, ("data", "output"))
         options = TrainOptions(
             data=fv.data,
             output=fv.output,
@@ -264,11 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             verbose=fv.verbose,
         )
         path = train(options)
-    except (TfclassifyError, flags.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"model -> {path} ({SAVED_MODEL_DIR}/, {KERAS_FILE}, {metadata.LABELS_FILE})")
-    return 0
+        print(f"model -> {path} ({SAVED_MODEL_DIR}/, {KERAS_FILE}, {metadata.LABELS_FILE})")
+        return 0
+
+    return cli.run("tfclassify.train", _flags(), argv, body)
 
 
 _callable.forward_calls(__name__, "train")
