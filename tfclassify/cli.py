@@ -23,19 +23,29 @@ def require(fv: Any, names: Sequence[str], hint: str = "") -> None:
             raise OptionsError(f"--{name} is required{hint}")
 
 
+def exit_status(fn: Callable[[], int | None]) -> int:
+    """Runs `fn`, turning user errors into one line on stderr and exit status 2."""
+    from absl import flags
+
+    try:
+        return fn() or 0
+    except (TfclassifyError, flags.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def run(prog: str, fv: Any, argv: list[str] | None, body: Callable[[Any], int | None]) -> int:
     """Parses `argv` into `fv` and runs `body(fv)`; returns the exit status."""
-    from absl import flags
 
     argv = sys.argv if argv is None else argv
     if any(a in _HELP for a in argv[1:]):
         print(f"usage: python -m {prog} [flags]\n\n{fv.get_help()}")
         return 0
-    try:
+
+    def parse_and_run() -> int | None:
         rest = fv(argv)
         if len(rest) > 1:
             raise OptionsError(f"unexpected arguments {rest[1:]}")
-        return body(fv) or 0
-    except (TfclassifyError, flags.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return body(fv)
+
+    return exit_status(parse_and_run)

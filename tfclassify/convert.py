@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from absl import logging
 
@@ -543,18 +543,6 @@ def options_from_flags() -> ConvertOptions:
     )
 
 
-def run_cli(fn: Callable[[], Any]) -> int:
-    """Runs `fn`, turning user errors into one line on stderr and exit status 2."""
-    from tfclassify.errors import TfclassifyError
-
-    try:
-        fn()
-    except TfclassifyError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise SystemExit(f"error: unexpected arguments {argv[1:]}")
@@ -569,7 +557,9 @@ def main(argv: list[str]) -> None:
             + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
         )
 
-    sys.exit(run_cli(go))
+    from tfclassify import cli
+
+    sys.exit(cli.exit_status(go))
 
 
 _callable.forward_calls(__name__, "convert")

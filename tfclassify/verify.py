@@ -35,7 +35,7 @@ def verify(directory: str) -> metadata.DatasetInfo:
 
 
 def main(argv: list[str]) -> None:
-    from tfclassify.convert import run_cli
+    from tfclassify import cli
 
     if len(argv) != 2:
         raise SystemExit("usage: python -m tfclassify.verify OUTPUT_DIR")
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> None:
         n = sum(len(s.shards) for s in info.splits.values())
         print(f"ok: {n} shards, {info.accepted} records in {argv[1]}")
 
-    sys.exit(run_cli(go))
+    sys.exit(cli.exit_status(go))
 
 
 _callable.forward_calls(__name__, "verify")
