@@ -236,6 +236,11 @@ def test_choose_ratio_table():
         ((96, 96, 12, 12), 8),
     ]
     assert [data.choose_ratio(*args) for args, _ in table] == [r for _, r in table]
+    # The pipeline's vectorized twin (squash: the resize target is the output size).
+    for (h, w, th, tw), want in table:
+        o = ReadOptions(image_size=(th, tw), resize="squash")
+        _, index = data._geometry(tf.constant([[h, w], [0, 0]], tf.int64), o)
+        assert [data.JPEG_RATIOS[i] for i in index.numpy()] == [want, 1]  # unknown: 1
 
 
 def test_resize_target_table_and_graph_twin_agree():
@@ -255,8 +260,8 @@ def test_resize_target_table_and_graph_twin_agree():
     ]
     assert [data.resize_target(h, w, o) for (h, w, o), _ in table] == [t for _, t in table]
     for (h, w, o), want in table:
-        got = data._resize_target_tf(tf.constant(h, tf.int64), tf.constant(w, tf.int64), o)
-        assert tuple(int(v) for v in got) == want
+        need, _ = data._geometry(tf.constant([[h, w]], tf.int64), o)
+        assert tuple(int(v) for v in need[0]) == want
 
 
 def test_validate_data_format():

@@ -78,6 +78,9 @@ JPEG_RATIOS = (1, 2, 4, 8)  # the scales libjpeg can produce in the DCT domain
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _GLOB_CHARS = "*?["
+# Records parsed per vectorized parse step; small enough that one that fails to parse
+# takes few others with it.
+_PARSE_BATCH = 16
 _LENGTH_HEADER = 12  # TFRecord: uint64 length + uint32 masked CRC32C of the length
 
 # Status of a record, set by the shard reader; anything >= _BAD_DATA is a framing error.
@@ -282,9 +285,15 @@ def decode_and_resize(
             lambda: tf.zeros([2], tf.int64),
         )
         height, width = size[0], size[1]
-    hint_h, hint_w = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
-    image, h, w = _decode(encoded, hint_h, hint_w, options)
-    return _normalize(_resize(image, h, w, options), options)
+    return _normalize(_decode_one(encoded, height, width, options), options)
+
+
+def _decode_one(encoded: tf.Tensor, height: Any, width: Any, options: ReadOptions) -> tf.Tensor:
+    """`_decode_placed` for one image whose stored size may be unknown (0)."""
+    size = tf.cast(tf.stack([height, width]), tf.int64)[None]
+    need, ratio = _geometry(size, options)
+    known = tf.reduce_all(size > 0)
+    return _decode_placed(encoded, need[0], ratio[0], options, size_known=known)
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -385,8 +394,8 @@ def make_dataset(
     ds = ds.filter(_plain(lambda element, keep: keep))
     # Batch after the per-image work: every image now has the same static shape.
     ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
-    # Once per batch: drop the `keep` flag, transpose to NCHW (one op) when asked.
-    ds = ds.map(_plain(functools.partial(_finish_batch, data_format=options.data_format)))
+    # Once per batch: drop the `keep` flag, normalize, transpose to NCHW when asked.
+    ds = ds.map(_plain(lambda out, keep: _finish_batch(out, options)))
     if options.prefetch:
         # Prefetch last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
@@ -457,8 +466,10 @@ def _tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
     """
 
     def readable(p):
-        first = tf.data.FixedLengthRecordDataset(p, record_bytes=1).take(1)
-        read = first.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+        # Opens the file and reads its first byte ("" when empty). get_single_element,
+        # not reduce: a reduce instantiates a function on each call (~10 ms a shard).
+        first = tf.data.FixedLengthRecordDataset(p, record_bytes=1)
+        read = first.concatenate(tf.data.Dataset.from_tensors("")).take(1).get_single_element()
         with tf.control_dependencies([read]):
             return tf.identity(p)
 
@@ -657,11 +668,8 @@ def _decode_record(element: dict[str, Any], options: ReadOptions) -> dict[str, A
         features = tf.io.parse_single_example(
             element["serialized"], schema.feature_spec(with_label=options.with_labels)
         )
-    image = decode_and_resize(
-        features[schema.ENCODED],
-        options,
-        height=features[schema.HEIGHT],
-        width=features[schema.WIDTH],
+    image = _decode_one(
+        features[schema.ENCODED], features[schema.HEIGHT], features[schema.WIDTH], options
     )
     out = {"image": image, "key": features[schema.FILENAME]}
     if options.with_labels:
@@ -728,30 +736,81 @@ def _account(state, element, options: ReadOptions, stats: ReadStats):
     return (seq, upstream), (element["out"], keep)
 
 
-def _finish_batch(out: dict[str, tf.Tensor], keep: tf.Tensor, data_format: str):
-    if data_format == "NCHW":
-        out = {**out, "image": tf.transpose(out["image"], [0, 3, 1, 2])}
-    return out
+def _finish_batch(batch: dict[str, tf.Tensor], options: ReadOptions) -> dict[str, tf.Tensor]:
+    """Once per batch: the elementwise tail of decoding (clip, normalize, cast) and the
+    NCHW transpose, one op each for the whole batch instead of per image."""
+    image = _normalize(batch["image"], options)
+    if options.data_format == "NCHW":
+        image = tf.transpose(image, [0, 3, 1, 2])  # channels-first for a GPU model
+    return {**batch, "image": image}
 
 
 # ---------------------------------------------------------------- decode, resize, normalize
 
 
-def _decode(encoded: tf.Tensor, hint_h: tf.Tensor, hint_w: tf.Tensor, options: ReadOptions):
-    """uint8 [h, w, 3] image, and the source size (h, w) its geometry is computed from.
+def _geometry(size: tf.Tensor, options: ReadOptions) -> tuple[tf.Tensor, tf.Tensor]:
+    """Resize target and JPEG scale for stored sizes, vectorized over a batch.
 
-    One Case op picks JPEG at one of the DCT scales, PNG, or anything else. Inside
-    tf.data each control-flow op runs as a function call, so one flat choice per image
-    is much cheaper than nested conds.
+    Args:
+      size: int64 [B, 2] stored (height, width); 0 where unknown.
+
+    Returns:
+      need: int64 [B, 2], the size to resize to before any crop or pad
+        (`resize_target`'s graph twin: the same float64 steps).
+      ratio: int32 [B], an index into JPEG_RATIOS: the largest DCT downscale that
+        still leaves `need` (`choose_ratio`'s twin), 0 for an unknown size.
+    """
+    known = tf.reduce_all(size > 0, axis=1)
+    size = tf.maximum(size, 1)
+    target = tf.constant(options.image_size, tf.int64)
+    if options.resize == "squash":
+        need = tf.broadcast_to(target, tf.shape(size))
+    else:
+        sizef = tf.cast(size, tf.float64)
+        ratios = tf.cast(target, tf.float64) / sizef
+        if options.resize == "center_crop":
+            scale = tf.reduce_max(ratios, axis=1, keepdims=True) / options.crop_fraction
+            need = tf.maximum(target, tf.cast(tf.round(sizef * scale), tf.int64))
+        else:
+            scale = tf.reduce_min(ratios, axis=1, keepdims=True)
+            need = tf.minimum(target, tf.maximum(tf.cast(tf.round(sizef * scale), tf.int64), 1))
+    if not options.allow_ratio_decode:
+        return need, tf.zeros(tf.shape(size)[:1], tf.int32)
+    # Qualifying ratios are nested (8 fits => 4 fits => 2 fits): their count is the
+    # index of the largest.
+    steps = tf.constant(JPEG_RATIOS[1:], tf.int64)[None, :, None]
+    fits = tf.reduce_all(size[:, None, :] >= steps * need[:, None, :], axis=2)
+    ratio = tf.reduce_sum(tf.cast(fits, tf.int32), axis=1)
+    return need, tf.where(known, ratio, 0)
+
+
+def _decode_placed(
+    encoded: tf.Tensor,
+    need: tf.Tensor,
+    ratio: tf.Tensor,
+    options: ReadOptions,
+    *,
+    size_known: Any = True,
+) -> tf.Tensor:
+    """float32 [H, W, 3] of `options.image_size`, values in [0, 255] before
+    `_normalize` clips them (bicubic and Lanczos overshoot): the per-image work.
+
+    Inside tf.data every op of a map function is dispatched once per image, and for
+    small images that dispatch costs as much as the decode. So the geometry comes in
+    precomputed (`_geometry`, vectorized over a batch), one Case op picks the decoder,
+    and the elementwise tail (clip, normalize, cast) is left to `_normalize`, which the
+    pipeline runs once per batch.
+
+    Args:
+      encoded: scalar string, the encoded image.
+      need, ratio: this image's row of `_geometry`.
+      options: the read options.
+      size_known: False (or a bool tensor) when `need` was not computed from the
+        stored size; it is then recomputed from the decoded image. A converted
+        dataset always stores the size.
     """
     is_jpeg = tf.io.is_jpeg(encoded)
     is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
-    ratio = tf.constant(0)  # index into JPEG_RATIOS
-    if options.allow_ratio_decode:
-        hinted = (hint_h > 0) & (hint_w > 0)
-        h, w = tf.maximum(hint_h, 1), tf.maximum(hint_w, 1)
-        need_h, need_w = _resize_target_tf(h, w, options)
-        ratio = tf.where(hinted, _ratio_index_tf(h, w, need_h, need_w), 0)
 
     def jpeg(r):
         # `ratio` must be a Python int, so each scale gets its own branch.
@@ -768,68 +827,43 @@ def _decode(encoded: tf.Tensor, hint_h: tf.Tensor, hint_w: tf.Tensor, options: R
     index = tf.where(is_jpeg, ratio, tf.where(is_png, len(JPEG_RATIOS), len(JPEG_RATIOS) + 1))
     image = tf.switch_case(index, [jpeg(r) for r in JPEG_RATIOS] + [png, other])
     image.set_shape([None, None, 3])
-    # A downscaled decode takes its geometry from the stored size, so that it lands
-    # exactly where a full decode would; otherwise the decoded size is the truth.
-    scaled = is_jpeg & (ratio > 0)
-    shape = tf.shape(image, out_type=tf.int64)
-    return image, tf.where(scaled, hint_h, shape[0]), tf.where(scaled, hint_w, shape[1])
+    if size_known is not True and options.resize != "squash":
+        decoded = tf.shape(image, out_type=tf.int64)[None, :2]
+        need = tf.where(size_known, need, _geometry(decoded, options)[0][0])
+    return _place(_resize(image, need, options), need, options)
 
 
-def _resize_target_tf(h: tf.Tensor, w: tf.Tensor, options: ReadOptions):
-    """Graph twin of `resize_target` (same float64 operations)."""
-    th, tw = (tf.constant(v, tf.int64) for v in options.image_size)
-    if options.resize == "squash":
-        return th, tw
-    hf, wf = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
-    ratio_h, ratio_w = tf.cast(th, tf.float64) / hf, tf.cast(tw, tf.float64) / wf
-
-    def rounded(x):
-        return tf.cast(tf.round(x), tf.int64)
-
-    if options.resize == "center_crop":
-        scale = tf.maximum(ratio_h, ratio_w) / options.crop_fraction
-        return tf.maximum(th, rounded(hf * scale)), tf.maximum(tw, rounded(wf * scale))
-    scale = tf.minimum(ratio_h, ratio_w)
-    one = tf.constant(1, tf.int64)
-    return (
-        tf.minimum(th, tf.maximum(one, rounded(hf * scale))),
-        tf.minimum(tw, tf.maximum(one, rounded(wf * scale))),
+def _resize(image: tf.Tensor, need: tf.Tensor, options: ReadOptions) -> tf.Tensor:
+    size = tf.cast(need, tf.int32)
+    if options.resize_method == "bilinear" and not options.antialias:
+        # What tf.image.resize runs for these settings, without its wrapper's
+        # per-call checks and reshapes (a dozen ops per image).
+        return tf.raw_ops.ResizeBilinear(images=image[None], size=size, half_pixel_centers=True)[0]
+    return tf.cast(  # `nearest` keeps uint8
+        tf.image.resize(image, size, method=options.resize_method, antialias=options.antialias),
+        tf.float32,
     )
 
 
-def _ratio_index_tf(h: tf.Tensor, w: tf.Tensor, need_h: tf.Tensor, need_w: tf.Tensor) -> tf.Tensor:
-    """Graph twin of `choose_ratio`, as an index into JPEG_RATIOS."""
-    # Qualifying ratios are nested (8 fits => 4 fits => 2 fits), so counting them
-    # gives the index of the largest.
-    fits = [(h >= r * need_h) & (w >= r * need_w) for r in JPEG_RATIOS[1:]]
-    return tf.add_n([tf.cast(f, tf.int32) for f in fits])
-
-
-def _resize(image: tf.Tensor, h: tf.Tensor, w: tf.Tensor, options: ReadOptions) -> tf.Tensor:
-    """float32 [H, W, 3] in [0, 255]: resize to the target, then crop or pad."""
+def _place(image: tf.Tensor, need: tf.Tensor, options: ReadOptions) -> tf.Tensor:
+    """The resized image cropped (center_crop) or padded (pad) to image_size."""
     th, tw = options.image_size
-    need_h, need_w = _resize_target_tf(h, w, options)
-    # The target comes from the stored size, so a DCT-downscaled decode lands on the
-    # same geometry as a full one.
-    image = tf.image.resize(
-        image,
-        tf.cast(tf.stack([need_h, need_w]), tf.int32),
-        method=options.resize_method,
-        antialias=options.antialias,
-    )
-    image = tf.cast(image, tf.float32)  # `nearest` keeps uint8
+    target = tf.constant(options.image_size, tf.int64)
     if options.resize == "center_crop":
-        top, left = (need_h - th) // 2, (need_w - tw) // 2
-        image = image[top : top + th, left : left + tw]
+        start = tf.concat([(need - target) // 2, [0]], 0)
+        image = tf.slice(image, start, [th, tw, 3])
     elif options.resize == "pad":
-        top, left = (th - need_h) // 2, (tw - need_w) // 2
-        image = tf.pad(image, [[top, th - need_h - top], [left, tw - need_w - left], [0, 0]])
+        before = (target - need) // 2
+        paddings = tf.stack([before, target - need - before], axis=1)
+        image = tf.pad(image, tf.concat([paddings, [[0, 0]]], 0))
     image.set_shape([th, tw, 3])
-    # Bicubic and Lanczos overshoot: keep the promised value range.
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return image
 
 
 def _normalize(image: tf.Tensor, options: ReadOptions) -> tf.Tensor:
+    """Elementwise, so the pipeline runs it once per batch rather than per image."""
+    # Bicubic and Lanczos overshoot: keep the promised value range.
+    image = tf.clip_by_value(image, 0.0, 255.0)
     if options.normalize == "unit":
         image = image / 255.0
     elif options.normalize == "symmetric":
@@ -872,75 +906,70 @@ def expected_counts(
 
 
 def _fast_dataset(
-    paths: Sequence[str], counts: Sequence[int] | None, options: ReadOptions
+    paths: Sequence[str], counts: Sequence[int], options: ReadOptions
 ) -> tf.data.Dataset:
     """The default pipeline: plain tf.data stages, no per-record bookkeeping.
 
     Bad records (CRC, truncation, undecodable image) are dropped where they fail and
     found at the end by comparing records per shard with dataset.json: the last
-    element then raises an error naming each short shard. Without known counts
-    errors propagate as TF raised them.
+    element then raises an error naming each short shard.
     """
     n = len(paths)
-    cpus = _cpu_count()
-    check = counts is not None
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(n, dtype=tf.int64)))
     if options.shuffle_files:
         # The whole shard list fits in the buffer: a full, nearly free shuffle.
         ds = ds.shuffle(n, seed=options.seed, reshuffle_each_iteration=True)
 
+    spec = schema.feature_spec(with_label=options.with_labels)
+
+    def parse(serialized: tf.Tensor, shard: tf.Tensor):
+        f = tf.io.parse_example(serialized, spec)
+        need, ratio = _geometry(tf.stack([f[schema.HEIGHT], f[schema.WIDTH]], axis=1), options)
+        out = {"encoded": f[schema.ENCODED], "key": f[schema.FILENAME]}
+        if options.with_labels:
+            out["label"] = f[schema.LABEL]
+        return out, need, ratio, tf.fill(tf.shape(serialized), shard)
+
     def read(path: tf.Tensor, shard: tf.Tensor) -> tf.data.Dataset:
-        buffer_bytes = options.reader_buffer_kb * 1024
-        if check:
-            # A CRC error ends this shard only; the shortfall is reported at the end.
-            records = _tfrecords(path, buffer_bytes)
-        else:
-            records = tf.data.TFRecordDataset(path, buffer_size=buffer_bytes)
-        return records.map(lambda r: (r, shard))
+        # A CRC error ends this shard only; the shortfall is reported at the end.
+        records = _tfrecords(path, options.reader_buffer_kb * 1024)
+        # Parse and plan the geometry a few records at a time (the tf.data guide's
+        # "vectorized mapping"): a handful of ops per group instead of per image. A
+        # record that does not parse drops its group, which the count check reports.
+        group = _PARSE_BATCH * options.block_length
+        return records.batch(group).map(_plain(lambda r: parse(r, shard))).ignore_errors()
 
     # Read several shards at once: overlaps file latency and mixes shards. Capped at
     # the shard count and the CPUs, since each open shard holds a read buffer.
     ds = ds.interleave(
         _plain(read),
-        cycle_length=min(n, options.cycle_length or cpus),
-        block_length=options.block_length,
+        cycle_length=min(n, options.cycle_length or _cpu_count()),
         num_parallel_calls=options.interleave_parallelism,
         deterministic=options.deterministic,
-    )
+    ).unbatch()
     if options.shuffle_buffer:
-        # Shuffle serialized records: encoded bytes are far smaller than decoded images.
+        # Shuffle before decoding: encoded bytes are far smaller than decoded images.
         ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
-    spec = schema.feature_spec(with_label=options.with_labels)
 
-    def decode(serialized: tf.Tensor, shard: tf.Tensor):
-        f = tf.io.parse_single_example(serialized, spec)
-        image = decode_and_resize(
-            f[schema.ENCODED], options, height=f[schema.HEIGHT], width=f[schema.WIDTH]
-        )
-        out = {"image": image, "key": f[schema.FILENAME]}
-        if options.with_labels:
-            out["label"] = f[schema.LABEL]
-        return out, shard
+    def decode(out: dict[str, tf.Tensor], need: tf.Tensor, ratio: tf.Tensor, shard: tf.Tensor):
+        # A converted dataset stores every image's size: `need` is always known.
+        image = _decode_placed(out.pop("encoded"), need, ratio, options)
+        return {**out, "image": image}, shard
 
-    # Parse + decode + resize + normalize per record, in parallel: the expensive stage.
+    # Decode + resize per image, in parallel: the expensive stage.
     ds = ds.map(
         _plain(decode),
         num_parallel_calls=options.map_parallelism,
         deterministic=options.deterministic,
     )
-    if check:
-        ds = ds.ignore_errors()
+    ds = ds.ignore_errors()
     # Batch after the per-image work: every image now has the same static shape.
     # The shard index rides along as a [B] vector, so counting costs one op a batch.
-    ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder and not check)
-    if check:
-        ds = _check_counts(ds, paths, counts, options)
-    else:
-        ds = ds.map(_plain(lambda out, shard: out))
-    if options.data_format == "NCHW":
-        # Once per batch, one op: channels-first for a GPU model.
-        ds = ds.map(_plain(lambda b: {**b, "image": tf.transpose(b["image"], [0, 3, 1, 2])}))
-    if check and options.drop_remainder:
+    ds = ds.batch(options.batch_size)
+    ds = _check_counts(ds, paths, counts).map(
+        _plain(functools.partial(_finish_batch, options=options))
+    )
+    if options.drop_remainder:
         # Counted before dropping: a short last batch is not a bad record.
         bs = options.batch_size
         ds = ds.filter(_plain(lambda b: tf.shape(b["key"])[0] == bs)).map(
@@ -953,7 +982,7 @@ def _fast_dataset(
 
 
 def _check_counts(
-    ds: tf.data.Dataset, paths: Sequence[str], counts: Sequence[int], options: ReadOptions
+    ds: tf.data.Dataset, paths: Sequence[str], counts: Sequence[int]
 ) -> tf.data.Dataset:
     """Counts records per shard, a batch at a time; after the last, raises naming
     every shard that came up short."""

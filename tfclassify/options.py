@@ -386,7 +386,9 @@ class ReadOptions:
       shuffle_buffer: records in the shuffle buffer; 0 disables record shuffling.
       seed: seed of both shuffles; None draws a fresh order each run.
       cycle_length: shards read at once; None means min(shards, CPUs).
-      block_length: consecutive records taken from one shard before the next.
+      block_length: consecutive records taken from one shard before the next. The
+        default path takes them in runs of 16 x block_length (it parses records in
+        groups of 16); the skip_errors path in runs of block_length.
       interleave_parallelism: threads reading shards (-1: AUTOTUNE).
       map_parallelism: images decoded at once (-1: AUTOTUNE, up to the CPU count).
       prefetch: batches prepared ahead (-1: AUTOTUNE, 0: none).
