@@ -97,13 +97,14 @@ def main(argv: list[str]) -> None:
 
     def converter(validate: str):
         def run() -> None:
+            # A fresh output dir, as for the copy: deleting the previous run's output
+            # (what --overwrite does) is not converting.
             info = tfclassify.convert(
                 tfclassify.ConvertOptions(
                     input_dir=corpus,
-                    output_dir=os.path.join(scratch, f"out_{validate}"),
+                    output_dir=os.path.join(scratch, f"out_{validate}{next(copies)}"),
                     validate=validate,
                     num_workers=FLAGS.num_workers,
-                    overwrite=True,
                     quiet=True,
                 )
             )

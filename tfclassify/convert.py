@@ -36,7 +36,10 @@ from tfclassify.options import ConvertOptions
 WORK_DIR = ".tfclassify-work"
 _STATE = "state.json"
 _JOURNAL = "scan.jsonl"
-_PLACEHOLDER_SHA = "0" * 64  # same length as a real hex digest, for exact size prediction
+# Serialized records kept in memory between the scan and the write pass. A corpus (or the
+# first part of one) up to this size is read from disk once; the rest is read again
+# when its shard is written.
+_HOLD_BYTES = 512 * 2**20
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -91,20 +94,21 @@ def _record(source: sources.Source, label: int, encoded: bytes, s: Scanned, sha:
 
 def _scan_one(
     key: int, source: sources.Source, label: int, cfg: images.ImageConfig, work: str
-) -> Scanned:
+) -> tuple[Scanned, bytes | None]:
+    """The journal line for one file, and its serialized record (None if skipped)."""
     if source.problem:
-        return Scanned(key, skip=source.problem)
+        return Scanned(key, skip=source.problem), None
     try:
         st = os.stat(source.path)
         with open(source.path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return Scanned(key, skip=f"{images.MISSING}: file not found")
+        return Scanned(key, skip=f"{images.MISSING}: file not found"), None
     except OSError as e:
-        return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}")
+        return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}"), None
     result = images.inspect(data, cfg)
     if not result.ok:
-        return Scanned(key, skip=result.skip_reason or "")
+        return Scanned(key, skip=result.skip_reason or ""), None
     if result.data is not None:
         os.makedirs(os.path.dirname(_cache_path(work, key)), exist_ok=True)
         # No fsync: a cache file lost to a power cut fails the encoded_size check
@@ -122,13 +126,14 @@ def _scan_one(
         src_mtime_ns=st.st_mtime_ns,
     )
     encoded = result.data if result.data is not None else data
-    size = schema.serialized_size(_record(source, label, encoded, s, _PLACEHOLDER_SHA))
-    return dataclasses.replace(
-        s,
-        size=size + schema.TFRECORD_OVERHEAD,
-        encoded_size=len(encoded),
-        sha256=hashlib.sha256(encoded).hexdigest(),
+    sha = hashlib.sha256(encoded).hexdigest()
+    # The record exactly as its shard will hold it: its size plans the shards, and the
+    # bytes may be held for the write pass.
+    record = schema.serialize(_record(source, label, encoded, s, sha))
+    s = dataclasses.replace(
+        s, size=len(record) + schema.TFRECORD_OVERHEAD, encoded_size=len(encoded), sha256=sha
     )
+    return s, record
 
 
 def _read_journal(path: str) -> list[Scanned]:
@@ -197,7 +202,13 @@ def _scan(
     label_ids: dict[str, int],
     options: ConvertOptions,
     work: str,
+    held: dict[int, bytes],
 ) -> list[Scanned]:
+    """Pass 1 over the files not in the journal yet; appends to the journal.
+
+    Serialized records are kept in `held` while they fit in _HOLD_BYTES, so the write
+    pass need not read (or serialize) those again: a small corpus is read once.
+    """
     journal = os.path.join(work, _JOURNAL)
     scanned = _read_journal(journal)
     cfg = _image_config(options)
@@ -211,9 +222,11 @@ def _scan(
         f.truncate(sum(len((json.dumps(vars(s)) + "\n").encode()) for s in scanned))
         f.seek(0, io.SEEK_END)
 
-        def one(key: int) -> Scanned:
+        def one(key: int) -> tuple[Scanned, bytes | None]:
             src = listing.sources[key]
             return _scan_one(key, src, label_ids.get(src.label, -1), cfg, work)
+
+        budget = _HOLD_BYTES
 
         # Threads pay off only when the per-image work runs outside the GIL (decode,
         # encode); header checks are Python-bound, where a second thread only adds
@@ -221,8 +234,11 @@ def _scan(
         heavy = options.validate == "full" or options.reencodes
         with _mapper(options.workers if heavy else 1) as pmap:
             results: list[Scanned] = []
-            for i, result in enumerate(pmap(one, todo), start=1):
+            for i, (result, record) in enumerate(pmap(one, todo), start=1):
                 results.append(result)
+                if record is not None and len(record) <= budget:
+                    held[result.key] = record
+                    budget -= len(record)
                 if len(results) >= chunk or i == len(todo):
                     # Flushed, not fsynced: a killed process loses nothing flushed, and
                     # lines lost to a power cut are simply scanned again.
@@ -262,6 +278,7 @@ def _write_shards(
     label_ids: dict[str, int],
     options: ConvertOptions,
     work: str,
+    held: dict[int, bytes],
 ) -> dict[str, shards.ShardResult]:
     out = options.output_dir
     results: dict[str, shards.ShardResult] = {}
@@ -277,9 +294,12 @@ def _write_shards(
     progress = _Progress(total, "write", options.quiet)
 
     def serialized(key: int) -> bytes:
-        src, s = listing.sources[key], scanned[key]
-        encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
-        return schema.serialize(_record(src, label_ids[src.label], encoded, s, s.sha256))
+        record = held.pop(key, None)  # the very record scanned and hashed
+        if record is None:
+            src, s = listing.sources[key], scanned[key]
+            encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
+            record = schema.serialize(_record(src, label_ids[src.label], encoded, s, s.sha256))
+        return record
 
     # Shards are written one after another; the pool prepares their records (read,
     # hash, serialize) in order. Record order inside a shard is the plan's, so the
@@ -453,7 +473,8 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
     work = os.path.join(out, WORK_DIR)
     _start_state(work, options, listing)
     label_ids = {label: i for i, label in enumerate(listing.labels)}
-    scanned = _scan(listing, label_ids, options, work)
+    held: dict[int, bytes] = {}
+    scanned = _scan(listing, label_ids, options, work, held)
 
     skipped = [(listing.sources[s.key].relpath, s.skip) for s in scanned if s.skip]
     reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
@@ -476,7 +497,8 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
         seed=options.seed,
         validation_fraction=options.validation_fraction,
     )
-    results = _write_shards(shard_plan, listing, scanned, label_ids, options, work)
+    results = _write_shards(shard_plan, listing, scanned, label_ids, options, work, held)
+    held.clear()  # bytes of records a resumed run found already written
 
     splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
     for sh in shard_plan:

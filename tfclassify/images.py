@@ -177,12 +177,13 @@ def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
     return out.getvalue()
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # Our own max_pixels check replaces Pillow's bomb warning (a global setting).
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            # Only the sniffed format's plugin: Pillow need not try the others.
+            im = Image.open(io.BytesIO(data), formats=[fmt.upper()])
         except Image.DecompressionBombError as e:
             raise _Skip(TOO_LARGE, f"header refused before decoding ({e})") from e
         except Exception as e:  # Pillow raises many types for bad headers
@@ -241,7 +242,7 @@ def _inspect(data: bytes, cfg: ImageConfig) -> Inspected:
     fmt = sniff(data[:16])
     if fmt is None:
         raise _Skip(NOT_IMAGE, "content is not a recognised image format")
-    im = _open(data, cfg.max_pixels)
+    im = _open(data, fmt, cfg.max_pixels)
     why = _why_convert(im, fmt, data)
     out_fmt = cfg.image_format
     if out_fmt == "keep":

@@ -94,11 +94,6 @@ def serialize(record: Record) -> bytes:
     return _example(record).SerializeToString(deterministic=True)
 
 
-def serialized_size(record: Record) -> int:
-    """Exact size of `serialize(record)` in bytes, without building the bytes twice."""
-    return _example(record).ByteSize()
-
-
 def feature_spec(with_label: bool = True) -> dict:
     """`tf.io.parse_*` spec. Labels default to -1 so unlabeled shards still parse."""
     import tensorflow as tf
