@@ -93,6 +93,17 @@ def test_traced_once_for_any_batch_size(models, images):
     assert p.trace_count == 1
 
 
+@pytest.mark.parametrize("kind", ["saved_model", "keras"])
+def test_frozen_call_matches_the_model_as_saved(models, images, kind):
+    frozen = Predictor.load(models[kind])
+    plain = Predictor.load(models[kind], freeze=False)
+    np.testing.assert_allclose(frozen.predict(images), plain.predict(images), atol=1e-6)
+    # Frozen: the weights are constants in the graph, no variable is read.
+    ops = {op.type for op in frozen._frozen.graph.get_operations()}
+    assert "ReadVariableOp" not in ops and "VarHandleOp" not in ops
+    assert plain._call is plain._fn and frozen.trace_count == plain.trace_count == 1
+
+
 def test_uint8_input_is_cast(models, images):
     p = Predictor.load(models["saved_model"])
     u8 = (images * 255).astype(np.uint8)

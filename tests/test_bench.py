@@ -1,0 +1,37 @@
+"""`python -m tfclassify.bench` runs every contender and reports every figure."""
+
+from __future__ import annotations
+
+import math
+
+from tfclassify import bench
+
+
+def test_bench_smoke(tmp_path):
+    cfg = bench.BenchConfig(
+        workdir=str(tmp_path),
+        num_images=24,
+        models=("small_cnn",),
+        batch_size=8,
+        repeats=1,
+        sequential_images=8,
+        min_decode_images=24,
+    )
+    figures = bench.run(cfg)
+    for name in (
+        "decode_only",
+        "decode_only_preresized",
+        "model_only",
+        "sequential",
+        "batch",
+        "pipelined",
+        "pipelined_preresized",
+        "keras_baseline",
+        "combined_ceiling",
+    ):
+        value = figures[f"{name}[small_cnn]"]
+        assert math.isfinite(value) and value > 0, name
+    for ratio in bench.TARGETS:
+        assert figures[f"{ratio.split('[')[0]}[small_cnn]"] > 0
+    text = bench.report(figures)
+    assert "pipelined_vs_combined_ceiling[small_cnn]" in text and "target >=" in text
