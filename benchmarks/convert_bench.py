@@ -4,7 +4,8 @@
   converter --validate=full    vs  tf.io.decode_jpeg over all files      (target >= 0.90)
 
 Every contender runs on the same files after a warm-up pass (page cache filled,
-tf.function traced), 3 times, median reported. Prints one line per figure and
+tf.function traced), then --repeats times round-robin (tfclassify.bench.round_robin),
+median reported. Prints one line per figure and
 writes them to --json. Absolute numbers drift on shared machines; the ratios are
 the result.
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 from absl import app, flags
 
@@ -37,24 +38,17 @@ def _files(root: str) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 
 
-def _median_times(contenders: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per contender, timed round-robin (A B C D, A B C D, ...).
+def _synced(fn: Callable[[], None], n: int) -> Callable[[], tuple[int, float]]:
+    """fn timed from a clean page-cache writeback state: otherwise a contender pays for
+    flushing the previous one's output (copy swung 1.1k-3.3k img/s)."""
 
-    Interleaving spreads a shared machine's slow and fast spells over every
-    contender instead of letting one contender's repeats catch them all.
-    """
-    for fn in contenders.values():
-        fn()  # warm-up: page cache, TF tracing, thread pools
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            # Start each from a clean page cache writeback state: otherwise a contender
-            # pays for flushing the previous one's output (copy swung 1.1k-3.3k img/s).
-            os.sync()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+    def run() -> tuple[int, float]:
+        os.sync()
+        start = time.perf_counter()
+        fn()
+        return n, time.perf_counter() - start
+
+    return run
 
 
 def main(argv: list[str]) -> None:
@@ -62,7 +56,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     import tfclassify
-    from tfclassify import testing
+    from tfclassify import bench, testing
 
     scratch = tempfile.mkdtemp(prefix="convert_bench_")
     corpus = FLAGS.corpus or os.path.join(scratch, "corpus")
@@ -112,15 +106,16 @@ def main(argv: list[str]) -> None:
 
         return run
 
-    times = _median_times(
+    rates = bench.round_robin(
         {
-            "copy": copy,
-            "convert_header": converter("header"),
-            "decode_only": decode_only,
-            "convert_full": converter("full"),
+            "copy": _synced(copy, n),
+            "convert_header": _synced(converter("header"), n),
+            "decode_only": _synced(decode_only, n),
+            "convert_full": _synced(converter("full"), n),
         },
         FLAGS.repeats,
     )
+    times = {k: n / r for k, r in rates.items()}
     figures = {
         "num_images": n,
         "corpus_mb": round(total_mb, 1),

@@ -10,8 +10,8 @@ not depend on the weights), on one generated corpus of photo-sized JPEGs:
   pipelined_preresized         pipelined over shards pre-resized at conversion
   keras_baseline     keras.utils.image_dataset_from_directory + model.predict
 
-Each contender runs once to warm up (traces, page cache), then `--repeats` times;
-the median is reported. Absolute numbers drift on shared machines: the ratios,
+Each contender runs once to warm up (traces, page cache), then `--repeats` times,
+round-robin; the median is reported. Absolute numbers drift on shared machines: the ratios,
 measured in the same run, are the result. Figures go to stdout (one per line) and
 to `--json`.
 """
@@ -53,14 +53,23 @@ class BenchConfig:
     min_decode_images: int = 2000  # decode-only passes: long enough for a steady state
 
 
-def _median_rate(fn: Callable[[], tuple[int, float]], repeats: int) -> float:
-    """images/s, median over `repeats` after one warm-up; fn returns (images, seconds)."""
-    fn()
-    rates = []
+def round_robin(contenders: dict[str, Callable[[], tuple[int, float]]], repeats: int) -> dict:
+    """Median images/s per contender, timed round-robin (A B C, A B C, ...).
+
+    Each contender runs once to warm up (traces, page cache), then `repeats` times;
+    each run returns (images, seconds). Interleaving spreads a shared machine's slow
+    and fast spells over every contender instead of letting one contender's repeats
+    catch them all (on the 2-core CI VM, tf.data runs land in a ~1-core or a ~2-core
+    spell at random, for a whole run).
+    """
+    for fn in contenders.values():
+        fn()
+    rates: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(repeats):
-        n, seconds = fn()
-        rates.append(n / seconds)
-    return statistics.median(rates)
+        for name, fn in contenders.items():
+            n, seconds = fn()
+            rates[name].append(n / seconds)
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def _timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
@@ -179,17 +188,19 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         ).map(lambda x, y: x / 255.0)
         return int(keras_model.predict(ds, verbose=0).shape[0])
 
-    r = cfg.repeats
-    fig = {
-        "decode_only": _median_rate(decode_only(dirs["full"]), r),
-        "decode_only_preresized": _median_rate(decode_only(dirs[f"small_{size}"]), r),
-        "model_only": _median_rate(_timed(model_only), r),
-        "sequential": _median_rate(mode("sequential", dirs["full"], cfg.sequential_images), r),
-        "batch": _median_rate(mode("batch", dirs["full"], limit), r),
-        "pipelined": _median_rate(mode("pipelined", dirs["full"], limit), r),
-        "pipelined_preresized": _median_rate(mode("pipelined", dirs[f"small_{size}"], limit), r),
-        "keras_baseline": _median_rate(_timed(keras_baseline), r),
-    }
+    fig = round_robin(
+        {
+            "decode_only": decode_only(dirs["full"]),
+            "decode_only_preresized": decode_only(dirs[f"small_{size}"]),
+            "model_only": _timed(model_only),
+            "sequential": mode("sequential", dirs["full"], cfg.sequential_images),
+            "batch": mode("batch", dirs["full"], limit),
+            "pipelined": mode("pipelined", dirs["full"], limit),
+            "pipelined_preresized": mode("pipelined", dirs[f"small_{size}"], limit),
+            "keras_baseline": _timed(keras_baseline),
+        },
+        cfg.repeats,
+    )
     fig["combined_ceiling"] = 1 / (1 / fig["decode_only"] + 1 / fig["model_only"])
     return fig
 
@@ -244,12 +255,15 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-flags.DEFINE_integer("num_images", 2000, "Photo-sized JPEGs (640x480, ~50 KB) to generate.")
-flags.DEFINE_list("models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.")
-flags.DEFINE_integer("batch_size", 32, "Images per model call.")
-flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
-flags.DEFINE_string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
-flags.DEFINE_string("json", "bench.json", "Where to write the figures.")
+def _define_flags() -> None:
+    """At run time, not import: importing the module (tests, other benchmarks) must not
+    claim flag names in absl's global registry."""
+    flags.DEFINE_integer("num_images", 2000, "Photo-sized JPEGs (640x480, ~50 KB) to generate.")
+    flags.DEFINE_list("models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.")
+    flags.DEFINE_integer("batch_size", 32, "Images per model call.")
+    flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
+    flags.DEFINE_string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
+    flags.DEFINE_string("json", "bench.json", "Where to write the figures.")
 
 
 def main(argv: list[str]) -> None:
@@ -279,4 +293,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
