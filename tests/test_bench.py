@@ -27,6 +27,7 @@ def test_bench_smoke(tmp_path):
         "pipelined",
         "pipelined_preresized",
         "keras_baseline",
+        "keras_per_image",
         "combined_ceiling",
     ):
         value = figures[f"{name}[small_cnn]"]

@@ -9,6 +9,8 @@ not depend on the weights), on one generated corpus of photo-sized JPEGs:
   sequential/batch/pipelined   tfclassify.infer in each mode
   pipelined_preresized         pipelined over shards pre-resized at conversion
   keras_baseline     keras.utils.image_dataset_from_directory + model.predict
+  keras_per_image    keras load_img + model.predict, one image at a time (the naive
+                     loop of the source articles; not a tfclassify mode)
 
 Each contender runs once to warm up (traces, page cache), then `--repeats` times,
 round-robin; the median is reported. Absolute numbers drift on shared machines: the ratios,
@@ -188,6 +190,13 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         ).map(lambda x, y: x / 255.0)
         return int(keras_model.predict(ds, verbose=0).shape[0])
 
+    def keras_per_image() -> int:
+        # The one-image-at-a-time loop of the source articles: load, resize, predict.
+        for f in keras_files[: cfg.sequential_images]:
+            image = keras.utils.img_to_array(keras.utils.load_img(f, target_size=(size, size)))
+            keras_model.predict(image[None] / 255.0, verbose=0)
+        return min(len(keras_files), cfg.sequential_images)
+
     fig = round_robin(
         {
             "decode_only": decode_only(dirs["full"]),
@@ -198,6 +207,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
             "pipelined": mode("pipelined", dirs["full"], limit),
             "pipelined_preresized": mode("pipelined", dirs[f"small_{size}"], limit),
             "keras_baseline": _timed(keras_baseline),
+            "keras_per_image": _timed(keras_per_image),
         },
         cfg.repeats,
     )
@@ -227,6 +237,9 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         )
         out[f"pipelined_vs_sequential[{arch}]"] = round(fig["pipelined"] / fig["sequential"], 2)
         out[f"pipelined_vs_keras[{arch}]"] = round(fig["pipelined"] / fig["keras_baseline"], 2)
+        out[f"pipelined_vs_keras_per_image[{arch}]"] = round(
+            fig["pipelined"] / fig["keras_per_image"], 1
+        )
         out[f"preresized_vs_fullsize_decode[{arch}]"] = round(
             fig["decode_only_preresized"] / fig["decode_only"], 2
         )
