@@ -104,6 +104,24 @@ def test_frozen_call_matches_the_model_as_saved(models, images, kind):
     assert plain._call is plain._fn and frozen.trace_count == plain.trace_count == 1
 
 
+def test_sequential_keras_model(tmp_path, images):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="probs"),
+        ]
+    )
+    path = str(tmp_path / "seq.keras")
+    model.save(path)
+    p = Predictor.load(path)
+    assert (p.output_name, p.outputs, p.num_classes) == ("probs", "probabilities", 3)
+    np.testing.assert_allclose(p.predict(images), model(images).numpy(), atol=1e-6)
+    assert "output probs: [?, 3] float32" in pred.describe(path)
+
+
 def test_uint8_input_is_cast(models, images):
     p = Predictor.load(models["saved_model"])
     u8 = (images * 255).astype(np.uint8)

@@ -465,7 +465,7 @@ class KerasPredictor(Predictor):
                 "class-score output"
             )
         inp = model.inputs[0]
-        self.input_name, self.output_name = inp.name, model.output_names[0]
+        self.input_name, self.output_name = inp.name, _keras_output_names(model)[0]
         self._set_io(inp.shape, inp.dtype, model.outputs[0].shape, "Keras model")
         self._hint_outputs(_keras_output_kind(model))
         self._compile(lambda x: model(x, training=False))
@@ -473,6 +473,12 @@ class KerasPredictor(Predictor):
 
     def run_inference(self, batch: Any, model: Any) -> np.ndarray:
         return self._call(batch).numpy()  # type: ignore[misc]
+
+
+def _keras_output_names(model: Any) -> list[str]:
+    """Output names of a functional model; a Sequential (no `output_names` in Keras 3)
+    is named by its last layer."""
+    return list(getattr(model, "output_names", None) or [model.layers[-1].name])
 
 
 def _keras_output_kind(model: Any) -> str | None:
@@ -532,7 +538,7 @@ def describe(path: str) -> str:
             raise InputError(f"cannot load Keras model {path}: {e}") from e
         for t in model.inputs:
             lines.append(f"  input  {t.name}: {_spec_str(t)}")
-        for name, t in zip(model.output_names, model.outputs, strict=True):
+        for name, t in zip(_keras_output_names(model), model.outputs, strict=True):
             lines.append(f"  output {name}: {_spec_str(t)}")
     else:
         lines.append(f"  {kind} models are not supported yet by describe()")
