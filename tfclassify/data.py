@@ -1,6 +1,13 @@
 """`make_dataset()`: converted shards -> batches of {"image", "label", "key"}.
 
-One straight line (`make_dataset`), each ordering choice commented where it is made:
+Two straight lines, each ordering choice commented where it is made. The default
+for a converted dataset (`_fast_dataset`, record counts known from dataset.json):
+
+    shards -> [shuffle shards] -> interleave(read shard, parse 16 at a time)
+      -> unbatch -> [shuffle records] -> parallel map(decode, resize, normalize)
+      -> ignore_errors -> batch -> count per shard -> (NCHW) -> prefetch
+
+and, for `skip_errors=True` or shards without known counts, the exact path:
 
     shards -> [shuffle shards] -> interleave(read shard) -> [shuffle records]
       -> + final marker -> enumerate -> remember predecessors
@@ -396,7 +403,7 @@ def make_dataset(
     ds = ds.filter(_plain(lambda element, keep: keep))
     # Batch after the per-image work: every image now has the same static shape.
     ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
-    # Once per batch: drop the `keep` flag, normalize, transpose to NCHW when asked.
+    # Once per batch: drop the `keep` flag, transpose to NCHW when asked.
     ds = ds.map(_plain(lambda out, keep: _finish_batch(out, options)))
     if options.prefetch:
         # Prefetch last, so the consumer's step overlaps preparing the next batch.
