@@ -104,6 +104,19 @@ def test_frozen_call_matches_the_model_as_saved(models, images, kind):
     assert plain._call is plain._fn and frozen.trace_count == plain.trace_count == 1
 
 
+def test_a_model_that_cannot_be_frozen_runs_as_saved(models, images, monkeypatch):
+    from tensorflow.python.framework import convert_to_constants
+
+    def refuse(fn):
+        raise ValueError("cannot convert a HashTable")
+
+    monkeypatch.setattr(convert_to_constants, "convert_variables_to_constants_v2", refuse)
+    p = Predictor.load(models["keras"])
+    assert not p.freeze and p._call is p._fn
+    want = Predictor.load(models["keras"], freeze=False).predict(images)
+    np.testing.assert_allclose(p.predict(images), want, atol=1e-6)
+
+
 def test_sequential_keras_model(tmp_path, images):
     import keras
 

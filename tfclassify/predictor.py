@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+from absl import logging
 
 from tfclassify import metadata, runtime
 from tfclassify.errors import InputError, OptionsError
@@ -334,16 +335,22 @@ class Predictor(abc.ABC):
                 return call(x)
 
         self._fn = self._call = fn
-        if self.freeze:
-            # TF's own freezing step (the one its TFLite and TF-TRT converters run).
-            from tensorflow.python.framework.convert_to_constants import (
-                convert_variables_to_constants_v2,
-            )
+        if not self.freeze:
+            return
+        # TF's own freezing step (the one its TFLite and TF-TRT converters run).
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
 
+        try:
             frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
-            self._frozen = frozen
-            # A concrete function takes tensors only, and returns a list.
-            self._call = lambda x: frozen(tf.convert_to_tensor(x))[0]
+        except Exception as e:  # e.g. lookup tables or other state that is not a variable
+            logging.warning("%s: cannot freeze (%s); calling the model as saved", self.path, e)
+            self.freeze = False
+            return
+        self._frozen = frozen
+        # A concrete function takes tensors only, and returns a list.
+        self._call = lambda x: frozen(tf.convert_to_tensor(x))[0]
 
     def _to_probabilities(self, raw: np.ndarray) -> np.ndarray:
         if self.outputs == "auto":
