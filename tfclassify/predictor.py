@@ -337,12 +337,13 @@ class Predictor(abc.ABC):
         self._fn = self._call = fn
         if not self.freeze:
             return
-        # TF's own freezing step (the one its TFLite and TF-TRT converters run).
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2,
-        )
-
         try:
+            # TF's own freezing step (the one its TFLite and TF-TRT converters run); not
+            # part of TF's public API, so a TF that moves it only loses the speed-up.
+            from tensorflow.python.framework.convert_to_constants import (
+                convert_variables_to_constants_v2,
+            )
+
             frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
         except Exception as e:  # e.g. lookup tables or other state that is not a variable
             logging.warning("%s: cannot freeze (%s); calling the model as saved", self.path, e)
