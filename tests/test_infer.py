@@ -161,6 +161,7 @@ def test_writers(predictor, tmp_path, ext):
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["count"] == N and summary["mode"] == "batch" and summary["top_k"] == 2
     assert "threads" in summary and summary["top1_accuracy"] == r.top1_accuracy
+    assert summary["frozen"] is True  # Predictor.load's default
 
 
 # ---------------------------------------------------------------- directory datasets

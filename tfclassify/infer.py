@@ -62,6 +62,7 @@ class InferResult:
 
     Attributes:
       mode / device / threads: how it ran (threads as `runtime.effective_threads()`).
+      frozen: whether the model ran as a frozen inference graph (`Predictor.load`).
       model / data / split: what was run on what.
       class_names: name of each output class (model labels.txt, else dataset labels,
         else the class index as text).
@@ -88,6 +89,7 @@ class InferResult:
     probabilities: np.ndarray | None = dataclasses.field(repr=False)
     seconds: float
     output: str | None = None
+    frozen: bool = False
 
     @property
     def count(self) -> int:
@@ -147,6 +149,7 @@ class InferResult:
             "device": self.device,
             "threads": self.threads,
             "model": self.model,
+            "frozen": self.frozen,
             "data": self.data,
             "split": self.split,
             "batch_size": self.batch_size,
@@ -542,6 +545,7 @@ def infer(
         topk_probs=np.take_along_axis(p, order, axis=1),
         probabilities=p if options.keep_probabilities else None,
         seconds=seconds,
+        frozen=predictor.freeze,
     )
     if options.output:
         write_predictions(result, options.output)
