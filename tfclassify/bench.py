@@ -192,10 +192,11 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
 
     def keras_per_image() -> int:
         # The one-image-at-a-time loop of the source articles: load, resize, predict.
-        for f in keras_files[: cfg.sequential_images]:
+        files = keras_files[: cfg.sequential_images]
+        for f in files:
             image = keras.utils.img_to_array(keras.utils.load_img(f, target_size=(size, size)))
             keras_model.predict(image[None] / 255.0, verbose=0)
-        return min(len(keras_files), cfg.sequential_images)
+        return len(files)
 
     fig = round_robin(
         {

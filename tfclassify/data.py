@@ -984,8 +984,8 @@ def _fast_dataset(
 
     def decode(out: dict[str, tf.Tensor], need: tf.Tensor, ratio: tf.Tensor, shard: tf.Tensor):
         # A converted dataset stores every image's size: `need` is always known.
-        image = _decode_placed(out.pop("encoded"), need, ratio, options)
-        return {**out, "image": image}, shard
+        image = _decode_placed(out["encoded"], need, ratio, options)
+        return {k: v for k, v in out.items() if k != "encoded"} | {"image": image}, shard
 
     # Decode + resize per image, in parallel: the expensive stage.
     ds = ds.map(
@@ -997,9 +997,9 @@ def _fast_dataset(
     # Batch after the per-image work: every image now has the same static shape.
     # The shard index rides along as a [B] vector, so counting costs one op a batch.
     ds = ds.batch(options.batch_size)
-    ds = _check_counts(ds, paths, counts).map(
-        _plain(functools.partial(_finish_batch, options=options))
-    )
+    ds = _check_counts(ds, paths, counts)
+    if options.data_format == "NCHW":
+        ds = ds.map(_plain(functools.partial(_finish_batch, options=options)))
     if options.drop_remainder:
         # Counted before dropping: a short last batch is not a bad record.
         bs = options.batch_size

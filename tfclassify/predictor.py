@@ -224,9 +224,12 @@ class Predictor(abc.ABC):
     def load_model(self) -> Any:
         """Loads the model; sets `_input_shape`, `_input_dtype`, `_num_classes`."""
 
-    @abc.abstractmethod
     def run_inference(self, batch: Any, model: Any) -> np.ndarray:
-        """Raw model outputs [B, num_classes] for a batch already of the input dtype."""
+        """Raw model outputs [B, num_classes] for a batch already of the input dtype.
+
+        By default the call `_compile` set up; a backend without a TF graph overrides it.
+        """
+        return self._call(batch).numpy()  # type: ignore[misc]
 
     # ---- public surface --------------------------------------------------------------
 
@@ -451,9 +454,6 @@ class SavedModelPredictor(Predictor):
         self._loaded = loaded
         return fn
 
-    def run_inference(self, batch: Any, model: Any) -> np.ndarray:
-        return self._call(batch).numpy()  # type: ignore[misc]
-
 
 @Predictor.register("keras")
 class KerasPredictor(Predictor):
@@ -478,9 +478,6 @@ class KerasPredictor(Predictor):
         self._hint_outputs(_keras_output_kind(model))
         self._compile(lambda x: model(x, training=False))
         return model
-
-    def run_inference(self, batch: Any, model: Any) -> np.ndarray:
-        return self._call(batch).numpy()  # type: ignore[misc]
 
 
 def _keras_output_names(model: Any) -> list[str]:
