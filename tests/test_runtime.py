@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -37,6 +38,11 @@ _FRESH = textwrap.dedent(
         out["late_change"] = "no error"
     except OptionsError as e:
         out["late_change"] = str(e)
+    try:
+        runtime.apply_threads(ThreadOptions(onednn=not out["after_init"]["onednn"]))
+        out["late_onednn"] = "no error"
+    except OptionsError as e:
+        out["late_onednn"] = str(e)
     ds = runtime.configure_dataset(tf.data.Dataset.range(3))
     out["pool"] = ds.options().threading.private_threadpool_size
     print("RESULT" + json.dumps(out))
@@ -44,18 +50,24 @@ _FRESH = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def fresh() -> dict:
+def _run_fresh(script: str, **env: str) -> dict:
+    """`script` in a new interpreter (TF not imported yet); its RESULT line as JSON."""
+    base = {k: v for k, v in os.environ.items() if k != runtime.ONEDNN_ENV}
     proc = subprocess.run(
-        [sys.executable, "-c", _FRESH],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**base, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = next(s for s in proc.stdout.splitlines() if s.startswith("RESULT"))
     return json.loads(line[len("RESULT") :])
+
+
+@pytest.fixture(scope="module")
+def fresh() -> dict:
+    return _run_fresh(_FRESH)
 
 
 def test_threads_applied_before_init_are_in_effect(fresh):
@@ -118,3 +130,38 @@ def test_gpu_only_paths_refuse_or_pass_through_on_cpu():
         runtime.enable_mixed_precision("/CPU:0")
     ds = tf.data.Dataset.range(2)
     assert runtime.prefetch_to_device(ds, "/CPU:0") is ds
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def test_onednn_switch_after_import_raises_options_error(fresh):
+    # The fresh script imported TF (listing GPUs) before applying any ThreadOptions.
+    msg = fresh["late_onednn"]
+    assert "already imported" in msg and runtime.ONEDNN_ENV in msg
+
+
+_ONEDNN = textwrap.dedent(
+    """
+    import json, sys
+    from tfclassify import runtime
+    from tfclassify.options import ThreadOptions
+    wanted = {"on": True, "off": False, "none": None}[sys.argv[1]]
+    runtime.apply_threads(ThreadOptions(onednn=wanted))
+    print("RESULT" + json.dumps(runtime.effective_threads()["onednn"]))
+    """
+)
+
+
+@pytest.mark.skipif(not _X86, reason="TF's oneDNN switch is checked on x86 builds")
+@pytest.mark.parametrize(
+    "wanted, env, expected",
+    [
+        ("none", {}, True),  # the default: on, since the environment does not decide
+        ("off", {}, False),
+        ("none", {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),  # the user's environment wins
+        ("on", {"TF_ENABLE_ONEDNN_OPTS": "0"}, True),  # ...over the default, not an option
+    ],
+)
+def test_onednn_follows_option_then_environment(wanted, env, expected):
+    assert _run_fresh(_ONEDNN.replace("sys.argv[1]", repr(wanted)), **env) is expected

@@ -23,6 +23,29 @@ def require(fv: Any, names: Sequence[str], hint: str = "") -> None:
             raise OptionsError(f"--{name} is required{hint}")
 
 
+def define_runtime_flags(fv: Any) -> None:
+    """The ThreadOptions flags every command that runs a model takes (`thread_options`)."""
+    from absl import flags
+
+    flags.DEFINE_integer("intra_op_threads", None, "TF intra-op threads.", flag_values=fv)
+    flags.DEFINE_integer("inter_op_threads", None, "TF inter-op threads.", flag_values=fv)
+    flags.DEFINE_bool(
+        "onednn",
+        None,
+        "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set).",
+        flag_values=fv,
+    )
+
+
+def thread_options(fv: Any, **extra: Any) -> Any:
+    """ThreadOptions from `define_runtime_flags`' flags (plus command-specific fields)."""
+    from tfclassify.options import ThreadOptions
+
+    return ThreadOptions(
+        intra_op=fv.intra_op_threads, inter_op=fv.inter_op_threads, onednn=fv.onednn, **extra
+    )
+
+
 def exit_status(fn: Callable[[], int | None]) -> int:
     """Runs `fn`, turning user errors into one line on stderr and exit status 2."""
     from absl import flags

@@ -38,6 +38,10 @@ def _fresh_dir(path: str) -> None:
 
 def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) -> dict:
     """Runs every demo stage; returns the figures it printed."""
+    from tfclassify import runtime
+    from tfclassify.options import ThreadOptions
+
+    runtime.apply_threads(ThreadOptions())  # before TF is imported: oneDNN's switch
     import tensorflow as tf  # noqa: F401  (imported up front so no stage's timing pays for it)
 
     import tfclassify

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from tfclassify import _callable, fileio, metadata, runtime
+from tfclassify import _callable, cli, fileio, metadata, runtime
 from tfclassify.errors import DataError, InputError, OptionsError
-from tfclassify.options import INFER_MODES, InferOptions, ThreadOptions
+from tfclassify.options import INFER_MODES, InferOptions
 from tfclassify.predictor import Predictor, describe
 
 __all__ = [
@@ -640,9 +640,8 @@ def _flags() -> Any:
     i("top_k", d["top_k"], "Classes listed per image.")
     s("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
     s("device", d["device"], "auto, cpu or gpu.")
-    i("intra_op_threads", None, "TF intra-op threads (default: TF's).")
-    i("inter_op_threads", None, "TF inter-op threads (default: TF's).")
     i("tf_data_threads", None, "tf.data private thread pool size (default: shared pool).")
+    cli.define_runtime_flags(fv)
     s("data_format", None, "NHWC or NCHW (default: from the model; NCHW needs a GPU).")
     s("image_size", None, "N or HxW (default: from the model's input shape).")
     s("signature", d["signature"], "SavedModel signature to call.")
@@ -673,11 +672,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         image_size=_parse_size(fv.image_size),
         data_format=fv.data_format.upper() if fv.data_format else None,
         device=fv.device,
-        threads=ThreadOptions(
-            intra_op=fv.intra_op_threads,
-            inter_op=fv.inter_op_threads,
-            tf_data_threads=fv.tf_data_threads,
-        ),
+        threads=cli.thread_options(fv, tf_data_threads=fv.tf_data_threads),
         signature=fv.signature,
         outputs=fv.outputs,
         freeze=fv.freeze,
@@ -691,7 +686,6 @@ def _options_from_flags(fv: Any) -> InferOptions:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m tfclassify.infer`; returns the exit status (2 for user errors)."""
-    from tfclassify import cli
 
     def body(fv: Any) -> int:
         if fv.describe:

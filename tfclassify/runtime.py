@@ -4,7 +4,8 @@ TensorFlow sizes its op thread pools when its runtime initialises (the first op 
 model load). Setting them later either does nothing or raises, depending on the
 value, so `apply_threads` turns TF's late-call `RuntimeError` into an `OptionsError`
 that says what to do, and `effective_threads` reports what is actually in effect
-(benchmarks print it next to every figure).
+(benchmarks print it next to every figure). The same call sets TF's oneDNN switch,
+which TF reads once, when it is imported.
 
 Device rules (see DESIGN.md "Known traps"): input work (read, decode, resize) is
 always pinned to the CPU; the model runs on `resolve_device(...)`. The layout check
@@ -14,12 +15,14 @@ always pinned to the CPU; the model runs on `resolve_device(...)`. The layout ch
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from tfclassify.errors import OptionsError
 from tfclassify.options import ThreadOptions
 
 INPUT_DEVICE = "/CPU:0"
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
 # tf.data threads are a per-pipeline option (not a global TF setting), so the value
 # applied here is remembered and attached to every dataset by `configure_dataset`.
@@ -55,6 +58,7 @@ def apply_threads(options: ThreadOptions) -> dict[str, Any]:
       OptionsError: TF's runtime is already initialised with different values.
     """
     global _tf_data_threads
+    _apply_onednn(options.onednn)  # before the import below: TF reads it once, at import
     tf = _tf()
     settings = (
         (
@@ -89,6 +93,36 @@ def apply_threads(options: ThreadOptions) -> dict[str, Any]:
     return effective_threads()
 
 
+def _apply_onednn(wanted: bool | None) -> None:
+    """Sets TF's oneDNN switch while TF is not imported yet; after, only checks it.
+
+    None turns oneDNN on unless the user's environment already decides.
+    """
+    if "tensorflow" not in sys.modules:
+        if wanted is not None:
+            os.environ[ONEDNN_ENV] = "1" if wanted else "0"
+        else:
+            os.environ.setdefault(ONEDNN_ENV, "1")
+        return
+    if wanted is not None and wanted != onednn_enabled():
+        raise OptionsError(
+            f"cannot turn oneDNN {'on' if wanted else 'off'}: TensorFlow is already imported "
+            f"with it {'on' if onednn_enabled() else 'off'} ({ONEDNN_ENV} is read at import). "
+            "Apply ThreadOptions before importing tensorflow or keras, or set "
+            f"{ONEDNN_ENV}={int(wanted)} in the environment"
+        )
+
+
+def onednn_enabled() -> bool:
+    """Whether TF runs its CPU ops on oneDNN in this process."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # the flag TF itself consults
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # a TF without the private module: unknown
+        return os.environ.get(ONEDNN_ENV, "").lower() in ("1", "true")
+
+
 def effective_threads() -> dict[str, Any]:
     """The thread settings in effect, as configured and as they resolve on this host.
 
@@ -96,7 +130,8 @@ def effective_threads() -> dict[str, Any]:
       `intra_op`/`inter_op`: TF's configured values (0 = TF default);
       `intra_op_effective`/`inter_op_effective`: the thread count that means here;
       `tf_data_threads`: private pool size given to tfclassify's pipelines (None = the
-      shared tf.data pool); `cpus`: CPUs available to this process.
+      shared tf.data pool); `cpus`: CPUs available to this process; `onednn`:
+      whether CPU ops run on oneDNN.
     """
     tf = _tf()
     cpus = available_cpus()
@@ -110,6 +145,7 @@ def effective_threads() -> dict[str, Any]:
         "inter_op_effective": inter or cpus,
         "tf_data_threads": _tf_data_threads,
         "cpus": cpus,
+        "onednn": onednn_enabled(),
     }
 
 

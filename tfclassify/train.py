@@ -21,9 +21,9 @@ import tempfile
 import warnings
 from typing import Any
 
-from tfclassify import _callable, fileio, metadata, runtime
+from tfclassify import _callable, cli, fileio, metadata, runtime
 from tfclassify.errors import OptionsError, OutputError
-from tfclassify.options import TRAIN_ARCHS, ThreadOptions, TrainOptions
+from tfclassify.options import TRAIN_ARCHS, TrainOptions
 
 __all__ = ["TrainOptions", "build_model", "main", "train"]
 
@@ -222,8 +222,7 @@ def _flags() -> Any:
         flag_values=fv,
     )
     flags.DEFINE_string("device", d["device"], "auto, cpu or gpu.", flag_values=fv)
-    flags.DEFINE_integer("intra_op_threads", None, "TF intra-op threads.", flag_values=fv)
-    flags.DEFINE_integer("inter_op_threads", None, "TF inter-op threads.", flag_values=fv)
+    cli.define_runtime_flags(fv)
     flags.DEFINE_bool("mixed_precision", False, "float16 compute (GPU only).", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "Replace a model already in --output.", flag_values=fv)
     flags.DEFINE_integer("verbose", d["verbose"], "Keras fit verbosity 0-2.", flag_values=fv)
@@ -232,7 +231,6 @@ def _flags() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m tfclassify.train`; returns the exit status (2 for user errors)."""
-    from tfclassify import cli
 
     def body(fv: Any) -> int:
         cli.require(fv, ("data", "output"))
@@ -248,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             train_split=fv.train_split,
             validation_split=fv.validation_split,
             device=fv.device,
-            threads=ThreadOptions(intra_op=fv.intra_op_threads, inter_op=fv.inter_op_threads),
+            threads=cli.thread_options(fv),
             mixed_precision=fv.mixed_precision,
             overwrite=fv.overwrite,
             verbose=fv.verbose,
