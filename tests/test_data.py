@@ -445,8 +445,11 @@ def test_shuffle_is_seeded_and_tf_data_options_applied(dataset):
     assert applied.threading.max_intra_op_parallelism == 1
     assert applied.autotune.ram_budget == 64 * 2**20
     assert applied.deterministic is True
+    assert applied.experimental_optimization.apply_default_optimizations is False
     a = [k.decode() for k in collect(first)["key"]]
-    b = [k.decode() for k in collect(data.make_dataset(dataset["dir"], o))["key"]]
+    rewritten = data.make_dataset(dataset["dir"], dataclasses.replace(o, graph_rewrites=True))
+    assert rewritten.options().experimental_optimization.apply_default_optimizations is True
+    b = [k.decode() for k in collect(rewritten)["key"]]
     assert a == b and sorted(a) == sorted(r.filename for r in dataset["train"])
 
 

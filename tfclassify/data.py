@@ -437,6 +437,7 @@ def _tf_data_options(options: ReadOptions) -> tf.data.Options:
         opts.threading.max_intra_op_parallelism = options.max_intra_op_parallelism
     if options.deterministic is not None:
         opts.deterministic = options.deterministic
+    opts.experimental_optimization.apply_default_optimizations = options.graph_rewrites
     return opts
 
 

@@ -411,6 +411,10 @@ class ReadOptions:
       max_intra_op_parallelism: threads one tf.data op may use; None keeps the default.
       ram_budget_mb: autotune's memory cap for buffers; None keeps tf.data's default
         (half the host RAM).
+      graph_rewrites: tf.data's default static optimizations (map/batch fusion,
+        injected prefetches, ...). Off by default: the pipeline already has the
+        parallel stages and the prefetch they would add, and the rewrites cost ~0.1 s
+        at every iterator start (measured 5-10% slower passes over 2,000 images).
       reader_buffer_kb: read buffer of each open shard (cycle_length of them, plus the
         ones interleave opens ahead).
       allow_ratio_decode: decode JPEGs at 1/2, 1/4 or 1/8 scale in the DCT domain
@@ -446,6 +450,7 @@ class ReadOptions:
     private_threadpool_size: int | None = None
     max_intra_op_parallelism: int | None = None
     ram_budget_mb: int | None = None
+    graph_rewrites: bool = False
     reader_buffer_kb: int = 256
     allow_ratio_decode: bool = True
     dct_method: str = "INTEGER_ACCURATE"
