@@ -307,7 +307,10 @@ def _write_shards(
     with _mapper(options.workers) as pmap:
         for sh in pending:
             name = sh.filename(options.name)
-            result = shards.write_shard(os.path.join(out, name), pmap(serialized, sh.keys))
+            # Records held from the scan are ready: handing them through the pool would
+            # cost more (~50 us each) than it saves.
+            each = pmap if any(k not in held for k in sh.keys) else map
+            result = shards.write_shard(os.path.join(out, name), each(serialized, sh.keys))
             if result.num_bytes != sh.num_bytes:
                 raise DataError(
                     f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
