@@ -34,5 +34,14 @@ def test_bench_smoke(tmp_path):
         assert math.isfinite(value) and value > 0, name
     for ratio in bench.TARGETS:
         assert figures[f"{ratio.split('[')[0]}[small_cnn]"] > 0
+    c = figures["combined_ceiling[small_cnn]"]
+    # Figures are printed rounded: compare loosely.
+    assert math.isclose(
+        figures["ceiling_vs_keras[small_cnn]"],
+        c / figures["keras_baseline[small_cnn]"],
+        rel_tol=0.05,
+    )
+    assert figures["ceiling_vs_sequential[small_cnn]"] > 0
+    assert figures["threads"]["onednn"] in (True, False)
     text = bench.report(figures)
     assert "pipelined_vs_combined_ceiling[small_cnn]" in text and "target >=" in text

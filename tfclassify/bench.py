@@ -261,6 +261,12 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         out[f"pipelined_vs_keras_per_image[{arch}]"] = round(
             fig["pipelined"] / fig["keras_per_image"], 1
         )
+        # Upper bounds of the ratios above: pipelined cannot beat the combined ceiling
+        # (both stages share the same cores), so neither can any ratio built on it.
+        out[f"ceiling_vs_sequential[{arch}]"] = round(
+            fig["combined_ceiling"] / fig["sequential"], 2
+        )
+        out[f"ceiling_vs_keras[{arch}]"] = round(fig["combined_ceiling"] / fig["keras_baseline"], 2)
         out[f"preresized_vs_fullsize_decode[{arch}]"] = round(
             fig["decode_only_preresized"] / fig["decode_only"], 2
         )
