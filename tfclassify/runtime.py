@@ -44,18 +44,21 @@ def available_cpus() -> int:
 
 
 def apply_threads(options: ThreadOptions) -> dict[str, Any]:
-    """Applies the thread budget; call before any model is loaded or op is run.
+    """Applies the thread budget and oneDNN switch; call before TensorFlow is imported
+    (for oneDNN) or at least before any model is loaded or op is run (for threads).
 
     Applying the same values again (or all-None options) is fine at any time.
 
     Args:
-      options: the budget; None fields keep TF's defaults.
+      options: the budget; None fields keep TF's defaults, except `onednn` (see
+        `ThreadOptions`).
 
     Returns:
       `effective_threads()` after applying.
 
     Raises:
-      OptionsError: TF's runtime is already initialised with different values.
+      OptionsError: TF's runtime is already initialised with different thread
+        values, or TF is already imported with the other oneDNN setting.
     """
     global _tf_data_threads
     _apply_onednn(options.onednn)  # before the import below: TF reads it once, at import
