@@ -17,6 +17,7 @@ the result.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -71,7 +72,7 @@ def main(argv: list[str]) -> None:
     total_mb = sum(os.path.getsize(f) for f in files) / 1e6
     n = len(files)
 
-    copies = iter(range(1_000_000))
+    copies = itertools.count()  # a fresh output dir per run
 
     def copy() -> None:
         # A fresh destination each time: deleting the last copy's 1000 files is not
@@ -141,7 +142,7 @@ def main(argv: list[str]) -> None:
         print(f"{k}: {v}{suffix}")
     with open(FLAGS.json, "w", encoding="utf-8") as f:
         json.dump(figures, f, indent=2)
-    shutil.rmtree(scratch if not FLAGS.corpus else os.path.join(scratch), ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # a --corpus outside it is kept
     sys.exit(0)
 
 

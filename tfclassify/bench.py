@@ -36,6 +36,7 @@ from typing import Any
 
 from absl import app, flags
 
+from tfclassify import cli
 from tfclassify.options import ThreadOptions
 
 TARGETS = {
@@ -70,8 +71,8 @@ def round_robin(contenders: dict[str, Callable[[], tuple[int, float]]], repeats:
     Each contender runs once to warm up (traces, page cache), then `repeats` times;
     each run returns (images, seconds). Interleaving spreads a shared machine's slow
     and fast spells over every contender instead of letting one contender's repeats
-    catch them all (on the 2-core CI VM, tf.data runs land in a ~1-core or a ~2-core
-    spell at random, for a whole run).
+    catch them all (on the 2-core CI VM a tf.data pass sometimes stalls for a second
+    or two with its threads idle).
     """
     for fn in contenders.values():
         fn()
@@ -304,9 +305,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
     flags.DEFINE_string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
     flags.DEFINE_string("json", "bench.json", "Where to write the figures.")
-    flags.DEFINE_bool(
-        "onednn", None, "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set)."
-    )
+    flags.DEFINE_bool("onednn", None, cli.ONEDNN_HELP)
 
 
 def main(argv: list[str]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from tfclassify.errors import OptionsError, TfclassifyError
 
 _HELP = ("-h", "--help", "-help", "--helpfull")
+ONEDNN_HELP = "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set)."
 
 
 def require(fv: Any, names: Sequence[str], hint: str = "") -> None:
@@ -29,12 +30,7 @@ def define_runtime_flags(fv: Any) -> None:
 
     flags.DEFINE_integer("intra_op_threads", None, "TF intra-op threads.", flag_values=fv)
     flags.DEFINE_integer("inter_op_threads", None, "TF inter-op threads.", flag_values=fv)
-    flags.DEFINE_bool(
-        "onednn",
-        None,
-        "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set).",
-        flag_values=fv,
-    )
+    flags.DEFINE_bool("onednn", None, ONEDNN_HELP, flag_values=fv)
 
 
 def thread_options(fv: Any, **extra: Any) -> Any:

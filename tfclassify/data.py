@@ -65,7 +65,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfclassify import metadata, schema
+from tfclassify import metadata, runtime, schema
 from tfclassify.errors import InputError, OptionsError
 from tfclassify.options import READ_DATA_FORMATS, ReadOptions
 
@@ -350,7 +350,7 @@ def make_dataset(
         # known counts need.
         return _fast_dataset(paths, counts, options)
     sizes = [tf.io.gfile.stat(p).length for p in paths]
-    cycle = min(len(paths), options.cycle_length or _cpu_count())
+    cycle = min(len(paths), options.cycle_length or runtime.available_cpus())
     reader = functools.partial(
         _read_shard, buffer_bytes=options.reader_buffer_kb * 1024, progress=_Progress()
     )
@@ -418,12 +418,6 @@ def _plain(fn):
     """Marks a tf.data function as plain graph code: it uses tf.cond explicitly, so
     AutoGraph's source conversion (most of the tracing time) buys nothing."""
     return tf.autograph.experimental.do_not_convert(fn)
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _tf_data_options(options: ReadOptions) -> tf.data.Options:
@@ -975,7 +969,7 @@ def _fast_dataset(
     # the shard count and the CPUs, since each open shard holds a read buffer.
     ds = ds.interleave(
         _plain(read),
-        cycle_length=min(n, options.cycle_length or _cpu_count()),
+        cycle_length=min(n, options.cycle_length or runtime.available_cpus()),
         num_parallel_calls=options.interleave_parallelism,
         deterministic=options.deterministic,
     ).unbatch()
