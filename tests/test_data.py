@@ -211,6 +211,7 @@ def test_read_options_defaults_and_normalised_size():
         ({"prefetch": -2}, "-2"),
         ({"deterministic": "yes"}, "'yes'"),
         ({"dct_method": "FLOAT"}, "'FLOAT'"),
+        ({"ram_budget_mb": 64}, "autotune=True"),  # the budget is the autotuner's
     ],
 )
 def test_read_options_reject_bad_values_showing_them(kwargs, shown):
@@ -437,13 +438,16 @@ def test_shuffle_is_seeded_and_tf_data_options_applied(dataset):
         deterministic=True,
         private_threadpool_size=2,
         max_intra_op_parallelism=1,
-        ram_budget_mb=64,
     )
     first = data.make_dataset(dataset["dir"], o)
     applied = first.options()
+    # Off unless asked: its thread makes the end of a pass wait (see ReadOptions).
+    assert applied.autotune.enabled is False
+    tuned = ReadOptions(image_size=8, autotune=True, ram_budget_mb=64)
+    assert data.make_dataset(dataset["dir"], tuned).options().autotune.enabled is True
+    assert data.make_dataset(dataset["dir"], tuned).options().autotune.ram_budget == 64 * 2**20
     assert applied.threading.private_threadpool_size == 2
     assert applied.threading.max_intra_op_parallelism == 1
-    assert applied.autotune.ram_budget == 64 * 2**20
     assert applied.deterministic is True
     assert applied.experimental_optimization.apply_default_optimizations is False
     a = [k.decode() for k in collect(first)["key"]]

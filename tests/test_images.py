@@ -143,3 +143,84 @@ def test_sniff():
     assert images.sniff(b"\xff\xd8\xff\xe0") == "jpeg"
     assert images.sniff(b"RIFF\0\0\0\0WEBPVP8 ") == "webp"
     assert images.sniff(b"hello") is None
+
+
+# ----------------------------------------------- the header-only JPEG path vs Pillow
+
+
+def _jpeg(size=(40, 30), mode="RGB", **save) -> bytes:
+    rng = np.random.default_rng(sum(size))
+    rgb = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8))
+    buf = io.BytesIO()
+    rgb.convert(mode).save(buf, "JPEG", **save)
+    return buf.getvalue()
+
+
+def _exif(orientation=None, **tags) -> bytes:
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    for tag, value in tags.items():
+        exif[int(tag[1:])] = value
+    return exif.tobytes()
+
+
+_XMP = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+PLAIN_JPEGS = {
+    "baseline": _jpeg(),
+    "gray": _jpeg(mode="L"),
+    "progressive": _jpeg(progressive=True),
+    "optimized_420": _jpeg((33, 17), optimize=True, subsampling=2),
+    "restart_markers": _jpeg((64, 64), restart_marker_blocks=2),
+    "icc_and_comment": _jpeg(icc_profile=b"\0" * 300, comment=b"hello"),
+    "exif_without_orientation": _jpeg(exif=_exif(t305="tfclassify")),
+    "exif_orientation_1": _jpeg(exif=_exif(1)),
+    "exif_orientation_0": _jpeg(exif=_exif(0)),
+    "one_pixel": _jpeg((1, 1)),
+}
+PILLOW_JPEGS = {
+    "cmyk": _jpeg(mode="CMYK"),
+    **{f"exif_orientation_{o}": _jpeg(exif=_exif(o)) for o in range(2, 9)},
+    "xmp_orientation": _jpeg(xmp=_XMP),
+    "truncated_header": _jpeg()[:120],
+    "not_a_scan": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
+}
+CONFIGS = {
+    "header": (images.ImageConfig(validate="header"), False),
+    "none": (images.ImageConfig(validate="none"), False),
+    "full_decoded_by_tf": (images.ImageConfig(), True),
+    "small_max_pixels": (images.ImageConfig(validate="header", max_pixels=100), False),
+    "resize": (images.ImageConfig(validate="header", max_side=20), False),
+    "as_png": (images.ImageConfig(validate="header", image_format="png"), False),
+}
+
+
+def _pillow_verdict(data: bytes, cfg: images.ImageConfig, decoded: bool) -> images.Inspected:
+    try:
+        return images._inspect_with_pillow(data, "jpeg", cfg, decoded)
+    except images._Skip as e:
+        return images.Inspected(skip_reason=str(e))
+
+
+def test_plain_jpeg_walk_recognises_exactly_the_plain_ones():
+    for name, data in PLAIN_JPEGS.items():
+        assert images._plain_jpeg(data) is not None, name
+    for name, data in PILLOW_JPEGS.items():
+        assert images._plain_jpeg(data) is None, name
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("name", sorted(PLAIN_JPEGS) + sorted(PILLOW_JPEGS))
+def test_header_walk_agrees_with_pillow(name, config):
+    """Same verdict, reason and numbers as Pillow's parser, whichever path ran."""
+    data = {**PLAIN_JPEGS, **PILLOW_JPEGS}[name]
+    cfg, decoded = CONFIGS[config]
+    assert images.inspect(data, cfg, decoded) == _pillow_verdict(data, cfg, decoded)
+
+
+def test_header_walk_agrees_with_pillow_on_the_hostile_jpegs(kinds):
+    for kind, data in kinds.items():
+        if images.sniff(data[:16]) != "jpeg":
+            continue
+        for cfg, decoded in CONFIGS.values():
+            assert images.inspect(data, cfg, decoded) == _pillow_verdict(data, cfg, decoded), kind

@@ -408,7 +408,7 @@ def make_dataset(
     if options.prefetch:
         # Prefetch last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
-    return ds.with_options(_tf_data_options(options))
+    return ds.with_options(tf_data_options(options))
 
 
 # ---------------------------------------------------------------- pipeline stages
@@ -420,9 +420,10 @@ def _plain(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-def _tf_data_options(options: ReadOptions) -> tf.data.Options:
+def tf_data_options(options: ReadOptions) -> tf.data.Options:
+    """The `tf.data.Options` part of `options`, for any pipeline over our shards."""
     opts = tf.data.Options()
-    opts.autotune.enabled = True
+    opts.autotune.enabled = options.autotune
     if options.ram_budget_mb is not None:
         opts.autotune.ram_budget = options.ram_budget_mb * 2**20
     if options.private_threadpool_size is not None:
@@ -1004,7 +1005,7 @@ def _fast_dataset(
     if options.prefetch:
         # Last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
-    return ds.with_options(_tf_data_options(options))
+    return ds.with_options(tf_data_options(options))
 
 
 def _check_counts(

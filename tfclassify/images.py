@@ -186,6 +186,9 @@ def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
             im = Image.open(io.BytesIO(data), formats=[fmt.upper()])
         except Image.DecompressionBombError as e:
             raise _Skip(TOO_LARGE, f"header refused before decoding ({e})") from e
+        except Image.UnidentifiedImageError as e:
+            # Its message names the in-memory file object (an address): not in reports.
+            raise _Skip(UNDECODABLE, f"cannot read image header (not a valid {fmt})") from e
         except Exception as e:  # Pillow raises many types for bad headers
             raise _Skip(UNDECODABLE, f"cannot read image header ({e})") from e
     width, height = im.size
@@ -228,20 +231,135 @@ def _convert(im: Image.Image, src_fmt: str, cfg: ImageConfig) -> Image.Image:
     return im
 
 
-def inspect(data: bytes, cfg: ImageConfig) -> Inspected:
-    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason)."""
+# Segment markers a plain JPEG has before its first scan; any other marker sends the
+# file down the Pillow path. SOF0/1/2: Huffman baseline, extended, progressive.
+_JPEG_SOF = (0xC0, 0xC1, 0xC2)
+_JPEG_PLAIN_SEGMENTS = frozenset((0xC4, 0xDB, 0xDD, 0xFE, *range(0xE0, 0xF0), *_JPEG_SOF))
+_JPEG_SOS = 0xDA
+_EXIF_PREFIX = b"Exif\0\0"
+
+
+def _exif_orientation(tiff: bytes) -> int | None:
+    """Orientation from IFD0 of an EXIF block (1 when absent); None if not plain."""
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return None
+
+    def u(at: int, size: int) -> int:
+        return int.from_bytes(tiff[at : at + size], order)  # type: ignore[arg-type]
+
+    ifd = u(4, 4)
+    if u(2, 2) != 42 or ifd + 2 > len(tiff):
+        return None
+    for entry in range(ifd + 2, ifd + 2 + 12 * u(ifd, 2), 12):
+        if entry + 12 > len(tiff):
+            return None
+        if u(entry, 2) == _EXIF_ORIENTATION:
+            # SHORT, count 1: anything else is left to Pillow's EXIF reader.
+            return u(entry + 8, 2) if (u(entry + 2, 2), u(entry + 4, 4)) == (3, 1) else None
+    return 1
+
+
+def _plain_jpeg(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) of a JPEG that TF's decoder reads exactly as
+    Pillow does: 8-bit gray or YCbCr/RGB, Huffman-coded, upright (EXIF orientation
+    1 or none, no XMP). None for anything else, which Pillow then examines.
+
+    A walk over the segment headers before the first scan: ~10 us, where Pillow's
+    parser (every table, every APP segment, in Python) takes ~100 us. Header-only
+    conversion spent most of its time there.
+    """
+    at, sof, exif = 2, None, False
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == _JPEG_SOS:
+            break
+        if marker not in _JPEG_PLAIN_SEGMENTS:
+            return None
+        end = at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        segment = data[at + 4 : end]
+        if end > len(data) or end < at + 4:
+            return None
+        if marker == 0xE1:  # EXIF (Pillow merges repeats) or XMP (may hold an orientation)
+            if exif or not segment.startswith(_EXIF_PREFIX):
+                return None
+            exif = True
+            if _exif_orientation(segment[len(_EXIF_PREFIX) :]) not in (0, 1):
+                return None  # Pillow reads 0 as 1 too
+        elif marker in _JPEG_SOF:
+            if sof is not None or len(segment) < 6 or segment[0] != 8:
+                return None
+            sof = segment
+        at = end
+    else:
+        return None  # no scan
+    if sof is None:
+        return None
+    height, width, components = (
+        int.from_bytes(sof[1:3], "big"),
+        int.from_bytes(sof[3:5], "big"),
+        sof[5],
+    )
+    if components not in (1, 3) or not width or not height:
+        return None
+    return width, height, components
+
+
+def _inspect_plain_jpeg(data: bytes, cfg: ImageConfig) -> Inspected | None:
+    """The verdict for a plain JPEG kept as-is without Pillow; None: ask Pillow."""
+    header = _plain_jpeg(data)
+    if header is None:
+        return None
+    width, height, components = header
+    if width * height > cfg.max_pixels:
+        raise _Skip(
+            TOO_LARGE, f"{width}x{height} = {width * height} pixels > max_pixels {cfg.max_pixels}"
+        )
+    if cfg.image_format not in ("keep", "jpeg") or _target_size(width, height, cfg) != (
+        width,
+        height,
+    ):
+        return None  # re-encoded or resized: Pillow decodes it anyway
+    if cfg.validate == "header" and not _has_trailer(data, "jpeg"):
+        raise _Skip(TRUNCATED, "no end-of-image marker (jpeg)")
+    return Inspected(format="jpeg", height=height, width=width, channels=components)
+
+
+def inspect(data: bytes, cfg: ImageConfig, decoded: bool = False) -> Inspected:
+    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason).
+
+    Args:
+      data: the file's bytes.
+      cfg: what to check and produce.
+      decoded: the caller has already decoded `data` with TF's decoder, so
+        `validate="full"` needs no second decode (the converter decodes on tf.data's
+        threads, which run without the GIL, while Python inspects headers).
+    """
     try:
-        return _inspect(data, cfg)
+        return _inspect(data, cfg, decoded)
     except _Skip as e:
         return Inspected(skip_reason=str(e))
 
 
-def _inspect(data: bytes, cfg: ImageConfig) -> Inspected:
+def _inspect(data: bytes, cfg: ImageConfig, decoded: bool = False) -> Inspected:
     if not data:
         raise _Skip(EMPTY, "zero-byte file")
     fmt = sniff(data[:16])
     if fmt is None:
         raise _Skip(NOT_IMAGE, "content is not a recognised image format")
+    if fmt == "jpeg" and (decoded or cfg.validate != "full"):
+        plain = _inspect_plain_jpeg(data, cfg)
+        if plain is not None:
+            return plain
+    return _inspect_with_pillow(data, fmt, cfg, decoded)
+
+
+def _inspect_with_pillow(data: bytes, fmt: str, cfg: ImageConfig, decoded: bool) -> Inspected:
     im = _open(data, fmt, cfg.max_pixels)
     why = _why_convert(im, fmt, data)
     out_fmt = cfg.image_format
@@ -254,7 +372,7 @@ def _inspect(data: bytes, cfg: ImageConfig) -> Inspected:
         why = "resize"
     if not why:
         width, height, channels = im.width, im.height, 1 if im.mode == "L" else 3
-        if cfg.validate == "full":
+        if cfg.validate == "full" and not decoded:
             if fmt == "jpeg":
                 # Entropy-decode every block at 1/8 scale. Truncated or corrupt data
                 # fails in the Huffman/marker stage, which a scaled decode runs in full;

@@ -264,7 +264,8 @@ def _record_stream(
 
     def stream() -> Iterator[tuple[np.ndarray, int, str]]:
         # TFRecordDataset without prefetch reads synchronously on each next().
-        for serialized in tf.data.TFRecordDataset(paths):
+        records = tf.data.TFRecordDataset(paths).with_options(data.tf_data_options(read_options))
+        for serialized in records:
             image, label, key = prepare(serialized)
             yield image.numpy(), int(label), key.numpy().decode("utf-8")
 

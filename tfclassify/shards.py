@@ -12,12 +12,14 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tfclassify import fileio, schema
 from tfclassify.errors import DataError
 
 _CHUNK = 1 << 20
+# How much the writer may run ahead of the hashed, durable part of a shard.
+_SYNC_BYTES = 8 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,31 +38,78 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class _Follower:
+    """Hashes and flushes to disk what a writer has handed to the OS so far, on a
+    background thread, from a descriptor of its own.
+
+    Run at the end, the shard's fsync and hash took as long as writing it (~0.1 s
+    per 50 MB here): following the writer overlaps both with the writing. The
+    thread spends its time in pread/sha256/fdatasync, which release the GIL, so it
+    does not slow the Python that produces the records.
+    """
+
+    def __init__(self, path: str):
+        self._fd = os.open(path, os.O_RDONLY)
+        self._hash = hashlib.sha256()
+        self._done = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfclassify-sync")
+        self._tasks: list[concurrent.futures.Future[None]] = []
+
+    def _catch_up(self, upto: int, sync: Callable[[int], None]) -> None:
+        while self._done < upto:
+            chunk = os.pread(self._fd, min(_CHUNK, upto - self._done), self._done)
+            if not chunk:
+                raise DataError(f"shard ended at byte {self._done}, {upto} were written")
+            self._hash.update(chunk)
+            self._done += len(chunk)
+        sync(self._fd)
+
+    def advance(self, upto: int) -> None:
+        """Bytes [0, upto) are in the OS's hands (flushed by the writer)."""
+        self._tasks.append(self._pool.submit(self._catch_up, upto, os.fdatasync))
+
+    def finish(self, size: int) -> str:
+        """Waits until all `size` bytes are hashed and durable; returns the sha256."""
+        self._tasks.append(self._pool.submit(self._catch_up, size, os.fsync))
+        for task in self._tasks:
+            task.result()
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        os.close(self._fd)
 
 
 def write_shard(path: str, records: Iterable[bytes]) -> ShardResult:
-    """Writes serialized records to `path` atomically; returns what was written."""
+    """Writes serialized records to `path` atomically; returns what was written.
+
+    TF's writer neither fsyncs nor hashes: every _SYNC_BYTES the writer is flushed
+    and a _Follower hashes and syncs the new bytes while the next ones are written.
+    The rename happens only after the whole file is durable.
+    """
     import tensorflow as tf
 
     count = 0
     with fileio.atomic_path(path) as tmp:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
-                writer.write(record)
-                count += 1
-        # TF's close does not fsync, and the rename must not outrun the data. The
-        # flush to disk and hashing the (cached) file overlap: both release the GIL.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            synced = pool.submit(_fsync, tmp)
-            digest = file_sha256(tmp)
-            synced.result()
-    return ShardResult(os.path.basename(path), count, os.path.getsize(path), digest)
+        follower = _Follower(tmp)
+        try:
+            written = flushed = 0
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for record in records:
+                    writer.write(record)
+                    count += 1
+                    written += len(record) + schema.TFRECORD_OVERHEAD
+                    if written - flushed >= _SYNC_BYTES:
+                        writer.flush()
+                        follower.advance(written)
+                        flushed = written
+            size = os.path.getsize(tmp)
+            if size != written:
+                raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
+            digest = follower.finish(size)
+        finally:
+            follower.close()
+    return ShardResult(os.path.basename(path), count, size, digest)
 
 
 def done_path(work_dir: str, filename: str) -> str:
