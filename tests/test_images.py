@@ -186,18 +186,18 @@ PILLOW_JPEGS = {
     "not_a_scan": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
 }
 CONFIGS = {
-    "header": (images.ImageConfig(validate="header"), False),
-    "none": (images.ImageConfig(validate="none"), False),
-    "full_decoded_by_tf": (images.ImageConfig(), True),
-    "small_max_pixels": (images.ImageConfig(validate="header", max_pixels=100), False),
-    "resize": (images.ImageConfig(validate="header", max_side=20), False),
-    "as_png": (images.ImageConfig(validate="header", image_format="png"), False),
+    "header": images.ImageConfig(validate="header"),
+    "none": images.ImageConfig(validate="none"),
+    "full": images.ImageConfig(),  # Pillow decodes: the walk must not answer
+    "small_max_pixels": images.ImageConfig(validate="header", max_pixels=100),
+    "resize": images.ImageConfig(validate="header", max_side=20),
+    "as_png": images.ImageConfig(validate="header", image_format="png"),
 }
 
 
-def _pillow_verdict(data: bytes, cfg: images.ImageConfig, decoded: bool) -> images.Inspected:
+def _pillow_verdict(data: bytes, cfg: images.ImageConfig) -> images.Inspected:
     try:
-        return images._inspect_with_pillow(data, "jpeg", cfg, decoded)
+        return images._inspect_with_pillow(data, "jpeg", cfg)
     except images._Skip as e:
         return images.Inspected(skip_reason=str(e))
 
@@ -205,6 +205,8 @@ def _pillow_verdict(data: bytes, cfg: images.ImageConfig, decoded: bool) -> imag
 def test_plain_jpeg_walk_recognises_exactly_the_plain_ones():
     for name, data in PLAIN_JPEGS.items():
         assert images._plain_jpeg(data) is not None, name
+        assert images.inspect_without_pillow(data, CONFIGS["header"]) is not None, name
+        assert images.inspect_without_pillow(data, CONFIGS["full"]) is None, name
     for name, data in PILLOW_JPEGS.items():
         assert images._plain_jpeg(data) is None, name
 
@@ -214,13 +216,13 @@ def test_plain_jpeg_walk_recognises_exactly_the_plain_ones():
 def test_header_walk_agrees_with_pillow(name, config):
     """Same verdict, reason and numbers as Pillow's parser, whichever path ran."""
     data = {**PLAIN_JPEGS, **PILLOW_JPEGS}[name]
-    cfg, decoded = CONFIGS[config]
-    assert images.inspect(data, cfg, decoded) == _pillow_verdict(data, cfg, decoded)
+    cfg = CONFIGS[config]
+    assert images.inspect(data, cfg) == _pillow_verdict(data, cfg)
 
 
 def test_header_walk_agrees_with_pillow_on_the_hostile_jpegs(kinds):
     for kind, data in kinds.items():
         if images.sniff(data[:16]) != "jpeg":
             continue
-        for cfg, decoded in CONFIGS.values():
-            assert images.inspect(data, cfg, decoded) == _pillow_verdict(data, cfg, decoded), kind
+        for cfg in CONFIGS.values():
+            assert images.inspect(data, cfg) == _pillow_verdict(data, cfg), kind

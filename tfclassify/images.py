@@ -330,36 +330,37 @@ def _inspect_plain_jpeg(data: bytes, cfg: ImageConfig) -> Inspected | None:
     return Inspected(format="jpeg", height=height, width=width, channels=components)
 
 
-def inspect(data: bytes, cfg: ImageConfig, decoded: bool = False) -> Inspected:
-    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason).
-
-    Args:
-      data: the file's bytes.
-      cfg: what to check and produce.
-      decoded: the caller has already decoded `data` with TF's decoder, so
-        `validate="full"` needs no second decode (the converter decodes on tf.data's
-        threads, which run without the GIL, while Python inspects headers).
-    """
+def inspect(data: bytes, cfg: ImageConfig) -> Inspected:
+    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason)."""
+    quick = inspect_without_pillow(data, cfg)
+    if quick is not None:
+        return quick
     try:
-        return _inspect(data, cfg, decoded)
+        return _inspect_with_pillow(data, sniff(data[:16]) or "", cfg)
     except _Skip as e:
         return Inspected(skip_reason=str(e))
 
 
-def _inspect(data: bytes, cfg: ImageConfig, decoded: bool = False) -> Inspected:
-    if not data:
-        raise _Skip(EMPTY, "zero-byte file")
-    fmt = sniff(data[:16])
-    if fmt is None:
-        raise _Skip(NOT_IMAGE, "content is not a recognised image format")
-    if fmt == "jpeg" and (decoded or cfg.validate != "full"):
-        plain = _inspect_plain_jpeg(data, cfg)
-        if plain is not None:
-            return plain
-    return _inspect_with_pillow(data, fmt, cfg, decoded)
+def inspect_without_pillow(data: bytes, cfg: ImageConfig) -> Inspected | None:
+    """`inspect`'s verdict when it needs no Pillow work (a plain JPEG kept as-is, an
+    empty or unrecognised file: ~10 us); None when it does (decoding, converting).
+
+    The converter runs this inline and hands only the None cases to its threads.
+    """
+    try:
+        if not data:
+            raise _Skip(EMPTY, "zero-byte file")
+        fmt = sniff(data[:16])
+        if fmt is None:
+            raise _Skip(NOT_IMAGE, "content is not a recognised image format")
+        if fmt == "jpeg" and cfg.validate != "full":  # full: Pillow decodes it
+            return _inspect_plain_jpeg(data, cfg)
+        return None
+    except _Skip as e:
+        return Inspected(skip_reason=str(e))
 
 
-def _inspect_with_pillow(data: bytes, fmt: str, cfg: ImageConfig, decoded: bool) -> Inspected:
+def _inspect_with_pillow(data: bytes, fmt: str, cfg: ImageConfig) -> Inspected:
     im = _open(data, fmt, cfg.max_pixels)
     why = _why_convert(im, fmt, data)
     out_fmt = cfg.image_format
@@ -372,7 +373,7 @@ def _inspect_with_pillow(data: bytes, fmt: str, cfg: ImageConfig, decoded: bool)
         why = "resize"
     if not why:
         width, height, channels = im.width, im.height, 1 if im.mode == "L" else 3
-        if cfg.validate == "full" and not decoded:
+        if cfg.validate == "full":
             if fmt == "jpeg":
                 # Entropy-decode every block at 1/8 scale. Truncated or corrupt data
                 # fails in the Huffman/marker stage, which a scaled decode runs in full;
