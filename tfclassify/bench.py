@@ -71,8 +71,7 @@ def round_robin(contenders: dict[str, Callable[[], tuple[int, float]]], repeats:
     Each contender runs once to warm up (traces, page cache), then `repeats` times;
     each run returns (images, seconds). Interleaving spreads a shared machine's slow
     and fast spells over every contender instead of letting one contender's repeats
-    catch them all (on the 2-core CI VM a tf.data pass sometimes stalls for a second
-    or two with its threads idle).
+    catch them all.
     """
     for fn in contenders.values():
         fn()
@@ -141,6 +140,7 @@ def _save_model(arch: str, size: int, labels: tuple[str, ...], out: str) -> str:
 def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
     import keras
     import numpy as np
+    import tensorflow as tf
 
     import tfclassify
     from tfclassify import metadata
@@ -153,6 +153,8 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
     limit = cfg.mobilenet_images if arch == "mobilenet_v2" else cfg.num_images
     bs = cfg.batch_size
     read = ReadOptions(image_size=size, batch_size=bs)
+    no_autotune = tf.data.Options()
+    no_autotune.autotune.enabled = read.autotune
 
     def decode_only(directory: str) -> Callable[[], tuple[int, float]]:
         # Passes over the corpus until min_decode_images: a single pass over a small
@@ -208,7 +210,10 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         ds = keras.utils.image_dataset_from_directory(
             keras_root, image_size=(size, size), batch_size=bs, shuffle=False, verbose=False
         ).map(lambda x, y: x / 255.0)
-        return int(keras_model.predict(ds, verbose=0).shape[0])
+        # The one tf.data setting tfclassify changes (ReadOptions.autotune), given to
+        # Keras too: without it a pass may end up to ~1 s late waiting for the
+        # autotuner's thread, and the baseline would carry a TF quirk, not its design.
+        return int(keras_model.predict(ds.with_options(no_autotune), verbose=0).shape[0])
 
     def keras_per_image() -> int:
         # The one-image-at-a-time loop of the source articles: load, resize, predict.

@@ -30,7 +30,17 @@ from typing import TypeVar
 
 from absl import logging
 
-from tfclassify import _callable, fileio, images, metadata, plan, schema, shards, sources
+from tfclassify import (
+    _callable,
+    decode_check,
+    fileio,
+    images,
+    metadata,
+    plan,
+    schema,
+    shards,
+    sources,
+)
 from tfclassify.errors import DataError, InputError, OptionsError, OutputError
 from tfclassify.options import ConvertOptions
 
@@ -100,11 +110,15 @@ def _scan_one(
     cfg: images.ImageConfig,
     work: str,
     inline: bool = False,
+    checks: bool = False,
 ) -> tuple[Scanned, bytes | None] | None:
     """The journal line for one file, and its serialized record (None if skipped).
 
-    `inline`: return None instead of doing Pillow work (decoding, converting), so
-    the caller can hand that to a worker thread.
+    Args:
+      inline: return None instead of doing Pillow work (decoding, converting), so the
+        caller can hand that to a worker thread.
+      checks: with validate=full, a plain JPEG gets its verdict from its header alone,
+        leaving the decode to `decode_check` (the caller must then confirm it).
     """
     if source.problem:
         return Scanned(key, skip=source.problem), None
@@ -116,7 +130,8 @@ def _scan_one(
         return Scanned(key, skip=f"{images.MISSING}: file not found"), None
     except OSError as e:
         return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}"), None
-    result = images.inspect_without_pillow(data, cfg)
+    quick_cfg = dataclasses.replace(cfg, validate="none") if checks else cfg
+    result = images.inspect_without_pillow(data, quick_cfg)
     if result is None:
         if inline:
             return None
@@ -258,57 +273,142 @@ def _ordered(
             yield head.result() if isinstance(head, concurrent.futures.Future) else head
 
 
+class _Replan(Exception):
+    """A decode check changed a verdict: the shard plan must be made again."""
+
+
+class _Journal:
+    """The scan journal: one line per file, in listing order, appended and flushed.
+
+    Flushed, not fsynced: a killed process loses nothing flushed, and lines lost to a
+    power cut are simply scanned again.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.lines = _read_journal(path)
+        # Drop a partial last line left by a kill before appending after it.
+        with open(path, "ab") as f:
+            f.truncate(sum(len((json.dumps(vars(s)) + "\n").encode()) for s in self.lines))
+
+    def append(self, lines: Sequence[Scanned]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(vars(s)) + "\n" for s in lines))
+
+
+@dataclasses.dataclass
+class _Pending:
+    """Scan results of a validate=full run whose JPEG decode checks may still run.
+
+    Lines are journaled as their checks come in (a resumed run never trusts an
+    unchecked verdict, and loses little of a long scan). A file TF did not decode
+    gets Pillow's full check, the reference verdict, before its line is written.
+    Records are planned and written as if the checks pass; `confirm` runs before
+    the first shard is committed and raises _Replan if a verdict changed after the
+    plan was made.
+    """
+
+    checks: decode_check.DecodeChecks
+    first: int  # listing key of the checks' position 0
+    rescan: Callable[[int], tuple[Scanned, bytes | None]]
+    journal: _Journal
+    journaled: int  # keys below this are in the journal
+    jpegs: collections.deque[int] = dataclasses.field(default_factory=collections.deque)
+    done: bool = False
+
+    def settle(self, scanned: list[Scanned], held: dict[int, bytes], wait: bool = False) -> bool:
+        """Journals every line whose check is in; True if a verdict changed."""
+        known, failed = self.checks.progress(wait)
+        upto = min(len(scanned), self.first + known)
+        changed = False
+        while self.jpegs and self.jpegs[0] < upto:
+            key = self.jpegs.popleft()
+            if key - self.first in failed:
+                result, record = self.rescan(key)
+                if result != scanned[key]:
+                    changed = True
+                    scanned[key] = result
+                    if record is None:
+                        held.pop(key, None)
+                    elif key in held:
+                        held[key] = record
+        if upto > self.journaled:
+            self.journal.append(scanned[self.journaled : upto])
+            self.journaled = upto
+        return changed
+
+    def confirm(self, scanned: list[Scanned], held: dict[int, bytes]) -> None:
+        """Waits for the remaining checks; raises _Replan if a verdict changed."""
+        if not self.done:
+            self.done = True
+            if self.settle(scanned, held, wait=True):
+                raise _Replan
+
+
 def _scan(
     listing: sources.Listing,
     label_ids: dict[str, int],
     options: ConvertOptions,
     work: str,
     held: dict[int, bytes],
-) -> list[Scanned]:
+) -> tuple[list[Scanned], _Pending | None]:
     """Pass 1 over the files not in the journal yet; appends to the journal.
 
     Serialized records are kept in `held` while they fit in _HOLD_BYTES, so the write
     pass need not read (or serialize) those again: a small corpus is read once.
+    With validate=full the decodes of plain JPEGs run on tf.data's threads while
+    this goes on; the returned `_Pending` holds what they have yet to confirm.
     """
-    journal = os.path.join(work, _JOURNAL)
-    scanned = _read_journal(journal)
+    journal = _Journal(os.path.join(work, _JOURNAL))
+    scanned = list(journal.lines)
     cfg = _image_config(options)
     todo = list(range(len(scanned), len(listing.sources)))
-    chunk = 256
+    pending = None
+    if cfg.validate == "full":
+
+        def rescan(key: int) -> tuple[Scanned, bytes | None]:
+            src = listing.sources[key]
+            done = _scan_one(key, src, label_ids.get(src.label, -1), cfg, work)
+            assert done is not None
+            return done
+
+        paths = [listing.sources[k].path for k in todo]
+        checks = decode_check.DecodeChecks(paths, cfg.max_pixels)
+        pending = _Pending(checks, len(scanned), rescan, journal, len(scanned))
     progress = _Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)
-    with open(journal, "r+" if os.path.exists(journal) else "w", encoding="utf-8") as f:
-        # Drop a partial last line left by a kill before appending after it.
-        f.seek(0)
-        f.truncate(sum(len((json.dumps(vars(s)) + "\n").encode()) for s in scanned))
-        f.seek(0, io.SEEK_END)
 
-        def one(key: int, inline: bool = False) -> tuple[Scanned, bytes | None] | None:
-            src = listing.sources[key]
-            return _scan_one(key, src, label_ids.get(src.label, -1), cfg, work, inline)
+    def one(key: int, inline: bool = False) -> tuple[Scanned, bytes | None] | None:
+        src = listing.sources[key]
+        label = label_ids.get(src.label, -1)
+        return _scan_one(key, src, label, cfg, work, inline, pending is not None)
 
-        budget = _HOLD_BYTES
-        # Plain JPEGs kept as-is are finished on this thread: ~0.1 ms of Python each,
-        # where a second Python thread would only contend for the GIL (measured: 1
-        # thread 1.3x faster than 2). The rest (Pillow decodes and conversions, which
-        # release the GIL) go to the worker threads.
-        inline = functools.partial(one, inline=True)
-        results: list[Scanned] = []
-        for i, (result, record) in enumerate(_ordered(todo, inline, one, options.workers), start=1):
-            results.append(result)
-            if record is not None and len(record) <= budget:
-                held[result.key] = record
-                budget -= len(record)
-            if len(results) >= chunk or i == len(todo):
-                # Flushed, not fsynced: a killed process loses nothing flushed, and
-                # lines lost to a power cut are simply scanned again.
-                f.write("".join(json.dumps(vars(s)) + "\n" for s in results))
-                f.flush()
-                scanned.extend(results)
-                progress.update(len(results), sum(s.src_size for s in results))
-                results = []
+    budget = _HOLD_BYTES
+    # Plain JPEGs are finished on this thread: ~0.1 ms of Python each, where a second
+    # Python thread would only contend for the GIL (measured: 1 thread 1.3x faster
+    # than 2). The rest (Pillow decodes and conversions, which release the GIL) go to
+    # the worker threads.
+    inline = functools.partial(one, inline=True)
+    results: list[Scanned] = []
+    for i, (result, record) in enumerate(_ordered(todo, inline, one, options.workers), start=1):
+        results.append(result)
+        if pending is not None and result.format == "jpeg" and not result.converted:
+            # A JPEG kept as-is: unless Pillow already decoded it on the slow path,
+            # only its header has been read, and its decode is being checked.
+            pending.jpegs.append(result.key)
+        if record is not None and len(record) <= budget:
+            held[result.key] = record
+            budget -= len(record)
+        if len(results) >= 256 or i == len(todo):
+            scanned.extend(results)
+            if pending is None:
+                journal.append(results)
+            else:
+                pending.settle(scanned, held)  # not planned yet: a change is free
+            progress.update(len(results), sum(s.src_size for s in results))
+            results = []
     progress.close()
-    return scanned
+    return scanned, pending
 
 
 def _encoded_bytes(source: sources.Source, s: Scanned, work: str) -> bytes:
@@ -339,6 +439,7 @@ def _write_shards(
     options: ConvertOptions,
     work: str,
     held: dict[int, bytes],
+    before_commit: Callable[[], None] | None = None,
 ) -> dict[str, shards.ShardResult]:
     out = options.output_dir
     results: dict[str, shards.ShardResult] = {}
@@ -370,7 +471,9 @@ def _write_shards(
             # Records held from the scan are ready: handing them through the pool would
             # cost more (~50 us each) than it saves.
             each = pmap if any(k not in held for k in sh.keys) else map
-            result = shards.write_shard(os.path.join(out, name), each(serialized, sh.keys))
+            result = shards.write_shard(
+                os.path.join(out, name), each(serialized, sh.keys), before_commit
+            )
             if result.num_bytes != sh.num_bytes:
                 raise DataError(
                     f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
@@ -537,30 +640,43 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
     _start_state(work, options, listing)
     label_ids = {label: i for i, label in enumerate(listing.labels)}
     held: dict[int, bytes] = {}
-    scanned = _scan(listing, label_ids, options, work, held)
-
-    skipped = [(listing.sources[s.key].relpath, s.skip) for s in scanned if s.skip]
-    reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
-    items = [
-        plan.Item(
-            s.key, label_ids[listing.sources[s.key].label], listing.sources[s.key].split, s.size
+    scanned, pending = _scan(listing, label_ids, options, work, held)
+    confirm = functools.partial(pending.confirm, scanned, held) if pending else None
+    while True:
+        items = [
+            plan.Item(
+                s.key, label_ids[listing.sources[s.key].label], listing.sources[s.key].split, s.size
+            )
+            for s in scanned
+            if not s.skip
+        ]
+        if not items and confirm is not None and not pending.done:
+            with contextlib.suppress(_Replan):
+                confirm()  # every unchecked file may yet be skipped: not before
+            continue
+        skipped = [(listing.sources[s.key].relpath, s.skip) for s in scanned if s.skip]
+        reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
+        if not items:
+            shutil.rmtree(work, ignore_errors=True)
+            raise InputError(
+                f"no usable images in {options.input_dir or options.manifest}: "
+                f"{len(scanned)} files found, all skipped ({dict(reasons)})"
+            )
+        shard_plan = plan.plan_shards(
+            items,
+            target_bytes=options.shard_bytes,
+            seed=options.seed,
+            validation_fraction=options.validation_fraction,
         )
-        for s in scanned
-        if not s.skip
-    ]
-    if not items:
-        shutil.rmtree(work, ignore_errors=True)
-        raise InputError(
-            f"no usable images in {options.input_dir or options.manifest}: "
-            f"{len(scanned)} files found, all skipped ({dict(reasons)})"
-        )
-    shard_plan = plan.plan_shards(
-        items,
-        target_bytes=options.shard_bytes,
-        seed=options.seed,
-        validation_fraction=options.validation_fraction,
-    )
-    results = _write_shards(shard_plan, listing, scanned, label_ids, options, work, held)
+        try:
+            results = _write_shards(
+                shard_plan, listing, scanned, label_ids, options, work, held, confirm
+            )
+            if confirm is not None:
+                confirm()  # no shard left to commit (all kept by a resume)
+            break
+        except _Replan:  # a decode check failed: its file's verdict changed
+            continue
     held.clear()  # bytes of records a resumed run found already written
 
     splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)

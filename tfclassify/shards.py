@@ -80,12 +80,15 @@ class _Follower:
         os.close(self._fd)
 
 
-def write_shard(path: str, records: Iterable[bytes]) -> ShardResult:
+def write_shard(
+    path: str, records: Iterable[bytes], before_commit: Callable[[], None] | None = None
+) -> ShardResult:
     """Writes serialized records to `path` atomically; returns what was written.
 
     TF's writer neither fsyncs nor hashes: every _SYNC_BYTES the writer is flushed
     and a _Follower hashes and syncs the new bytes while the next ones are written.
-    The rename happens only after the whole file is durable.
+    The rename happens only after the whole file is durable, and after
+    `before_commit()` returns: if it raises, the temporary file is removed.
     """
     import tensorflow as tf
 
@@ -106,6 +109,8 @@ def write_shard(path: str, records: Iterable[bytes]) -> ShardResult:
             size = os.path.getsize(tmp)
             if size != written:
                 raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
+            if before_commit is not None:
+                before_commit()
             digest = follower.finish(size)
         finally:
             follower.close()

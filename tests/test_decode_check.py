@@ -1,0 +1,68 @@
+"""validate=full's JPEG decode checks on tf.data's threads, and how the converter uses them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PIL import Image
+
+from tfclassify import convert, decode_check, images, plan, testing
+from tfclassify.options import ConvertOptions
+from tfclassify.verify import verify
+
+
+def test_verdicts_in_path_order(tmp_path):
+    kinds = testing.make_hostile_files(tmp_path / "hostile")
+    big = str(tmp_path / "big.jpg")  # a plain JPEG over the pixel cap below
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(big, "JPEG")
+    names = ["unicode_name", "corrupt_jpeg", "truncated_jpeg", "grayscale_jpeg", "rgba_png"]
+    paths = [kinds[n] for n in names] + [str(tmp_path / "missing.jpg"), big, kinds["zero_byte"]]
+    checks = decode_check.DecodeChecks(paths, max_pixels=50_000)
+    known, failed = checks.progress(wait=True)
+    assert known == len(paths)
+    # Decoded: the two good JPEGs. Not: corrupt, truncated, a PNG (not checked here:
+    # Pillow decodes it), a missing file, one over max_pixels, an empty file.
+    assert failed == {1, 2, 4, 5, 6, 7}
+    assert decode_check.DecodeChecks([], 1).progress(wait=True) == (0, set())
+
+
+@pytest.mark.parametrize("checks_in", ["during_scan", "after_plan"])
+def test_full_validation_leaves_plain_jpegs_to_tf(tmp_path, hostile_tree, monkeypatch, checks_in):
+    """Pillow examines only what TF's check cannot vouch for; verdicts are unchanged,
+    whether the checks come in while the scan runs or only after the first plan."""
+    root, kinds = hostile_tree
+    seen_by_pillow = set()
+    real = images._inspect_with_pillow
+
+    def spy(data, fmt, cfg):
+        seen_by_pillow.add(data)
+        return real(data, fmt, cfg)
+
+    monkeypatch.setattr(images, "_inspect_with_pillow", spy)
+    real_progress = decode_check.DecodeChecks.progress
+    if checks_in == "after_plan":  # nothing known until the converter waits for it
+
+        def late(self, wait=False):
+            return real_progress(self, wait) if wait else (0, set())
+
+        monkeypatch.setattr(decode_check.DecodeChecks, "progress", late)
+    plans = []
+    real_plan = plan.plan_shards
+    monkeypatch.setattr(plan, "plan_shards", lambda *a, **k: plans.append(1) or real_plan(*a, **k))
+    info = convert(ConvertOptions(input_dir=root, output_dir=str(tmp_path / "out"), quiet=True))
+    if checks_in == "after_plan":
+        assert len(plans) == 2  # the rejected files' verdicts changed: planned again
+    files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+    contents = {p: open(p, "rb").read() for p in files}  # noqa: SIM115
+    plain = {p for p, data in contents.items() if images._plain_jpeg(data) is not None}
+    # The two plain-headed JPEGs TF rejects (corrupt, truncated) go to Pillow, which
+    # skips them: their verdicts change after the first plan, so the converter plans
+    # again. Every other plain JPEG was decoded by TF only.
+    rejected = {kinds["corrupt_jpeg"], kinds["truncated_jpeg"]}
+    assert rejected <= plain and len(plain) > len(rejected)
+    assert {p for p in plain if contents[p] in seen_by_pillow} == rejected
+    assert info.skipped_by_reason["undecodable"] == 1
+    assert info.skipped_by_reason["truncated"] == 2  # and a truncated PNG
+    assert verify(info.directory).accepted == info.accepted
+    assert not os.path.exists(os.path.join(info.directory, convert.WORK_DIR))
