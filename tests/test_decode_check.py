@@ -43,7 +43,7 @@ def test_full_validation_leaves_plain_jpegs_to_tf(tmp_path, hostile_tree, monkey
     real_progress = decode_check.DecodeChecks.progress
     if checks_in == "after_plan":  # nothing known until the converter waits for it
 
-        def late(self, wait=False):
+        def late(self, wait=False, at_least=0):
             return real_progress(self, wait) if wait else (0, set())
 
         monkeypatch.setattr(decode_check.DecodeChecks, "progress", late)
@@ -66,3 +66,18 @@ def test_full_validation_leaves_plain_jpegs_to_tf(tmp_path, hostile_tree, monkey
     assert info.skipped_by_reason["truncated"] == 2  # and a truncated PNG
     assert verify(info.directory).accepted == info.accepted
     assert not os.path.exists(os.path.join(info.directory, convert.WORK_DIR))
+
+
+def test_progress_waits_for_a_prefix_and_close_stops_the_checks(tmp_path):
+    good = str(tmp_path / "good.jpg")
+    Image.new("RGB", (64, 48), (200, 30, 10)).save(good, "JPEG")
+    checks = decode_check.DecodeChecks([good] * 300, max_pixels=10_000)
+    known, failed = checks.progress(at_least=100)
+    assert known >= 100 and not failed
+    assert checks.progress(wait=True) == (300, set())
+
+    many = decode_check.DecodeChecks([good] * 50_000, max_pixels=10_000)
+    many.close()  # e.g. the conversion failed: stop after the batch in flight
+    many._thread.join(timeout=60)
+    assert not many._thread.is_alive()
+    assert many.progress(wait=True)[0] < 50_000  # returns what it has, does not hang

@@ -51,6 +51,8 @@ _JOURNAL = "scan.jsonl"
 # first part of one) up to this size is read from disk once; the rest is read again
 # when its shard is written.
 _HOLD_BYTES = 512 * 2**20
+# How far (files) the scan may run ahead of validate=full's decode checks.
+_CHECK_LEAD = 4096
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -317,8 +319,13 @@ class _Pending:
     done: bool = False
 
     def settle(self, scanned: list[Scanned], held: dict[int, bytes], wait: bool = False) -> bool:
-        """Journals every line whose check is in; True if a verdict changed."""
-        known, failed = self.checks.progress(wait)
+        """Journals every line whose check is in; True if a verdict changed.
+
+        The scan may run at most _CHECK_LEAD files ahead of the checks: both read
+        each file, and the second read should find it still in the page cache.
+        """
+        lead = len(scanned) - self.first - _CHECK_LEAD
+        known, failed = self.checks.progress(wait, at_least=lead)
         upto = min(len(scanned), self.first + known)
         changed = False
         while self.jpegs and self.jpegs[0] < upto:
@@ -383,6 +390,24 @@ def _scan(
         label = label_ids.get(src.label, -1)
         return _scan_one(key, src, label, cfg, work, inline, pending is not None)
 
+    try:
+        return _scan_files(todo, one, scanned, held, journal, pending, progress, options.workers)
+    except BaseException:
+        if pending is not None:
+            pending.checks.close()
+        raise
+
+
+def _scan_files(
+    todo: list[int],
+    one: Callable[..., tuple[Scanned, bytes | None] | None],
+    scanned: list[Scanned],
+    held: dict[int, bytes],
+    journal: _Journal,
+    pending: _Pending | None,
+    progress: _Progress,
+    workers: int,
+) -> tuple[list[Scanned], _Pending | None]:
     budget = _HOLD_BYTES
     # Plain JPEGs are finished on this thread: ~0.1 ms of Python each, where a second
     # Python thread would only contend for the GIL (measured: 1 thread 1.3x faster
@@ -390,7 +415,7 @@ def _scan(
     # the worker threads.
     inline = functools.partial(one, inline=True)
     results: list[Scanned] = []
-    for i, (result, record) in enumerate(_ordered(todo, inline, one, options.workers), start=1):
+    for i, (result, record) in enumerate(_ordered(todo, inline, one, workers), start=1):
         results.append(result)
         if pending is not None and result.format == "jpeg" and not result.converted:
             # A JPEG kept as-is: unless Pillow already decoded it on the slow path,
@@ -641,6 +666,25 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
     label_ids = {label: i for i, label in enumerate(listing.labels)}
     held: dict[int, bytes] = {}
     scanned, pending = _scan(listing, label_ids, options, work, held)
+    try:
+        return _plan_and_write(listing, label_ids, options, work, held, scanned, pending)
+    finally:
+        if pending is not None:
+            pending.checks.close()
+
+
+def _plan_and_write(
+    listing: sources.Listing,
+    label_ids: dict[str, int],
+    options: ConvertOptions,
+    work: str,
+    held: dict[int, bytes],
+    scanned: list[Scanned],
+    pending: _Pending | None,
+) -> metadata.DatasetInfo:
+    """Plans the shards from the scan and writes them, then the reports and
+    dataset.json; plans again if a late decode check changes a verdict."""
+    out = options.output_dir
     confirm = functools.partial(pending.confirm, scanned, held) if pending else None
     while True:
         items = [

@@ -23,18 +23,20 @@ class DecodeChecks:
     """Whether TF's JPEG decoder decodes each of `paths`, found in the background.
 
     A file is "decoded" when it starts like a JPEG, its header is within
-    `max_pixels` (so a decompression bomb is never decoded), and `decode_jpeg` at 1/8
-    scale succeeds: TF's own decoder, the one the readers use. Anything else (unreadable, not a JPEG, too large, corrupt) counts
-    as failed: the caller's Pillow path then gives the verdict and the reason.
+    `max_pixels` (so a decompression bomb is never decoded), and `decode_jpeg` (TF's
+    own decoder, the one the readers use) succeeds at 1/8 scale. Anything else
+    (unreadable, not a JPEG, too large, corrupt) counts as failed: the caller's
+    Pillow path then gives the verdict and the reason.
     Verdicts arrive in path order, so a prefix can be settled while the rest run.
     """
 
     def __init__(self, paths: Sequence[str], max_pixels: int):
         self._count = len(paths)
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._known = 0  # verdicts in for positions < _known
         self._failed: set[int] = set()
         self._error: BaseException | None = None
+        self._stop = False
         self._thread = threading.Thread(
             target=self._collect, args=(paths, max_pixels), name="tfclassify-decode", daemon=True
         )
@@ -44,30 +46,43 @@ class DecodeChecks:
         try:
             if paths:
                 for positions in _pipeline(paths, max_pixels).as_numpy_iterator():
+                    if self._stop:
+                        return
                     self._advance(positions.tolist())
             self._advance([], self._count)
         except BaseException as e:  # re-raised in the caller's thread by progress()
             self._error = e
+        finally:
+            with self._changed:
+                self._stop = True
+                self._changed.notify_all()
 
     def _advance(self, decoded: list[int], end: int | None = None) -> None:
         # Positions come out in order; one that does not come out failed.
-        with self._lock:
+        with self._changed:
             for position in decoded:
                 self._failed.update(range(self._known, position))
                 self._known = position + 1
             if end is not None:
                 self._failed.update(range(self._known, end))
                 self._known = end
+            self._changed.notify_all()
 
-    def progress(self, wait: bool = False) -> tuple[int, set[int]]:
+    def progress(self, wait: bool = False, at_least: int = 0) -> tuple[int, set[int]]:
         """(n, failed): verdicts are in for positions < n, and `failed` are the
-        positions among them that did not decode. `wait` for all of them."""
-        if wait:
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-        with self._lock:
+        positions among them that did not decode. Waits until n >= `at_least`, or
+        for all of them with `wait`."""
+        with self._changed:
+            need = self._count if wait else min(at_least, self._count)
+            self._changed.wait_for(lambda: self._known >= need or self._stop)
+            if self._error is not None:
+                raise self._error
             return self._known, set(self._failed)
+
+    def close(self) -> None:
+        """Stops the checks (after the batch in flight) when their verdicts are no
+        longer wanted, e.g. the conversion failed."""
+        self._stop = True
 
 
 def _pipeline(paths: Sequence[str], max_pixels: int):
