@@ -91,10 +91,12 @@ def _cache_path(work: str, key: int) -> str:
     return os.path.join(work, "cache", f"{key}.bin")
 
 
-def _record(source: sources.Source, label: int, encoded: bytes, s: Scanned, sha: str):
+def _record(
+    source: sources.Source, label: int, encoded: bytes, s: Scanned | images.Inspected, sha: str
+) -> schema.Record:
     return schema.Record(
         encoded=encoded,
-        format=s.format,
+        format=s.format or "",
         label=label,
         text=source.label,
         filename=source.relpath,
@@ -112,28 +114,28 @@ def _scan_one(
     cfg: images.ImageConfig,
     work: str,
     inline: bool = False,
-    checks: bool = False,
+    quick_cfg: images.ImageConfig | None = None,
 ) -> tuple[Scanned, bytes | None] | None:
     """The journal line for one file, and its serialized record (None if skipped).
 
     Args:
       inline: return None instead of doing Pillow work (decoding, converting), so the
         caller can hand that to a worker thread.
-      checks: with validate=full, a plain JPEG gets its verdict from its header alone,
-        leaving the decode to `decode_check` (the caller must then confirm it).
+      quick_cfg: what the Pillow-free verdict checks (default: `cfg`). With
+        validate=full, validate="none": a plain JPEG's decode is left to
+        `decode_check`, and the caller must confirm the verdict.
     """
     if source.problem:
         return Scanned(key, skip=source.problem), None
     try:
-        st = os.stat(source.path)
         with open(source.path, "rb") as f:
+            st = os.fstat(f.fileno())
             data = f.read()
     except FileNotFoundError:
         return Scanned(key, skip=f"{images.MISSING}: file not found"), None
     except OSError as e:
         return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}"), None
-    quick_cfg = dataclasses.replace(cfg, validate="none") if checks else cfg
-    result = images.inspect_without_pillow(data, quick_cfg)
+    result = images.inspect_without_pillow(data, quick_cfg or cfg)
     if result is None:
         if inline:
             return None
@@ -158,25 +160,25 @@ def _scanned(
         # on resume instead of going into a shard.
         with fileio.atomic_path(_cache_path(work, key)) as tmp, open(tmp, "wb") as f:
             f.write(result.data)
-    s = Scanned(
+    encoded = result.data if result.data is not None else data
+    sha = hashlib.sha256(encoded).hexdigest()
+    # The record exactly as its shard will hold it: its size plans the shards, and the
+    # bytes may be held for the write pass.
+    record = schema.serialize(_record(source, label, encoded, result, sha))
+    scanned = Scanned(
         key,
         format=result.format or "",
         height=result.height,
         width=result.width,
         channels=result.channels,
+        size=len(record) + schema.TFRECORD_OVERHEAD,
         converted=result.converted,
+        encoded_size=len(encoded),
+        sha256=sha,
         src_size=st.st_size,
         src_mtime_ns=st.st_mtime_ns,
     )
-    encoded = result.data if result.data is not None else data
-    sha = hashlib.sha256(encoded).hexdigest()
-    # The record exactly as its shard will hold it: its size plans the shards, and the
-    # bytes may be held for the write pass.
-    record = schema.serialize(_record(source, label, encoded, s, sha))
-    s = dataclasses.replace(
-        s, size=len(record) + schema.TFRECORD_OVERHEAD, encoded_size=len(encoded), sha256=sha
-    )
-    return s, record
+    return scanned, record
 
 
 def _read_journal(path: str) -> list[Scanned]:
@@ -371,7 +373,9 @@ def _scan(
     cfg = _image_config(options)
     todo = list(range(len(scanned), len(listing.sources)))
     pending = None
+    quick_cfg = cfg
     if cfg.validate == "full":
+        quick_cfg = dataclasses.replace(cfg, validate="none")
 
         def rescan(key: int) -> tuple[Scanned, bytes | None]:
             src = listing.sources[key]
@@ -388,7 +392,7 @@ def _scan(
     def one(key: int, inline: bool = False) -> tuple[Scanned, bytes | None] | None:
         src = listing.sources[key]
         label = label_ids.get(src.label, -1)
-        return _scan_one(key, src, label, cfg, work, inline, pending is not None)
+        return _scan_one(key, src, label, cfg, work, inline, quick_cfg)
 
     try:
         return _scan_files(todo, one, scanned, held, journal, pending, progress, options.workers)
