@@ -384,7 +384,7 @@ def _scan(
             return done
 
         paths = [listing.sources[k].path for k in todo]
-        checks = decode_check.DecodeChecks(paths, cfg.max_pixels)
+        checks = decode_check.DecodeChecks(paths, cfg.max_pixels, options.num_workers)
         pending = _Pending(checks, len(scanned), rescan, journal, len(scanned))
     progress = _Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)

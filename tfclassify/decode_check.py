@@ -30,7 +30,8 @@ class DecodeChecks:
     Verdicts arrive in path order, so a prefix can be settled while the rest run.
     """
 
-    def __init__(self, paths: Sequence[str], max_pixels: int):
+    def __init__(self, paths: Sequence[str], max_pixels: int, parallelism: int | None = None):
+        """`parallelism`: decodes at once (tf.data's threads); None: one per CPU."""
         self._count = len(paths)
         self._changed = threading.Condition()
         self._known = 0  # verdicts in for positions < _known
@@ -38,14 +39,17 @@ class DecodeChecks:
         self._error: BaseException | None = None
         self._stop = False
         self._thread = threading.Thread(
-            target=self._collect, args=(paths, max_pixels), name="tfclassify-decode", daemon=True
+            target=self._collect,
+            args=(paths, max_pixels, parallelism),
+            name="tfclassify-decode",
+            daemon=True,
         )
         self._thread.start()
 
-    def _collect(self, paths: Sequence[str], max_pixels: int) -> None:
+    def _collect(self, paths: Sequence[str], max_pixels: int, parallelism: int | None) -> None:
         try:
             if paths:
-                for positions in _pipeline(paths, max_pixels).as_numpy_iterator():
+                for positions in _pipeline(paths, max_pixels, parallelism).as_numpy_iterator():
                     if self._stop:
                         return
                     self._advance([p for p in positions.tolist() if p >= 0])
@@ -85,7 +89,7 @@ class DecodeChecks:
         self._stop = True
 
 
-def _pipeline(paths: Sequence[str], max_pixels: int):
+def _pipeline(paths: Sequence[str], max_pixels: int, parallelism: int | None):
     import tensorflow as tf
 
     def decodes(position: tf.Tensor, path: tf.Tensor) -> tf.Tensor:
@@ -110,7 +114,8 @@ def _pipeline(paths: Sequence[str], max_pixels: int):
         (tf.range(len(paths), dtype=tf.int64), [os.fsencode(p) for p in paths])
     )
     plain = tf.autograph.experimental.do_not_convert  # graph code as written: no AutoGraph
-    ds = ds.map(plain(decodes), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    calls = parallelism or tf.data.AUTOTUNE
+    ds = ds.map(plain(decodes), num_parallel_calls=calls, deterministic=True)
     # A read or decode error drops its element: its position never comes out (nor
     # does a file that is not checked: it comes out as -1).
     ds = ds.ignore_errors()

@@ -39,8 +39,8 @@ class ConvertOptions:
       output_dir: where shards, dataset.json, labels.txt and skipped.csv go.
       name: shard name prefix.
       shard_size_mb: target shard size in MiB of serialized records.
-      num_workers: threads converting images; None means all cores. Output does not
-        depend on it.
+      num_workers: threads converting images (and, with validate=full, decoding JPEGs
+        on tf.data's threads); None means all cores. Output does not depend on it.
       seed: shuffle/split seed; same seed, same output bytes.
       validation_fraction: carve a stratified validation split out of `train`.
       validate: `full` decodes every image; `header` checks magic, header and trailer;
