@@ -19,12 +19,11 @@ def test_verdicts_in_path_order(tmp_path):
     names = ["unicode_name", "corrupt_jpeg", "truncated_jpeg", "grayscale_jpeg", "rgba_png"]
     paths = [kinds[n] for n in names] + [str(tmp_path / "missing.jpg"), big, kinds["zero_byte"]]
     checks = decode_check.DecodeChecks(paths, max_pixels=50_000)
-    known, failed = checks.progress(wait=True)
-    assert known == len(paths)
+    assert checks.progress(wait=True) == len(paths)
     # Decoded: the two good JPEGs. Not: corrupt, truncated, a PNG (not checked here:
     # Pillow decodes it), a missing file, one over max_pixels, an empty file.
-    assert failed == {1, 2, 4, 5, 6, 7}
-    assert decode_check.DecodeChecks([], 1).progress(wait=True) == (0, set())
+    assert [i for i in range(len(paths)) if checks.decoded(i)] == [0, 3]
+    assert decode_check.DecodeChecks([], 1).progress(wait=True) == 0
 
 
 @pytest.mark.parametrize("checks_in", ["during_scan", "after_plan"])
@@ -44,7 +43,7 @@ def test_full_validation_leaves_plain_jpegs_to_tf(tmp_path, hostile_tree, monkey
     if checks_in == "after_plan":  # nothing known until the converter waits for it
 
         def late(self, wait=False, at_least=0):
-            return real_progress(self, wait) if wait else (0, set())
+            return real_progress(self, wait) if wait else 0
 
         monkeypatch.setattr(decode_check.DecodeChecks, "progress", late)
     plans = []
@@ -72,12 +71,12 @@ def test_progress_waits_for_a_prefix_and_close_stops_the_checks(tmp_path):
     good = str(tmp_path / "good.jpg")
     Image.new("RGB", (64, 48), (200, 30, 10)).save(good, "JPEG")
     checks = decode_check.DecodeChecks([good] * 300, max_pixels=10_000)
-    known, failed = checks.progress(at_least=100)
-    assert known >= 100 and not failed
-    assert checks.progress(wait=True) == (300, set())
+    known = checks.progress(at_least=100)
+    assert known >= 100 and all(checks.decoded(i) for i in range(known))
+    assert checks.progress(wait=True) == 300 and checks.decoded(299)
 
     many = decode_check.DecodeChecks([good] * 50_000, max_pixels=10_000)
     many.close()  # e.g. the conversion failed: stop after the batch in flight
     many._thread.join(timeout=60)
     assert not many._thread.is_alive()
-    assert many.progress(wait=True)[0] < 50_000  # returns what it has, does not hang
+    assert many.progress(wait=True) < 50_000  # returns what it has, does not hang

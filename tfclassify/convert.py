@@ -327,12 +327,11 @@ class _Pending:
         each file, and the second read should find it still in the page cache.
         """
         lead = len(scanned) - self.first - _CHECK_LEAD
-        known, failed = self.checks.progress(wait, at_least=lead)
-        upto = min(len(scanned), self.first + known)
+        upto = min(len(scanned), self.first + self.checks.progress(wait, at_least=lead))
         changed = False
         while self.jpegs and self.jpegs[0] < upto:
             key = self.jpegs.popleft()
-            if key - self.first in failed:
+            if not self.checks.decoded(key - self.first):
                 result, record = self.rescan(key)
                 if result != scanned[key]:
                     changed = True

@@ -35,7 +35,7 @@ class DecodeChecks:
         self._count = len(paths)
         self._changed = threading.Condition()
         self._known = 0  # verdicts in for positions < _known
-        self._failed: set[int] = set()
+        self._ok = bytearray(len(paths))  # 1: decoded
         self._error: BaseException | None = None
         self._stop = False
         self._thread = threading.Thread(
@@ -49,11 +49,11 @@ class DecodeChecks:
     def _collect(self, paths: Sequence[str], max_pixels: int, parallelism: int | None) -> None:
         try:
             if paths:
-                for positions in _pipeline(paths, max_pixels, parallelism).as_numpy_iterator():
+                for positions, ok in _pipeline(paths, max_pixels, parallelism).as_numpy_iterator():
                     if self._stop:
                         return
-                    self._advance([p for p in positions.tolist() if p >= 0])
-            self._advance([], self._count)
+                    self._advance(positions.tolist(), ok.tolist())
+            self._advance([], [], end=self._count)
         except BaseException as e:  # re-raised in the caller's thread by progress()
             self._error = e
         finally:
@@ -61,27 +61,31 @@ class DecodeChecks:
                 self._stop = True
                 self._changed.notify_all()
 
-    def _advance(self, decoded: list[int], end: int | None = None) -> None:
-        # Positions come out in order; one that does not come out failed.
+    def _advance(self, positions: list[int], ok: list[bool], end: int | None = None) -> None:
+        # Positions come out in order; one that errored never does (its byte stays 0).
         with self._changed:
-            for position in decoded:
-                self._failed.update(range(self._known, position))
-                self._known = position + 1
+            for position, decoded in zip(positions, ok, strict=True):
+                self._ok[position] = decoded
+            if positions:
+                self._known = positions[-1] + 1
             if end is not None:
-                self._failed.update(range(self._known, end))
                 self._known = end
             self._changed.notify_all()
 
-    def progress(self, wait: bool = False, at_least: int = 0) -> tuple[int, set[int]]:
-        """(n, failed): verdicts are in for positions < n, and `failed` are the
-        positions among them that did not decode. Waits until n >= `at_least`, or
-        for all of them with `wait`."""
+    def progress(self, wait: bool = False, at_least: int = 0) -> int:
+        """n: verdicts are in for positions < n (see `decoded`). Waits until
+        n >= `at_least`, or for every verdict with `wait`."""
         with self._changed:
             need = self._count if wait else min(at_least, self._count)
             self._changed.wait_for(lambda: self._known >= need or self._stop)
             if self._error is not None:
                 raise self._error
-            return self._known, set(self._failed)
+            return self._known
+
+    def decoded(self, position: int) -> bool:
+        """Whether the file at `position` decoded (False while its verdict is out)."""
+        with self._changed:
+            return position < self._known and bool(self._ok[position])
 
     def close(self) -> None:
         """Stops the checks (after the batch in flight) when their verdicts are no
@@ -92,8 +96,7 @@ class DecodeChecks:
 def _pipeline(paths: Sequence[str], max_pixels: int, parallelism: int | None):
     import tensorflow as tf
 
-    def decodes(position: tf.Tensor, path: tf.Tensor) -> tf.Tensor:
-        """`position` when the file decodes, else -1."""
+    def decodes(position: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         contents = tf.io.read_file(path)
 
         def check() -> tf.Tensor:
@@ -107,7 +110,7 @@ def _pipeline(paths: Sequence[str], max_pixels: int, parallelism: int | None):
             )
 
         is_jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
-        return tf.where(tf.cond(is_jpeg, check, lambda: tf.constant(False)), position, -1)
+        return position, tf.cond(is_jpeg, check, lambda: tf.constant(False))
 
     # Paths as bytes: a file name that is not valid UTF-8 still round-trips.
     ds = tf.data.Dataset.from_tensor_slices(
@@ -116,8 +119,7 @@ def _pipeline(paths: Sequence[str], max_pixels: int, parallelism: int | None):
     plain = tf.autograph.experimental.do_not_convert  # graph code as written: no AutoGraph
     calls = parallelism or tf.data.AUTOTUNE
     ds = ds.map(plain(decodes), num_parallel_calls=calls, deterministic=True)
-    # A read or decode error drops its element: its position never comes out (nor
-    # does a file that is not checked: it comes out as -1).
+    # A read or decode error drops its element: its position never comes out.
     ds = ds.ignore_errors()
     opts = tf.data.Options()
     opts.autotune.enabled = False  # see ReadOptions.autotune: it delays the end
