@@ -1,11 +1,13 @@
 """Convert a corpus of image files into TFRecord shards: `tfclassify.convert(options)`.
 
 Two passes, so shards can be planned by their exact serialized bytes:
-  1. scan: read and inspect every input (thread pool; Pillow and hashlib release
-     the GIL, and threads avoid importing TF once per process), appending each
-     result to a journal so an interrupted scan resumes where it stopped;
+  1. scan: read and inspect every input (plain JPEGs on this thread, Pillow work on
+     a thread pool: Pillow releases the GIL, and threads avoid importing TF once
+     per process), appending each result to a journal so an interrupted scan
+     resumes where it stopped. With validate=full, JPEG decodes run meanwhile on
+     tf.data's threads (`decode_check`), confirmed before any shard is committed;
   2. write: the pure plan (`plan.py`) assigns records to shards, and each shard is
-     written atomically by one worker, so the bytes never depend on worker count.
+     written atomically in plan order, so the bytes never depend on worker count.
 Everything lives in `output_dir/.tfclassify-work/` until `dataset.json` is written
 last; the work dir is removed after that.
 """
@@ -223,8 +225,7 @@ def _mapper(workers: int) -> Iterator[Callable[[Callable[[T], R], Iterable[T]], 
     """Ordered, bounded map over a thread pool (inline for one worker: easier to debug).
 
     At most 4 tasks per worker are in flight, so memory stays bounded by a few
-    images per worker however long the input is. An item may also come already
-    done (fn returns a result immediately for it: see `_scan`).
+    images per worker however long the input is.
     """
     if workers <= 1:
         yield map
