@@ -354,13 +354,22 @@ class _Pending:
                 raise _Replan
 
 
-def _scan(
-    listing: sources.Listing,
-    label_ids: dict[str, int],
-    options: ConvertOptions,
-    work: str,
-    held: dict[int, bytes],
-) -> tuple[list[Scanned], _Pending | None]:
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What the steps of one conversion share."""
+
+    listing: sources.Listing
+    label_ids: dict[str, int]
+    options: ConvertOptions
+    work: str  # output_dir/.tfclassify-work
+    # Serialized records kept from the scan for the write pass (see _HOLD_BYTES).
+    held: dict[int, bytes] = dataclasses.field(default_factory=dict)
+
+    def label(self, key: int) -> int:
+        return self.label_ids.get(self.listing.sources[key].label, -1)
+
+
+def _scan(job: _Job) -> tuple[list[Scanned], _Pending | None]:
     """Pass 1 over the files not in the journal yet; appends to the journal.
 
     Serialized records are kept in `held` while they fit in _HOLD_BYTES, so the write
@@ -368,6 +377,7 @@ def _scan(
     With validate=full the decodes of plain JPEGs run on tf.data's threads while
     this goes on; the returned `_Pending` holds what they have yet to confirm.
     """
+    listing, options, work = job.listing, job.options, job.work
     journal = _Journal(os.path.join(work, _JOURNAL))
     scanned = list(journal.lines)
     cfg = _image_config(options)
@@ -378,8 +388,7 @@ def _scan(
         quick_cfg = dataclasses.replace(cfg, validate="none")
 
         def rescan(key: int) -> tuple[Scanned, bytes | None]:
-            src = listing.sources[key]
-            done = _scan_one(key, src, label_ids.get(src.label, -1), cfg, work)
+            done = _scan_one(key, listing.sources[key], job.label(key), cfg, work)
             assert done is not None
             return done
 
@@ -390,12 +399,12 @@ def _scan(
     progress.update(len(scanned), 0)
 
     def one(key: int, inline: bool = False) -> tuple[Scanned, bytes | None] | None:
-        src = listing.sources[key]
-        label = label_ids.get(src.label, -1)
-        return _scan_one(key, src, label, cfg, work, inline, quick_cfg)
+        return _scan_one(key, listing.sources[key], job.label(key), cfg, work, inline, quick_cfg)
 
     try:
-        return _scan_files(todo, one, scanned, held, journal, pending, progress, options.workers)
+        return _scan_files(
+            todo, one, scanned, job.held, journal, pending, progress, options.workers
+        )
     except BaseException:
         if pending is not None:
             pending.checks.close()
@@ -461,15 +470,12 @@ def _encoded_bytes(source: sources.Source, s: Scanned, work: str) -> bytes:
 
 
 def _write_shards(
+    job: _Job,
     shard_plan: Sequence[plan.Shard],
-    listing: sources.Listing,
     scanned: Sequence[Scanned],
-    label_ids: dict[str, int],
-    options: ConvertOptions,
-    work: str,
-    held: dict[int, bytes],
     before_commit: Callable[[], None] | None = None,
 ) -> dict[str, shards.ShardResult]:
+    listing, options, work, held = job.listing, job.options, job.work, job.held
     out = options.output_dir
     results: dict[str, shards.ShardResult] = {}
     pending = []
@@ -488,7 +494,7 @@ def _write_shards(
         if record is None:
             src, s = listing.sources[key], scanned[key]
             encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
-            record = schema.serialize(_record(src, label_ids[src.label], encoded, s, s.sha256))
+            record = schema.serialize(_record(src, job.label(key), encoded, s, s.sha256))
         return record
 
     # Shards are written one after another; the pool prepares their records (read,
@@ -667,34 +673,26 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
     out = options.output_dir
     work = os.path.join(out, WORK_DIR)
     _start_state(work, options, listing)
-    label_ids = {label: i for i, label in enumerate(listing.labels)}
-    held: dict[int, bytes] = {}
-    scanned, pending = _scan(listing, label_ids, options, work, held)
+    job = _Job(listing, {label: i for i, label in enumerate(listing.labels)}, options, work)
+    scanned, pending = _scan(job)
     try:
-        return _plan_and_write(listing, label_ids, options, work, held, scanned, pending)
+        return _plan_and_write(job, scanned, pending)
     finally:
         if pending is not None:
             pending.checks.close()
 
 
 def _plan_and_write(
-    listing: sources.Listing,
-    label_ids: dict[str, int],
-    options: ConvertOptions,
-    work: str,
-    held: dict[int, bytes],
-    scanned: list[Scanned],
-    pending: _Pending | None,
+    job: _Job, scanned: list[Scanned], pending: _Pending | None
 ) -> metadata.DatasetInfo:
     """Plans the shards from the scan and writes them, then the reports and
     dataset.json; plans again if a late decode check changes a verdict."""
+    listing, options, work, held = job.listing, job.options, job.work, job.held
     out = options.output_dir
     confirm = functools.partial(pending.confirm, scanned, held) if pending else None
     while True:
         items = [
-            plan.Item(
-                s.key, label_ids[listing.sources[s.key].label], listing.sources[s.key].split, s.size
-            )
+            plan.Item(s.key, job.label(s.key), listing.sources[s.key].split, s.size)
             for s in scanned
             if not s.skip
         ]
@@ -717,9 +715,7 @@ def _plan_and_write(
             validation_fraction=options.validation_fraction,
         )
         try:
-            results = _write_shards(
-                shard_plan, listing, scanned, label_ids, options, work, held, confirm
-            )
+            results = _write_shards(job, shard_plan, scanned, confirm)
             if confirm is not None:
                 confirm()  # no shard left to commit (all kept by a resume)
             break
