@@ -412,11 +412,12 @@ class ReadOptions:
       autotune: run tf.data's autotuning model, a background thread that retunes
         parallelism and buffer sizes during a pass. Off by default: while it runs,
         the end of a pass (and deleting an iterator) waits for the thread's next
-        wake-up, at 10 ms x (2^k - 1) after the start (0.07, 0.15, ... 1.27, 2.55,
-        5.1 s, then every minute); measured in half the passes, +0.6 s on a 0.7 s
-        pass and +1.1 s on a 1.6 s one. Without it AUTOTUNE still means something:
-        parallel stages run min(16, CPUs) calls at once and prefetch grows its
-        buffer when the consumer waits (tf.data's static defaults).
+        wake-up, at 10 ms x (2^k - 1) after the start (... 0.63, 1.27, 2.55, 5.1 s,
+        the period doubling up to a minute); measured in half the passes, +0.6 s on
+        a 0.7 s pass and +1.1 s on a 1.6 s one (TF 2.21). Without it AUTOTUNE still
+        means something: parallel stages run min(16, tf.data's pool size: the CPU
+        count unless `private_threadpool_size`) calls at once, and prefetch grows its
+        buffer when the consumer waits (tf.data's settings before any tuning).
       ram_budget_mb: the autotuning model's memory cap for buffers (needs
         `autotune`); None keeps tf.data's default (half the host RAM).
       graph_rewrites: tf.data's default static optimizations (map/batch fusion,
