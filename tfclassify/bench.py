@@ -140,10 +140,9 @@ def _save_model(arch: str, size: int, labels: tuple[str, ...], out: str) -> str:
 def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
     import keras
     import numpy as np
-    import tensorflow as tf
 
     import tfclassify
-    from tfclassify import metadata
+    from tfclassify import data, metadata
     from tfclassify.options import InferOptions, ReadOptions
 
     size = MODELS[arch]
@@ -153,8 +152,6 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
     limit = cfg.mobilenet_images if arch == "mobilenet_v2" else cfg.num_images
     bs = cfg.batch_size
     read = ReadOptions(image_size=size, batch_size=bs)
-    no_autotune = tf.data.Options()
-    no_autotune.autotune.enabled = read.autotune
 
     def decode_only(directory: str) -> Callable[[], tuple[int, float]]:
         # Passes over the corpus until min_decode_images: a single pass over a small
@@ -213,7 +210,8 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         # The one tf.data setting tfclassify changes (ReadOptions.autotune), given to
         # Keras too: without it a pass may end up to ~1 s late waiting for the
         # autotuner's thread, and the baseline would carry a TF quirk, not its design.
-        return int(keras_model.predict(ds.with_options(no_autotune), verbose=0).shape[0])
+        ds = ds.with_options(data.autotune_options(read.autotune))
+        return int(keras_model.predict(ds, verbose=0).shape[0])
 
     def keras_per_image() -> int:
         # The one-image-at-a-time loop of the source articles: load, resize, predict.

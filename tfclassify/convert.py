@@ -78,6 +78,10 @@ class Scanned:
     src_mtime_ns: int = 0
 
 
+# One file's journal line and serialized record (None when skipped).
+_Scan = tuple[Scanned, bytes | None]
+
+
 def _image_config(options: ConvertOptions) -> images.ImageConfig:
     return images.ImageConfig(
         validate=options.validate,
@@ -115,17 +119,15 @@ def _scan_one(
     label: int,
     cfg: images.ImageConfig,
     work: str,
-    inline: bool = False,
     quick_cfg: images.ImageConfig | None = None,
-) -> tuple[Scanned, bytes | None] | None:
-    """The journal line for one file, and its serialized record (None if skipped).
+) -> _Scan | Callable[[], _Scan]:
+    """The journal line for one file and its serialized record (None if skipped);
+    or, when the verdict needs Pillow work (decoding, converting), a function that
+    does it on the bytes already read, for a worker thread (see `_ordered`).
 
-    Args:
-      inline: return None instead of doing Pillow work (decoding, converting), so the
-        caller can hand that to a worker thread.
-      quick_cfg: what the Pillow-free verdict checks (default: `cfg`). With
-        validate=full, validate="none": a plain JPEG's decode is left to
-        `decode_check`, and the caller must confirm the verdict.
+    `quick_cfg`: what the Pillow-free verdict checks (default: `cfg`). With
+    validate=full, validate="none": a plain JPEG's decode is left to `decode_check`,
+    and the caller must confirm the verdict.
     """
     if source.problem:
         return Scanned(key, skip=source.problem), None
@@ -139,10 +141,12 @@ def _scan_one(
         return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}"), None
     result = images.inspect_without_pillow(data, quick_cfg or cfg)
     if result is None:
-        if inline:
-            return None
-        result = images.inspect(data, cfg)
+        return lambda: _scanned(key, source, label, st, data, images.inspect(data, cfg), work)
     return _scanned(key, source, label, st, data, result, work)
+
+
+def _done(scan: R | Callable[[], R]) -> R:
+    return scan() if callable(scan) else scan
 
 
 def _scanned(
@@ -153,7 +157,7 @@ def _scanned(
     data: bytes,
     result: images.Inspected,
     work: str,
-) -> tuple[Scanned, bytes | None]:
+) -> _Scan:
     if not result.ok:
         return Scanned(key, skip=result.skip_reason or ""), None
     if result.data is not None:
@@ -220,58 +224,35 @@ class _Progress:
         self._bar.close()
 
 
-@contextlib.contextmanager
-def _mapper(workers: int) -> Iterator[Callable[[Callable[[T], R], Iterable[T]], Iterator[R]]]:
-    """Ordered, bounded map over a thread pool (inline for one worker: easier to debug).
-
-    At most 4 tasks per worker are in flight, so memory stays bounded by a few
-    images per worker however long the input is.
+def _ordered(
+    items: Iterable[T], first: Callable[[T], R | Callable[[], R]], workers: int
+) -> Iterator[R]:
+    """`first(item)` for each item on this thread, in order: its result, or a function
+    finishing the work, run on one of `workers` threads (inline for one worker:
+    easier to debug). Results come in input order; at most 4 functions per worker
+    wait at a time, so memory stays bounded however long the input is.
     """
     if workers <= 1:
-        yield map
-        return
-    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tfclassify") as pool:
-
-        def pmap(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-            window: collections.deque[concurrent.futures.Future[R]] = collections.deque()
-            for item in items:
-                window.append(pool.submit(fn, item))
-                if len(window) >= 4 * workers:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-
-        yield pmap
-
-
-def _ordered(
-    items: Iterable[T], quick: Callable[[T], R | None], slow: Callable[[T], R], workers: int
-) -> Iterator[R]:
-    """`quick(item)` inline, or, when it returns None, `slow(item)` on a worker thread;
-    results in input order. At most 4 slow items per worker wait at a time."""
-    if workers <= 1:
-        for item in items:
-            done = quick(item)
-            yield slow(item) if done is None else done
+        yield from (_done(first(item)) for item in items)
         return
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tfclassify") as pool:
         window: collections.deque[concurrent.futures.Future[R] | R] = collections.deque()
-        pending = 0
+        waiting = 0
         for item in items:
-            done = quick(item)
-            if done is None:
-                window.append(pool.submit(slow, item))
-                pending += 1
+            work = first(item)
+            if callable(work):
+                window.append(pool.submit(work))
+                waiting += 1
             else:
-                window.append(done)
+                window.append(work)
             while window and (
                 not isinstance(window[0], concurrent.futures.Future)
                 or window[0].done()
-                or pending >= 4 * workers
+                or waiting >= 4 * workers
             ):
                 head = window.popleft()
                 if isinstance(head, concurrent.futures.Future):
-                    pending -= 1
+                    waiting -= 1
                     head = head.result()
                 yield head
         for head in window:
@@ -315,7 +296,7 @@ class _Pending:
 
     checks: decode_check.DecodeChecks
     first: int  # listing key of the checks' position 0
-    rescan: Callable[[int], tuple[Scanned, bytes | None]]
+    rescan: Callable[[int], _Scan]
     journal: _Journal
     journaled: int  # keys below this are in the journal
     jpegs: collections.deque[int] = dataclasses.field(default_factory=collections.deque)
@@ -387,10 +368,8 @@ def _scan(job: _Job) -> tuple[list[Scanned], _Pending | None]:
     if cfg.validate == "full":
         quick_cfg = dataclasses.replace(cfg, validate="none")
 
-        def rescan(key: int) -> tuple[Scanned, bytes | None]:
-            done = _scan_one(key, listing.sources[key], job.label(key), cfg, work)
-            assert done is not None
-            return done
+        def rescan(key: int) -> _Scan:
+            return _done(_scan_one(key, listing.sources[key], job.label(key), cfg, work))
 
         paths = [listing.sources[k].path for k in todo]
         checks = decode_check.DecodeChecks(paths, cfg.max_pixels, options.num_workers)
@@ -398,8 +377,8 @@ def _scan(job: _Job) -> tuple[list[Scanned], _Pending | None]:
     progress = _Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)
 
-    def one(key: int, inline: bool = False) -> tuple[Scanned, bytes | None] | None:
-        return _scan_one(key, listing.sources[key], job.label(key), cfg, work, inline, quick_cfg)
+    def one(key: int) -> _Scan | Callable[[], _Scan]:
+        return _scan_one(key, listing.sources[key], job.label(key), cfg, work, quick_cfg)
 
     try:
         return _scan_files(
@@ -413,7 +392,7 @@ def _scan(job: _Job) -> tuple[list[Scanned], _Pending | None]:
 
 def _scan_files(
     todo: list[int],
-    one: Callable[..., tuple[Scanned, bytes | None] | None],
+    one: Callable[[int], _Scan | Callable[[], _Scan]],
     scanned: list[Scanned],
     held: dict[int, bytes],
     journal: _Journal,
@@ -426,9 +405,8 @@ def _scan_files(
     # Python thread would only contend for the GIL (measured: 1 thread 1.3x faster
     # than 2). The rest (Pillow decodes and conversions, which release the GIL) go to
     # the worker threads.
-    inline = functools.partial(one, inline=True)
     results: list[Scanned] = []
-    for i, (result, record) in enumerate(_ordered(todo, inline, one, workers), start=1):
+    for i, (result, record) in enumerate(_ordered(todo, one, workers), start=1):
         results.append(result)
         if pending is not None and result.format == "jpeg" and not result.converted:
             # A JPEG kept as-is: unless Pillow already decoded it on the slow path,
@@ -489,34 +467,30 @@ def _write_shards(
     total = sum(len(sh.keys) for sh in pending)
     progress = _Progress(total, "write", options.quiet)
 
-    def serialized(key: int) -> bytes:
-        record = held.pop(key, None)  # the very record scanned and hashed
-        if record is None:
-            src, s = listing.sources[key], scanned[key]
-            encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
-            record = schema.serialize(_record(src, job.label(key), encoded, s, s.sha256))
-        return record
+    def reread(key: int) -> bytes:
+        src, s = listing.sources[key], scanned[key]
+        encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
+        return schema.serialize(_record(src, job.label(key), encoded, s, s.sha256))
 
-    # Shards are written one after another; the pool prepares their records (read,
-    # hash, serialize) in order. Record order inside a shard is the plan's, so the
+    def record(key: int) -> bytes | Callable[[], bytes]:
+        # The very record scanned and hashed when held (handing it through the pool
+        # would cost more, ~50 us, than it saves); else read again on a worker.
+        return held.pop(key, None) or functools.partial(reread, key)
+
+    # Shards are written one after another, their records in the plan's order, so the
     # bytes do not depend on the worker count.
-    with _mapper(options.workers) as pmap:
-        for sh in pending:
-            name = sh.filename(options.name)
-            # Records held from the scan are ready: handing them through the pool would
-            # cost more (~50 us each) than it saves.
-            each = pmap if any(k not in held for k in sh.keys) else map
-            result = shards.write_shard(
-                os.path.join(out, name), each(serialized, sh.keys), before_commit
+    for sh in pending:
+        name = sh.filename(options.name)
+        records = _ordered(sh.keys, record, options.workers)
+        result = shards.write_shard(os.path.join(out, name), records, before_commit)
+        if result.num_bytes != sh.num_bytes:
+            raise DataError(
+                f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
+                "an input changed during conversion"
             )
-            if result.num_bytes != sh.num_bytes:
-                raise DataError(
-                    f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
-                    "an input changed during conversion"
-                )
-            shards.mark_done(work, result)
-            results[result.file] = result
-            progress.update(result.num_examples, result.num_bytes)
+        shards.mark_done(work, result)
+        results[result.file] = result
+        progress.update(result.num_examples, result.num_bytes)
     progress.close()
     return results
 

@@ -420,10 +420,18 @@ def _plain(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
+def autotune_options(enabled: bool = False) -> tf.data.Options:
+    """Options switching only tf.data's autotuning model (see `ReadOptions.autotune`),
+    for pipelines that are not readers of our shards (the converter's decode checks,
+    the benchmarks' baselines)."""
+    opts = tf.data.Options()
+    opts.autotune.enabled = enabled
+    return opts
+
+
 def tf_data_options(options: ReadOptions) -> tf.data.Options:
     """The `tf.data.Options` part of `options`, for any pipeline over our shards."""
-    opts = tf.data.Options()
-    opts.autotune.enabled = options.autotune
+    opts = autotune_options(options.autotune)
     if options.ram_budget_mb is not None:
         opts.autotune.ram_budget = options.ram_budget_mb * 2**20
     if options.private_threadpool_size is not None:

@@ -121,6 +121,6 @@ def _pipeline(paths: Sequence[str], max_pixels: int, parallelism: int | None):
     ds = ds.map(plain(decodes), num_parallel_calls=calls, deterministic=True)
     # A read or decode error drops its element: its position never comes out.
     ds = ds.ignore_errors()
-    opts = tf.data.Options()
-    opts.autotune.enabled = False  # see ReadOptions.autotune: it delays the end
-    return ds.batch(_BATCH).prefetch(2).with_options(opts)
+    from tfclassify import data  # imports TF: not before the pipeline is built
+
+    return ds.batch(_BATCH).prefetch(2).with_options(data.autotune_options())
