@@ -12,7 +12,10 @@ from tfclassify.options import ConvertOptions
 from tfclassify.verify import verify
 
 
-def test_verdicts_in_path_order(tmp_path):
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_verdicts_in_path_order(tmp_path, monkeypatch, chunk):
+    if chunk:  # verdicts arrive a chunk at a time: positions stay right across chunks
+        monkeypatch.setattr(decode_check, "_CHUNK", chunk)
     kinds = testing.make_hostile_files(tmp_path / "hostile")
     big = str(tmp_path / "big.jpg")  # a plain JPEG over the pixel cap below
     Image.new("RGB", (300, 200), (10, 200, 30)).save(big, "JPEG")
