@@ -42,6 +42,11 @@ def test_bench_smoke(tmp_path):
         rel_tol=0.05,
     )
     assert figures["ceiling_vs_sequential[small_cnn]"] > 0
+    assert math.isclose(
+        figures["pipelined_preresized_vs_keras[small_cnn]"],
+        figures["pipelined_preresized[small_cnn]"] / figures["keras_baseline[small_cnn]"],
+        rel_tol=0.05,
+    )
     assert figures["threads"]["onednn"] in (True, False)
     text = bench.report(figures)
     assert "pipelined_vs_combined_ceiling[small_cnn]" in text and "target >=" in text
