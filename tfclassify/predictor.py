@@ -353,8 +353,18 @@ class Predictor(abc.ABC):
             self.freeze = False
             return
         self._frozen = frozen
-        # A concrete function takes tensors only, and returns a list.
-        self._call = lambda x: frozen(tf.convert_to_tensor(x))[0]
+
+        # Called through a tf.function of its own, not directly: the frozen concrete
+        # function called as is ran the tiny CNN 25% slower than the unfrozen model
+        # (2 cores, oneDNN: 1,217 vs 1,678 images/s); wrapped, 1,645, and MobileNetV2
+        # keeps its speed-up (64.5 vs 65.0 direct, 50.3 unfrozen). It also takes numpy
+        # and returns one tensor.
+        @tf.function(input_signature=[spec], autograph=False)
+        def call_frozen(x):
+            with tf.device(device):
+                return frozen(x)[0]
+
+        self._call = call_frozen
 
     def _to_probabilities(self, raw: np.ndarray) -> np.ndarray:
         if self.outputs == "auto":
