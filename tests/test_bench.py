@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from tfclassify import bench
 
 
@@ -50,3 +52,13 @@ def test_bench_smoke(tmp_path):
     assert figures["threads"]["onednn"] in (True, False)
     text = bench.report(figures)
     assert "pipelined_vs_combined_ceiling[small_cnn]" in text and "target >=" in text
+
+
+def test_workdir_with_another_corpus_size_is_refused(tmp_path):
+    """Shards, Keras subsets and models in a workdir belong to its corpus: reusing it
+    with another --num_images would silently measure the old corpus."""
+    from tfclassify import testing
+
+    testing.make_photo_corpus(str(tmp_path / "images"), num_images=6)
+    with pytest.raises(SystemExit, match="holds a corpus of 6 images, not 8"):
+        bench._prepare(bench.BenchConfig(workdir=str(tmp_path), num_images=8))
