@@ -165,3 +165,32 @@ _ONEDNN = textwrap.dedent(
 )
 def test_onednn_follows_option_then_environment(wanted, env, expected):
     assert _run_fresh(_ONEDNN.replace("sys.argv[1]", repr(wanted)), **env) is expected
+
+
+@pytest.mark.parametrize(
+    ("machine", "env", "enabled", "hinted"),
+    [
+        ("x86_64", None, False, True),  # TF's default left it off: say so, once
+        ("x86_64", "0", False, False),  # the user turned it off
+        ("x86_64", None, True, False),
+        ("aarch64", None, False, False),  # TF's oneDNN switch is an x86 matter
+    ],
+)
+def test_onednn_off_after_import_is_hinted_once(monkeypatch, machine, env, enabled, hinted):
+    import tensorflow  # noqa: F401  (the hint is about a TF imported before tfclassify)
+    from absl import logging
+
+    said = []
+    monkeypatch.setattr(logging, "warning", lambda msg, *a: said.append(msg % a))
+    monkeypatch.setattr(runtime.platform, "machine", lambda: machine)
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: enabled)
+    monkeypatch.setattr(runtime, "_hinted", False)
+    if env is None:
+        monkeypatch.delenv(runtime.ONEDNN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(runtime.ONEDNN_ENV, env)
+    runtime.apply_threads(ThreadOptions())
+    runtime.apply_threads(ThreadOptions())
+    assert len(said) == (1 if hinted else 0)
+    if hinted:
+        assert runtime.ONEDNN_ENV + "=1" in said[0]
