@@ -17,9 +17,9 @@ import os
 import threading
 from collections.abc import Sequence
 
-# Files per call of the check function. Verdicts arrive a chunk at a time; each call
-# costs ~5 ms and ends with a drain (one decode left, the other thread idle), so a
-# chunk is ~0.5 s of decoding, well below the converter's lead (convert._CHECK_LEAD).
+# Files per call of the check function. Verdicts arrive a chunk at a time, and each
+# call ends with a drain (its last decodes leave threads idle): a chunk is ~0.5 s of
+# decoding on 2 cores, well below the converter's lead (convert._CHECK_LEAD).
 _CHUNK = 1024
 
 
@@ -56,7 +56,9 @@ class DecodeChecks:
             if paths:
                 import tensorflow as tf
 
-                check = _checker(parallelism or os.cpu_count() or 1)
+                from tfclassify import runtime
+
+                check = _checker(parallelism or runtime.available_cpus())
                 cap = tf.constant(max_pixels, tf.int64)
                 for start in range(0, len(paths), _CHUNK):
                     chunk = [os.fsencode(p) for p in paths[start : start + _CHUNK]]
