@@ -79,9 +79,14 @@ def test_properties_and_labels(models):
     assert p.device == "/CPU:0" or "GPU" in p.device
 
 
-def test_model_dir_resolves_to_its_saved_model(models):
+def test_model_dir_resolves_to_its_saved_model(models, monkeypatch):
+    from tfclassify import runtime
+
+    asked = []
+    monkeypatch.setattr(runtime, "prefer_onednn", lambda: asked.append(1))
     p = Predictor.load(models["dir"])
     assert p.path == models["saved_model"] and p.kind == "saved_model"
+    assert asked == [1]  # oneDNN asked for before the load (see test_runtime)
 
 
 def test_traced_once_for_any_batch_size(models, images):

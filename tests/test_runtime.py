@@ -167,6 +167,20 @@ def test_onednn_follows_option_then_environment(wanted, env, expected):
     assert _run_fresh(_ONEDNN.replace("sys.argv[1]", repr(wanted)), **env) is expected
 
 
+@pytest.mark.skipif(not _X86, reason="TF's oneDNN switch is checked on x86 builds")
+def test_prefer_onednn_before_the_first_tf_import_turns_it_on():
+    script = textwrap.dedent(
+        """
+        import json
+        from tfclassify import runtime
+        runtime.prefer_onednn()  # what Predictor.load does before loading
+        import tensorflow
+        print("RESULT" + json.dumps(runtime.onednn_enabled()))
+        """
+    )
+    assert _run_fresh(script) is True
+
+
 @pytest.mark.parametrize(
     ("machine", "env", "enabled", "hinted"),
     [
@@ -190,7 +204,7 @@ def test_onednn_off_after_import_is_hinted_once(monkeypatch, machine, env, enabl
     else:
         monkeypatch.setenv(runtime.ONEDNN_ENV, env)
     runtime.apply_threads(ThreadOptions())
-    runtime.apply_threads(ThreadOptions())
+    runtime.prefer_onednn()  # what Predictor.load calls
     assert len(said) == (1 if hinted else 0)
     if hinted:
         assert runtime.ONEDNN_ENV + "=1" in said[0]

@@ -208,6 +208,7 @@ class Predictor(abc.ABC):
         """
         path = resolve_model_path(path)
         kind = model_kind(path)
+        runtime.prefer_onednn()  # as `infer` does: before a first TF import, if this is it
         backend = cls._backends.get(kind)
         if backend is None:
             # Extension point: a TFLite (LiteRT) backend registers itself with

@@ -97,6 +97,13 @@ def apply_threads(options: ThreadOptions) -> dict[str, Any]:
     return effective_threads()
 
 
+def prefer_onednn() -> None:
+    """oneDNN on unless the environment decides, if TF is not imported yet; else a
+    one-time warning when TF came up without it (see `_hint_onednn_off`). For entry
+    points that load a model without `apply_threads` (`Predictor.load`)."""
+    _apply_onednn(None)
+
+
 def _apply_onednn(wanted: bool | None) -> None:
     """Sets TF's oneDNN switch while TF is not imported yet; after, only checks it.
 
