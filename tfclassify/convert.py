@@ -298,9 +298,12 @@ class _Pending:
     first: int  # listing key of the checks' position 0
     rescan: Callable[[int], _Scan]
     journal: _Journal
-    journaled: int  # keys below this are in the journal
     jpegs: collections.deque[int] = dataclasses.field(default_factory=collections.deque)
     done: bool = False
+    journaled: int = dataclasses.field(init=False)  # keys below this are in the journal
+
+    def __post_init__(self) -> None:
+        self.journaled = self.first  # the journal's lines are the scan's first keys
 
     def settle(self, scanned: list[Scanned], held: dict[int, bytes], wait: bool = False) -> bool:
         """Journals every line whose check is in; True if a verdict changed.
@@ -373,7 +376,7 @@ def _scan(job: _Job) -> tuple[list[Scanned], _Pending | None]:
 
         paths = [listing.sources[k].path for k in todo]
         checks = decode_check.DecodeChecks(paths, cfg.max_pixels, options.num_workers)
-        pending = _Pending(checks, len(scanned), rescan, journal, len(scanned))
+        pending = _Pending(checks, len(scanned), rescan, journal)
     progress = _Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)
 

@@ -422,8 +422,7 @@ def _plain(fn):
 
 def autotune_options(enabled: bool = False) -> tf.data.Options:
     """Options switching only tf.data's autotuning model (see `ReadOptions.autotune`),
-    for pipelines that are not readers of our shards (the converter's decode checks,
-    the benchmarks' baselines)."""
+    for pipelines that are not readers of our shards (the benchmarks' Keras baseline)."""
     opts = tf.data.Options()
     opts.autotune.enabled = enabled
     return opts

@@ -115,6 +115,7 @@ def _checker(parallelism: int):
     import tensorflow as tf
 
     from tfclassify import data
+    from tfclassify.options import ReadOptions
 
     def decodes(position: tf.Tensor, path: tf.Tensor, max_pixels: tf.Tensor) -> tf.Tensor:
         contents = tf.io.read_file(path)
@@ -144,11 +145,9 @@ def _checker(parallelism: int):
             num_parallel_calls=parallelism,
             deterministic=False,
         )
-        options = data.autotune_options()
-        # tf.data's graph rewrites run at every call (~40 ms): none of them applies
-        # to this pipeline.
-        options.experimental_optimization.apply_default_optimizations = False
-        ds = ds.ignore_errors().batch(256).with_options(options)
+        # The reader's tf.data settings: no autotuning thread, and no static graph
+        # rewrites, which would run at every call (~40 ms) and apply to nothing here.
+        ds = ds.ignore_errors().batch(256).with_options(data.tf_data_options(ReadOptions()))
         return ds.reduce(tf.zeros([0], tf.int64), lambda acc, b: tf.concat([acc, b], 0))
 
     return check

@@ -333,11 +333,15 @@ class Predictor(abc.ABC):
         device = self.device
         spec = tf.TensorSpec([None, *self._input_shape], self._input_dtype, name="images")
 
-        @tf.function(input_signature=[spec], autograph=False)  # plain graph code
-        def fn(x):
-            with tf.device(device):
-                return call(x)
+        def compiled(body: Callable[[Any], Any]) -> Any:
+            @tf.function(input_signature=[spec], autograph=False)  # plain graph code
+            def fn(x):
+                with tf.device(device):
+                    return body(x)
 
+            return fn
+
+        fn = compiled(call)
         self._fn = self._call = fn
         if not self.freeze:
             return
@@ -360,12 +364,7 @@ class Predictor(abc.ABC):
         # (2 cores, oneDNN: 1,217 vs 1,678 images/s); wrapped, 1,645, and MobileNetV2
         # keeps its speed-up (64.5 vs 65.0 direct, 50.3 unfrozen). It also takes numpy
         # and returns one tensor.
-        @tf.function(input_signature=[spec], autograph=False)
-        def call_frozen(x):
-            with tf.device(device):
-                return frozen(x)[0]
-
-        self._call = call_frozen
+        self._call = compiled(lambda x: frozen(x)[0])
 
     def _to_probabilities(self, raw: np.ndarray) -> np.ndarray:
         if self.outputs == "auto":
