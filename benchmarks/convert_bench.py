@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     import tfclassify
-    from tfclassify import bench, data, testing
+    from tfclassify import bench, testing, tfdata
     from tfclassify.options import ReadOptions
 
     scratch = tempfile.mkdtemp(prefix="convert_bench_")
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> None:
         )
         # As tfclassify's reader runs (ReadOptions.autotune): with tf.data's autotuning
         # thread, half the passes ended ~0.6 s late, waiting for its next wake-up.
-        ds = ds.batch(256).prefetch(1).with_options(data.tf_data_options(ReadOptions()))
+        ds = ds.batch(256).prefetch(1).with_options(tfdata.tf_data_options(ReadOptions()))
         count = 0
         for _ in ds:
             count += 1

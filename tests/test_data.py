@@ -16,9 +16,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfclassify import data, metadata, schema
+from tfclassify import data, metadata, preprocess, schema
 from tfclassify.errors import InputError, OptionsError
 from tfclassify.options import ReadOptions
+from tfclassify.records import _WINDOW
 
 LABELS = ("cat", "dog", "eel")
 # (height, width, format, mode): wide, tall, square, grayscale and RGBA PNGs.
@@ -240,8 +241,8 @@ def test_choose_ratio_table():
     # The pipeline's vectorized twin (squash: the resize target is the output size).
     for (h, w, th, tw), want in table:
         o = ReadOptions(image_size=(th, tw), resize="squash")
-        _, index = data._geometry(tf.constant([[h, w], [0, 0]], tf.int64), o)
-        assert [data.JPEG_RATIOS[i] for i in index.numpy()] == [want, 1]  # unknown: 1
+        _, index = preprocess.geometry(tf.constant([[h, w], [0, 0]], tf.int64), o)
+        assert [preprocess.JPEG_RATIOS[i] for i in index.numpy()] == [want, 1]  # unknown: 1
 
 
 def test_resize_target_table_and_graph_twin_agree():
@@ -261,7 +262,7 @@ def test_resize_target_table_and_graph_twin_agree():
     ]
     assert [data.resize_target(h, w, o) for (h, w, o), _ in table] == [t for _, t in table]
     for (h, w, o), want in table:
-        need, _ = data._geometry(tf.constant([[h, w]], tf.int64), o)
+        need, _ = preprocess.geometry(tf.constant([[h, w]], tf.int64), o)
         assert tuple(int(v) for v in need[0]) == want
 
 
@@ -550,12 +551,12 @@ def test_bad_record_among_several_shards_is_counted_once(dataset, tmp_path):
 
 def test_a_run_longer_than_the_window_is_counted_in_full(tmp_path, capfd):
     path = str(tmp_path / "run.tfrecord")
-    write_shard(path, [GOOD[0]] + [b"junk"] * (data._WINDOW + 4) + [GOOD[1]])
+    write_shard(path, [GOOD[0]] + [b"junk"] * (_WINDOW + 4) + [GOOD[1]])
     out, stats = read_all(path, skip=True)
     assert sorted(k.decode() for k in out["key"]) == sorted(r.filename for r in GOOD[:2])
-    assert stats.skipped == data._WINDOW + 4
+    assert stats.skipped == _WINDOW + 4
     err = capfd.readouterr().err
-    assert f"bad record {data._WINDOW + 4} of {path}" in err  # the last one is named
+    assert f"bad record {_WINDOW + 4} of {path}" in err  # the last one is named
     assert "and 4 more" in err
 
 

@@ -151,7 +151,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
     import numpy as np
 
     import tfclassify
-    from tfclassify import data, metadata
+    from tfclassify import metadata, tfdata
     from tfclassify.options import InferOptions, ReadOptions
 
     size = MODELS[arch]
@@ -219,7 +219,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         # The one tf.data setting tfclassify changes (ReadOptions.autotune), given to
         # Keras too: without it a pass may end up to ~1 s late waiting for the
         # autotuner's thread, and the baseline would carry a TF quirk, not its design.
-        ds = ds.with_options(data.autotune_options(read.autotune))
+        ds = ds.with_options(tfdata.autotune_options(read.autotune))
         return int(keras_model.predict(ds, verbose=0).shape[0])
 
     def keras_per_image() -> int:

@@ -7,67 +7,41 @@ for a converted dataset (`_fast_dataset`, record counts known from dataset.json)
       -> unbatch -> [shuffle records] -> parallel map(decode, resize, normalize)
       -> ignore_errors -> batch -> count per shard -> (NCHW) -> prefetch
 
-and, for `skip_errors=True` or shards without known counts, the exact path:
+and, for `skip_errors=True` or shards without known counts, the exact path
+(`records.exact_dataset`, which also explains how bad records are found):
 
     shards -> [shuffle shards] -> interleave(read shard) -> [shuffle records]
       -> + final marker -> enumerate -> remember predecessors
       -> parallel map(parse, decode, resize, normalize) -> ignore_errors
       -> account for the gaps -> filter -> batch -> (NCHW) -> prefetch
 
-Bad records
------------
-Every bad record is reported with its shard path and its index in that shard. It is
-never dropped silently. There are two kinds:
-
-1. Framing: a TFRecord CRC mismatch or a truncated file. TF's reader raises
-   `DataLossError("corrupted record at <byte>")`, which does not name the file, and
-   gives up on the rest of that file (`ignore_errors` cannot resume it). `_read_shard`
-   lets the reader stop and notes how many bytes it framed (each record takes
-   len + 16). If that falls short of the file size, `_walk` takes over at that
-   offset. That record is the bad one; then the length headers lead on to the rest of
-   the file. It reads them with `FixedLengthRecordDataset`, the one tf.data reader
-   that starts at a byte offset. Each length header's CRC is checked in graph.
-   The data CRC of the records found this way is not (TF has no CRC32C kernel for
-   arbitrary bytes), but they still have to parse and decode. A length header that
-   fails its CRC leaves the rest of the shard unframeable: one bad record, and the
-   bytes are counted in `ReadStats.lost_bytes`.
-2. Content: a framed record whose Example does not parse or whose image does not
-   decode. Decode errors cannot be caught inside a graph function, so the decode map
-   is followed by `ignore_errors()`. Before it, records are numbered, and each carries
-   the identity of the `_WINDOW` records before it. After it, a scan finds the missing
-   numbers, and the next record through names them. The map keeps its order for this
-   (deterministic=True). An error that is not a record's, such as a read error, takes
-   a number but never reaches the window. It is told apart that way and always
-   raises: `ignore_errors` cannot swallow it.
-
-By default (`skip_errors=False`) the first bad record raises
-`tf.errors.InvalidArgumentError` ("tfclassify: bad record <i> of <shard>: <reason>").
-TF logs the underlying error as a warning just before. With `skip_errors=True` each
-bad record is logged to stderr with the same text and counted in `ReadStats`, and
-reading goes on.
-
-Cost: the bookkeeping adds a handful of per-record steps (a scan with a table insert,
-enumerate, a window scan, ignore_errors, a gap scan, a filter) to a bare
-read -> map -> batch pipeline. On the 2-core CI VM (224 px, 500x375 JPEGs, 600-record
-shards) that measured +0.4-0.6 ms CPU per image over ~1.9 ms, mostly tf.data's fixed
-cost per step and per op. So for a converted dataset in strict mode (record counts
-known from dataset.json), `make_dataset` takes `_fast_dataset` instead: a plain
-pipeline that checks the counts per shard at the end.
+Both run the same per-image work (`preprocess`) under the same tf.data options
+(`tfdata`). The default path drops a bad record where it fails and raises after the
+last batch, naming each shard that came up short; the exact path names every bad
+record by shard and position as it goes, at +0.4-0.6 ms of CPU per image.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Sequence
-from typing import Any
 
 import tensorflow as tf
 
 from tfclassify import metadata, runtime, schema
 from tfclassify.errors import InputError, OptionsError
 from tfclassify.options import READ_DATA_FORMATS, ReadOptions
+from tfclassify.preprocess import (
+    choose_ratio,
+    decode_and_resize,
+    decode_placed,
+    finish_batch,
+    geometry,
+    resize_target,
+)
+from tfclassify.records import ReadStats, exact_dataset, tfrecords
+from tfclassify.tfdata import plain, tf_data_options
 
 __all__ = [
     "ReadStats",
@@ -79,79 +53,13 @@ __all__ = [
     "validate_data_format",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-JPEG_RATIOS = (1, 2, 4, 8)  # the scales libjpeg can produce in the DCT domain
-
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _GLOB_CHARS = "*?["
-# Resize methods whose output can leave the input's value range.
-_OVERSHOOTING = ("bicubic", "lanczos3", "lanczos5", "mitchellcubic", "area", "gaussian")
 # Records parsed per vectorized parse step; small enough that one that fails to parse
 # takes few others with it.
 _PARSE_BATCH = 16
-_LENGTH_HEADER = 12  # TFRecord: uint64 length + uint32 masked CRC32C of the length
-
-# Status of a record, set by the shard reader; anything >= _BAD_DATA is a framing error.
-_OK, _FINAL, _BAD_DATA, _TRUNCATED, _BAD_HEADER = range(5)
-_WALK_DONE = -1
-_ZEROS = b"\x00" * 12
-_STATUS_TEXT = (
-    "could not parse or decode it (the TF error is logged above)",
-    "end of data",
-    "the TFRecord reader rejected it, usually a data CRC mismatch (the TF error is logged above)",
-    "truncated TFRecord: the file ends inside this record",
-    "corrupt TFRecord length header: the rest of the shard cannot be framed",
-)
-# How many preceding records each record can name; a longer run of failures is counted
-# but only its last _WINDOW records are named.
-_WINDOW = 16
-# tf.train.Example with a 1x1 PNG: the final marker, which must decode.
-_FINAL_RECORD = bytes.fromhex(
-    "0a5a0a580a0d696d6167652f656e636f64656412470a450a4389504e470d0a1a0a0000000d494844"
-    "52000000010000000108000000003a7e9b550000000a49444154789c636000000002000148afa471"
-    "0000000049454e44ae426082"
-)
 
 
 # ---------------------------------------------------------------- public helpers
-
-
-class ReadStats:
-    """Counts of the bad records a `make_dataset` pipeline skipped.
-
-    The counters are tf.Variables updated inside the pipeline. They only grow when
-    `skip_errors=True` (otherwise the first bad record raises). They are exact once
-    the dataset is exhausted. Before that they may include records read ahead
-    (prefetch) that the caller has not seen yet. Iterating again adds to them; call
-    `reset()` between passes to count one pass.
-    """
-
-    def __init__(self) -> None:
-        # On the host: the pipeline runs there, even when a GPU is present.
-        with tf.device("/CPU:0"):
-            self._skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self._lost_bytes = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-    @property
-    def skipped(self) -> int:
-        """Bad records skipped. An unframeable shard tail counts as one."""
-        return int(self._skipped.numpy())
-
-    @property
-    def lost_bytes(self) -> int:
-        """Bytes after a corrupt length header, which could not be split into records."""
-        return int(self._lost_bytes.numpy())
-
-    def reset(self) -> None:
-        self._skipped.assign(0)
-        self._lost_bytes.assign(0)
-
-    def as_dict(self) -> dict[str, int]:
-        return {"skipped": self.skipped, "lost_bytes": self.lost_bytes}
-
-    def __repr__(self) -> str:
-        return f"ReadStats(skipped={self.skipped}, lost_bytes={self.lost_bytes})"
 
 
 def resolve_shards(
@@ -202,37 +110,6 @@ def resolve_shards(
     return paths
 
 
-def resize_target(height: int, width: int, options: ReadOptions) -> tuple[int, int]:
-    """Size an image of `height` x `width` is resized to, before any crop or pad.
-
-    `squash`: image_size. `center_crop`: aspect kept, just covering
-    image_size / crop_fraction (never smaller than image_size). `pad`: aspect
-    kept, just fitting inside image_size. Mirrors the graph code exactly (same
-    float64 operations, round half to even).
-    """
-    th, tw = options.image_size
-    if options.resize == "squash":
-        return th, tw
-    if options.resize == "center_crop":
-        scale = max(th / height, tw / width) / options.crop_fraction
-        return max(th, round(height * scale)), max(tw, round(width * scale))
-    scale = min(th / height, tw / width)
-    return min(th, max(1, round(height * scale))), min(tw, max(1, round(width * scale)))
-
-
-def choose_ratio(height: int, width: int, target_height: int, target_width: int) -> int:
-    """Largest JPEG DCT downscale (8, 4, 2) leaving at least the target size, else 1.
-
-    `decode_jpeg(ratio=r)` yields ceil(h/r) x ceil(w/r) at a fraction of the full
-    decode's cost. r qualifies when h >= r * target_height and w >= r * target_width,
-    so the resize that follows still only shrinks (or keeps) the image.
-    """
-    for r in (8, 4, 2):
-        if height >= r * target_height and width >= r * target_width:
-            return r
-    return 1
-
-
 def validate_data_format(data_format: str, device: str | None = None) -> str:
     """Checks a layout against where the model runs; returns it.
 
@@ -259,50 +136,6 @@ def validate_data_format(data_format: str, device: str | None = None) -> str:
             "(channels-first convolutions and pooling run only on a GPU); use 'NHWC'"
         )
     return data_format
-
-
-def decode_and_resize(
-    encoded: Any,
-    options: ReadOptions | None = None,
-    *,
-    height: Any = None,
-    width: Any = None,
-) -> tf.Tensor:
-    """Decodes one encoded image exactly as `make_dataset` does; eager or in graph.
-
-    The format is sniffed from the bytes: JPEG (DCT-domain downscale when allowed),
-    PNG, else anything `tf.io.decode_image` reads (GIF: first frame; BMP; WebP).
-    Always 3 channels. EXIF orientation is not applied: the converter bakes it in.
-
-    Args:
-      encoded: scalar string tensor (or bytes) of the encoded image.
-      options: resize, normalize and dtype settings; defaults to `ReadOptions()`.
-      height, width: the stored image size (a record's image/height, image/width).
-        They pick the JPEG decode scale without parsing the header. None reads the
-        JPEG header instead; 0 (unknown) decodes at full scale.
-
-    Returns:
-      A [height, width, 3] tensor of `options.image_size` and `options.dtype`.
-    """
-    options = options or ReadOptions()
-    encoded = tf.convert_to_tensor(encoded, tf.string)
-    if height is None or width is None:
-        # Read the size from the JPEG header: it picks the DCT scale.
-        size = tf.cond(
-            tf.io.is_jpeg(encoded) & options.allow_ratio_decode,
-            lambda: tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64),
-            lambda: tf.zeros([2], tf.int64),
-        )
-        height, width = size[0], size[1]
-    return _decode_one(encoded, height, width, options)
-
-
-def _decode_one(encoded: tf.Tensor, height: Any, width: Any, options: ReadOptions) -> tf.Tensor:
-    """`_decode_placed` for one image whose stored size may be unknown (0)."""
-    size = tf.cast(tf.stack([height, width]), tf.int64)[None]
-    need, ratio = _geometry(size, options)
-    known = tf.reduce_all(size > 0)
-    return _decode_placed(encoded, need[0], ratio[0], options, size_known=known)
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -346,567 +179,15 @@ def make_dataset(
     if counts is not None and not options.skip_errors:
         # Shards with a dataset.json: the plain pipeline, with bad records found at the
         # end as a per-shard shortfall. Several times faster than the per-record
-        # bookkeeping below, which exact positions (skip_errors) and shards without
-        # known counts need.
-        return _fast_dataset(paths, counts, options)
-    sizes = [tf.io.gfile.stat(p).length for p in paths]
-    cycle = min(len(paths), options.cycle_length or runtime.available_cpus())
-    reader = functools.partial(
-        _read_shard, buffer_bytes=options.reader_buffer_kb * 1024, progress=_Progress()
-    )
-
-    # Shard paths with their sizes: the reader checks it read each file to its end.
-    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(sizes, tf.int64)))
-    if options.shuffle_files:
-        # Shard order first: the whole list fits in the buffer, so this is a full and
-        # nearly free shuffle that the record buffer below then refines.
-        ds = ds.shuffle(len(paths), seed=options.seed, reshuffle_each_iteration=True)
-    # Read `cycle` shards at once to overlap file latency and mix shards. The cycle is
-    # capped at the shard count and the CPUs: each open shard holds a read buffer, and
-    # interleave opens 2 x cycle more ahead.
-    ds = ds.interleave(
-        _plain(reader),
-        cycle_length=cycle,
-        block_length=options.block_length,
-        num_parallel_calls=options.interleave_parallelism,
-        deterministic=options.deterministic,
-    )
-    if options.shuffle_buffer:
-        # Shuffle serialized records, before decoding: a buffer of encoded bytes is many
-        # times smaller than the same buffer of decoded float images.
-        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
-    # A marker after the last record, so a failure at the very end still leaves a gap.
-    ds = ds.concatenate(tf.data.Dataset.from_tensors(_final_marker()))
-    # Number the records before decoding: a number that does not come out of the decode
-    # step is a record that failed there (or, upstream, an error that is not a record's).
-    ds = ds.enumerate()
-    # Each record carries the identity of the _WINDOW records before it, so the next
-    # record to come through can name the ones that did not.
-    ds = ds.scan(_empty_window(), _plain(_remember))
-    # Parse, decode, resize, normalize: per image, in parallel. Per record
-    # (parse_single_example), not batched, so a malformed Example fails alone; parsing
-    # costs ~1% of a decode. In order (deterministic=True), whatever `deterministic`
-    # says: the gap check below relies on it.
-    ds = ds.map(
-        _plain(functools.partial(_decode_record, options=options)),
-        num_parallel_calls=options.map_parallelism,
-        deterministic=True,
-    )
-    # Decode errors cannot be caught inside a graph function: drop the failed element
-    # here (TF logs its error), and account for it just below.
-    ds = ds.ignore_errors(log_warning=True)
-    # Find the gaps in the numbering: name, count and log (or raise on) bad records.
-    ds = ds.scan(
-        (tf.constant(-1, tf.int64), tf.constant(0, tf.int64)),
-        _plain(functools.partial(_account, options=options, stats=stats)),
-    )
-    ds = ds.filter(_plain(lambda element, keep: keep))
-    # Batch after the per-image work: every image now has the same static shape.
-    ds = ds.batch(options.batch_size, drop_remainder=options.drop_remainder)
-    # Once per batch: drop the `keep` flag, transpose to NCHW when asked.
-    ds = ds.map(_plain(lambda out, keep: _finish_batch(out, options)))
+        # bookkeeping of the exact path, which exact positions (skip_errors) and shards
+        # without known counts need.
+        ds = _fast_dataset(paths, counts, options)
+    else:
+        ds = exact_dataset(paths, options, stats)
     if options.prefetch:
         # Prefetch last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
     return ds.with_options(tf_data_options(options))
-
-
-# ---------------------------------------------------------------- pipeline stages
-
-
-def _plain(fn):
-    """Marks a tf.data function as plain graph code: it uses tf.cond explicitly, so
-    AutoGraph's source conversion (most of the tracing time) buys nothing."""
-    return tf.autograph.experimental.do_not_convert(fn)
-
-
-def autotune_options(enabled: bool = False) -> tf.data.Options:
-    """Options switching only tf.data's autotuning model (see `ReadOptions.autotune`),
-    for pipelines that are not readers of our shards (the benchmarks' Keras baseline)."""
-    opts = tf.data.Options()
-    opts.autotune.enabled = enabled
-    return opts
-
-
-def tf_data_options(options: ReadOptions) -> tf.data.Options:
-    """The `tf.data.Options` part of `options`, for any pipeline over our shards."""
-    opts = autotune_options(options.autotune)
-    if options.ram_budget_mb is not None:
-        opts.autotune.ram_budget = options.ram_budget_mb * 2**20
-    if options.private_threadpool_size is not None:
-        opts.threading.private_threadpool_size = options.private_threadpool_size
-    if options.max_intra_op_parallelism is not None:
-        opts.threading.max_intra_op_parallelism = options.max_intra_op_parallelism
-    if options.deterministic is not None:
-        opts.deterministic = options.deterministic
-    opts.experimental_optimization.apply_default_optimizations = options.graph_rewrites
-    return opts
-
-
-class _Progress:
-    """Where each open shard's reader got to: (byte offset, record count) by token.
-
-    The tail of a shard's dataset (`_walk`) starts only after TF's reader ends, and
-    must know how far it got. Passing that through a table costs one insert per record;
-    passing it through the stream would cost a tf.cond per record.
-    """
-
-    def __init__(self) -> None:
-        with tf.device("/CPU:0"):
-            self.table = tf.lookup.experimental.MutableHashTable(
-                tf.int64, tf.int64, default_value=tf.constant([-1, -1], tf.int64)
-            )
-            self.opened = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-
-def _record(serialized, path, index, status, lost) -> dict[str, tf.Tensor]:
-    return {
-        "serialized": serialized,
-        "path": path,
-        "index": tf.cast(index, tf.int64),
-        "status": tf.cast(status, tf.int32),
-        "lost": tf.cast(lost, tf.int64),
-    }
-
-
-def _tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
-    """TF's reader over one shard, ended quietly by a CRC/truncation error.
-
-    Under `ignore_errors` TF's reader retries a failed *open* forever
-    (tensorflow#25700). The file is therefore opened first inside a map: a map fails
-    once, then ends. (A file that vanishes between the two opens still spins.)
-    """
-
-    def readable(p):
-        # Opens the file and reads its first byte ("" when empty). get_single_element,
-        # not reduce: a reduce instantiates a function on each call (~10 ms a shard).
-        first = tf.data.FixedLengthRecordDataset(p, record_bytes=1)
-        read = first.concatenate(tf.data.Dataset.from_tensors("")).take(1).get_single_element()
-        with tf.control_dependencies([read]):
-            return tf.identity(p)
-
-    def records(p):
-        return tf.data.TFRecordDataset(p, buffer_size=buffer_bytes).ignore_errors(log_warning=True)
-
-    opened = tf.data.Dataset.from_tensors(path).map(_plain(readable))
-    return opened.flat_map(_plain(records))
-
-
-def _read_shard(
-    path: tf.Tensor, size: tf.Tensor, buffer_bytes: int, progress: _Progress
-) -> tf.data.Dataset:
-    """The framed records of one shard: TF's reader, then (if it stopped early) a walk.
-
-    Elements: serialized, path, index (in the shard), status (_OK or a framing
-    error), lost (bytes given up after a corrupt length header).
-
-    Every error this raises is raised once: an error that repeats on each retry would
-    make the `ignore_errors` steps downstream spin forever (tensorflow#25700).
-    """
-    # This opening of this shard (identity: a value, not a variable read again later).
-    token = tf.identity(progress.opened.assign_add(1))
-
-    def step(state, record):
-        offset, index = state
-        end = offset + tf.cast(tf.strings.length(record), tf.int64) + 16  # len + framing
-        noted = progress.table.insert(token[None], tf.stack([end, index + 1])[None])
-        with tf.control_dependencies([noted]):
-            end = tf.identity(end)  # a new op, so the insert runs before `end` is used
-        return (end, index + 1), _record(record, path, index, _OK, 0)
-
-    zero = tf.constant(0, tf.int64)
-    # TF's reader ends the file at a CRC/truncation error; `step` notes how far it got.
-    main = _tfrecords(path, buffer_bytes)
-    tail = tf.data.Dataset.from_tensors(token).flat_map(
-        _plain(lambda t: _walk(path, size, t, progress))
-    )
-    return main.scan((zero, zero), _plain(step)).concatenate(tail)
-
-
-def _walk(path: tf.Tensor, size: tf.Tensor, token: tf.Tensor, progress: _Progress):
-    """The shard's records after the point where TF's reader stopped, if it stopped early.
-
-    Reads the rest of the file in one go (so a read error happens once), then follows
-    the length headers in memory. The first record is the one the reader rejected
-    (reported with its cause). The others are taken without their data CRC checked.
-    Ends at the end of the file, or at a length header that fails its own CRC (the
-    rest is then `lost`).
-    """
-    got = progress.table.lookup(token[None])[0]
-    removed = progress.table.remove(token[None])
-    with tf.control_dependencies([removed]):
-        start, first_index = tf.maximum(got[0], 0), tf.maximum(got[1], 0)
-    rest = size - start
-
-    def frames(blob):
-        def step(state, _):
-            offset, index, first = state  # offset within `blob`
-            remaining = rest - offset
-            at = tf.minimum(offset, rest)
-            # Always 12 bytes (zero-padded), so nothing here can fail.
-            header = tf.strings.substr(
-                tf.strings.join([tf.strings.substr(blob, at, _LENGTH_HEADER), _ZEROS]),
-                0,
-                _LENGTH_HEADER,
-            )
-            raw = tf.cast(tf.io.decode_raw(header, tf.uint8), tf.int64)
-            length = _little_endian(raw, 0, 8)
-            header_ok = tf.equal(_masked_crc32c(raw, 8), _little_endian(raw, 8, 4))
-            end = offset + 16 + length
-            status = tf.where(
-                remaining <= 0,
-                _WALK_DONE,
-                tf.where(
-                    remaining < _LENGTH_HEADER,
-                    _TRUNCATED,
-                    tf.where(
-                        tf.logical_not(header_ok),
-                        _BAD_HEADER,
-                        tf.where(
-                            (length < 0) | (end > rest),
-                            _TRUNCATED,
-                            tf.where(first, _BAD_DATA, _OK),
-                        ),
-                    ),
-                ),
-            )
-            take = tf.where(status == _OK, length, 0)
-            data = tf.strings.substr(blob, tf.minimum(at + _LENGTH_HEADER, rest), take)
-            framed = (status == _OK) | (status == _BAD_DATA)
-            lost = tf.where(status == _BAD_HEADER, remaining, 0)
-            element = _record(data, path, index, status, lost)
-            return (tf.where(framed, end, rest), index + 1, tf.constant(False)), element
-
-        # A frame takes at least 16 bytes: a bound on the steps.
-        ticks = tf.data.Dataset.range(rest // 16 + 2)
-        initial = (tf.constant(0, tf.int64), first_index, tf.constant(True))
-        walked = ticks.scan(initial, _plain(step))
-        return walked.take_while(_plain(lambda e: e["status"] != _WALK_DONE))
-
-    needed = start < size
-    blob = tf.data.Dataset.from_tensors(start).take(tf.cast(needed, tf.int64))
-    blob = blob.map(_plain(lambda s: _read_bytes(path, s, size - s, size)))
-    # Usually the reader got to the end: take(0) then skips building the walk's
-    # iterators (and instantiating their functions) altogether.
-    return blob.flat_map(_plain(frames)).take(tf.where(needed, tf.constant(-1, tf.int64), 0))
-
-
-def _read_bytes(path: tf.Tensor, offset: tf.Tensor, n: Any, size: tf.Tensor) -> tf.Tensor:
-    """`n` bytes of `path` at `offset` (n > 0, offset + n <= size)."""
-    n = tf.cast(n, tf.int64)
-    ds = tf.data.FixedLengthRecordDataset(
-        path, record_bytes=n, header_bytes=offset, footer_bytes=size - offset - n
-    )
-    return ds.get_single_element()
-
-
-def _little_endian(raw: tf.Tensor, start: int, count: int) -> tf.Tensor:
-    """Unsigned little-endian integer of int64-held bytes raw[start:start + count]."""
-    value = tf.constant(0, tf.int64)
-    for i in range(count):
-        value = tf.bitwise.bitwise_or(value, tf.bitwise.left_shift(raw[start + i], 8 * i))
-    return value
-
-
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def _masked_crc32c(raw: tf.Tensor, count: int) -> tf.Tensor:
-    """TFRecord's masked CRC32C of int64-held bytes raw[:count], in graph."""
-    table = tf.constant(_CRC32C_TABLE, tf.int64)
-    mask32 = tf.constant(0xFFFFFFFF, tf.int64)
-    crc = mask32
-    for i in range(count):
-        byte = tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(crc, raw[i]), 0xFF)
-        crc = tf.bitwise.bitwise_xor(tf.gather(table, byte), tf.bitwise.right_shift(crc, 8))
-    crc = tf.bitwise.bitwise_xor(crc, mask32)
-    rotated = tf.bitwise.bitwise_or(
-        tf.bitwise.right_shift(crc, 15),
-        tf.bitwise.bitwise_and(tf.bitwise.left_shift(crc, 17), mask32),
-    )
-    return tf.bitwise.bitwise_and(rotated + 0xA282EAD8, mask32)
-
-
-def _final_marker() -> dict[str, tf.Tensor]:
-    """A record that decodes (a 1x1 PNG) and is then dropped: it closes the last gap."""
-    return _record(tf.constant(_FINAL_RECORD), tf.constant(""), -1, _FINAL, 0)
-
-
-def _empty_window() -> dict[str, tf.Tensor]:
-    return {
-        "seq": tf.fill([_WINDOW], tf.constant(-1, tf.int64)),
-        "path": tf.fill([_WINDOW], tf.constant("")),
-        "index": tf.fill([_WINDOW], tf.constant(-1, tf.int64)),
-        "status": tf.fill([_WINDOW], tf.constant(_OK)),
-        "lost": tf.zeros([_WINDOW], tf.int64),
-        "arrived": tf.constant(0, tf.int64),
-    }
-
-
-def _remember(window: dict[str, tf.Tensor], item) -> tuple[dict, dict]:
-    """Attaches `window` (the records just before) to a record, then slides it on."""
-    seq, record = item
-    new = {
-        k: tf.concat([window[k][1:], [v]], 0)
-        for k, v in (
-            ("seq", seq),
-            ("path", record["path"]),
-            ("index", record["index"]),
-            ("status", record["status"]),
-            ("lost", record["lost"]),
-        )
-    }
-    # Records seen so far, this one included: fewer than seq + 1 means an error
-    # upstream took a number.
-    new["arrived"] = window["arrived"] + 1
-    return new, {**record, "seq": seq, "window": {**window, "arrived": new["arrived"]}}
-
-
-def _decode_record(element: dict[str, Any], options: ReadOptions) -> dict[str, Any]:
-    framed = tf.debugging.Assert(
-        element["status"] < _BAD_DATA, [tf.gather(_STATUS_TEXT, element["status"])]
-    )
-    with tf.control_dependencies([framed]):
-        features = tf.io.parse_single_example(
-            element["serialized"], schema.feature_spec(with_label=options.with_labels)
-        )
-    image = _decode_one(
-        features[schema.ENCODED], features[schema.HEIGHT], features[schema.WIDTH], options
-    )
-    out = {"image": image, "key": features[schema.FILENAME]}
-    if options.with_labels:
-        out["label"] = features[schema.LABEL]
-    return {
-        "out": out,
-        "seq": element["seq"],
-        "status": element["status"],
-        "window": element["window"],
-    }
-
-
-def _account(state, element, options: ReadOptions, stats: ReadStats):
-    """Finds the records that did not come through decoding, and reports them."""
-    last_seq, last_upstream = state
-    seq, window = element["seq"], element["window"]
-    # Numbers taken by records that never reached the window: errors upstream.
-    upstream = seq + 1 - window["arrived"]
-    # Window entries (this record's predecessors) numbered after the previous survivor
-    # failed in decoding.
-    failed = (window["seq"] > last_seq) & (window["seq"] < seq)
-    named = tf.reduce_sum(tf.cast(failed, tf.int64))
-    count = seq - last_seq - 1 - (upstream - last_upstream)
-
-    def report():
-        lines = tf.strings.join(
-            [
-                "tfclassify: bad record ",
-                tf.strings.as_string(tf.boolean_mask(window["index"], failed)),
-                " of ",
-                tf.boolean_mask(window["path"], failed),
-                ": ",
-                tf.gather(_STATUS_TEXT, tf.boolean_mask(window["status"], failed)),
-            ]
-        )
-        text = tf.strings.reduce_join(lines, separator="; ")
-        # A run longer than the window: the oldest ones can only be counted.
-        unnamed = tf.strings.join(["; and ", tf.strings.as_string(count - named), " more"])
-        text = tf.where(count > named, tf.strings.join([text, unnamed]), text)
-        no_upstream = tf.debugging.Assert(
-            upstream == last_upstream,
-            ["tfclassify: a read error that is not a bad record (see the TF error logged above)"],
-        )
-        if not options.skip_errors:
-            hint = " (pass skip_errors=True to skip, count and log bad records instead)"
-            checked = [no_upstream, tf.debugging.Assert(count == 0, [text + hint])]
-        else:
-            printed = tf.print(text, output_stream=sys.stderr)
-            lost = tf.reduce_sum(tf.boolean_mask(window["lost"], failed))
-            checked = [
-                no_upstream,
-                printed,
-                stats._skipped.assign_add(count),
-                stats._lost_bytes.assign_add(lost),
-            ]
-        with tf.control_dependencies(checked):
-            return tf.identity(True)
-
-    # One branch per record would cost a function call each: test first, cheaply.
-    clean = (count == 0) & (upstream == last_upstream)
-    reported = tf.cond(clean, lambda: tf.constant(True), report)
-    with tf.control_dependencies([reported]):
-        keep = tf.equal(element["status"], _OK)
-    return (seq, upstream), (element["out"], keep)
-
-
-def _finish_batch(batch: dict[str, tf.Tensor], options: ReadOptions) -> dict[str, tf.Tensor]:
-    """Once per batch, one op: channels-first for a GPU model."""
-    if options.data_format == "NCHW":
-        return {**batch, "image": tf.transpose(batch["image"], [0, 3, 1, 2])}
-    return batch
-
-
-# ---------------------------------------------------------------- decode, resize, normalize
-
-
-def _geometry(size: tf.Tensor, options: ReadOptions) -> tuple[tf.Tensor, tf.Tensor]:
-    """Resize target and JPEG scale for stored sizes, vectorized over a batch.
-
-    Args:
-      size: int64 [B, 2] stored (height, width); 0 where unknown.
-
-    Returns:
-      need: int64 [B, 2], the size to resize to before any crop or pad
-        (`resize_target`'s graph twin: the same float64 steps).
-      ratio: int32 [B], an index into JPEG_RATIOS: the largest DCT downscale that
-        still leaves `need` (`choose_ratio`'s twin), 0 for an unknown size.
-    """
-    known = tf.reduce_all(size > 0, axis=1)
-    size = tf.maximum(size, 1)
-    target = tf.constant(options.image_size, tf.int64)
-    if options.resize == "squash":
-        need = tf.broadcast_to(target, tf.shape(size))
-    else:
-        sizef = tf.cast(size, tf.float64)
-        ratios = tf.cast(target, tf.float64) / sizef
-        if options.resize == "center_crop":
-            scale = tf.reduce_max(ratios, axis=1, keepdims=True) / options.crop_fraction
-            need = tf.maximum(target, tf.cast(tf.round(sizef * scale), tf.int64))
-        else:
-            scale = tf.reduce_min(ratios, axis=1, keepdims=True)
-            need = tf.minimum(target, tf.maximum(tf.cast(tf.round(sizef * scale), tf.int64), 1))
-    if not options.allow_ratio_decode:
-        return need, tf.zeros(tf.shape(size)[:1], tf.int32)
-    # Qualifying ratios are nested (8 fits => 4 fits => 2 fits): their count is the
-    # index of the largest.
-    steps = tf.constant(JPEG_RATIOS[1:], tf.int64)[None, :, None]
-    fits = tf.reduce_all(size[:, None, :] >= steps * need[:, None, :], axis=2)
-    ratio = tf.reduce_sum(tf.cast(fits, tf.int32), axis=1)
-    return need, tf.where(known, ratio, 0)
-
-
-def _decode_placed(
-    encoded: tf.Tensor,
-    need: tf.Tensor,
-    ratio: tf.Tensor,
-    options: ReadOptions,
-    *,
-    size_known: Any = True,
-) -> tf.Tensor:
-    """One image of `options.image_size`, normalized, of `options.dtype`: the
-    per-image work.
-
-    Inside tf.data every op of a map function is dispatched once per image, and for
-    small images that dispatch costs as much as the decode. So the geometry comes in
-    precomputed (`_geometry`, vectorized over a batch), one Case op picks the decoder,
-    and normalization is one multiply-add.
-
-    Args:
-      encoded: scalar string, the encoded image.
-      need, ratio: this image's row of `_geometry`.
-      options: the read options.
-      size_known: False (or a bool tensor) when `need` was not computed from the
-        stored size; it is then recomputed from the decoded image. A converted
-        dataset always stores the size.
-    """
-    is_jpeg = tf.io.is_jpeg(encoded)
-    is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
-
-    def jpeg(r):
-        # `ratio` must be a Python int, so each scale gets its own branch.
-        return lambda: tf.io.decode_jpeg(
-            encoded, channels=3, ratio=r, dct_method=options.dct_method
-        )
-
-    def png():
-        return tf.io.decode_png(encoded, channels=3)
-
-    def other():
-        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
-
-    index = tf.where(is_jpeg, ratio, tf.where(is_png, len(JPEG_RATIOS), len(JPEG_RATIOS) + 1))
-    image = tf.switch_case(index, [jpeg(r) for r in JPEG_RATIOS] + [png, other])
-    image.set_shape([None, None, 3])
-    if size_known is not True and options.resize != "squash":
-        decoded = tf.shape(image, out_type=tf.int64)[None, :2]
-        need = tf.where(size_known, need, _geometry(decoded, options)[0][0])
-    return _normalize(_resize_and_place(image, need, options), options)
-
-
-def _resize_and_place(image: tf.Tensor, need: tf.Tensor, options: ReadOptions) -> tf.Tensor:
-    """float32 [H, W, 3] in [0, 255]: `image` resized to `need`, then cropped or padded.
-
-    An image that already has the size `need` (shards pre-resized at conversion) is
-    cropped or padded as stored, before its conversion to float: every resize method
-    is the identity then.
-    """
-    size = tf.cast(need, tf.int32)
-
-    def resized() -> tf.Tensor:
-        if options.resize_method == "bilinear" and not options.antialias:
-            # What tf.image.resize runs for these settings, without its wrapper's
-            # per-call checks and reshapes (a dozen ops per image).
-            return tf.raw_ops.ResizeBilinear(
-                images=image[None], size=size, half_pixel_centers=True
-            )[0]
-        resize = tf.image.resize(
-            image, size, method=options.resize_method, antialias=options.antialias
-        )
-        return tf.cast(resize, tf.float32)  # `nearest` keeps uint8
-
-    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
-    return tf.cond(
-        same,
-        lambda: tf.cast(_place(image, need, options), tf.float32),
-        lambda: _place(resized(), need, options),
-    )
-
-
-def _place(image: tf.Tensor, need: tf.Tensor, options: ReadOptions) -> tf.Tensor:
-    """The resized image cropped (center_crop) or padded (pad) to image_size."""
-    th, tw = options.image_size
-    target = tf.constant(options.image_size, tf.int64)
-    if options.resize == "center_crop":
-        start = tf.concat([(need - target) // 2, [0]], 0)
-        image = tf.slice(image, start, [th, tw, 3])
-    elif options.resize == "pad":
-        before = (target - need) // 2
-        paddings = tf.stack([before, target - need - before], axis=1)
-        image = tf.pad(image, tf.concat([paddings, [[0, 0]]], 0))
-    image.set_shape([th, tw, 3])
-    return image
-
-
-def _normalize(image: tf.Tensor, options: ReadOptions) -> tf.Tensor:
-    """Per image, right after the resize: the pixels are still in cache, and the work
-    is spread over the map's threads. (Once per batch it was a single pass over the
-    whole batch in memory: at 224 px, a third of the reader's time.) One multiply-add.
-    """
-    if options.antialias or options.resize_method in _OVERSHOOTING:
-        # These kernels can leave [0, 255] (negative lobes, or rounding in a weighted
-        # sum); plain bilinear interpolation and nearest cannot.
-        image = tf.clip_by_value(image, 0.0, 255.0)
-    if options.normalize == "unit":
-        image = image * (1 / 255)
-    elif options.normalize == "symmetric":
-        image = image * (1 / 127.5) - 1.0
-    elif options.normalize == "imagenet":
-        # (x / 255 - mean) / std, folded into one scale and offset per channel.
-        scale = [1 / (255 * s) for s in IMAGENET_STD]
-        offset = [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
-        image = image * scale + offset
-    if options.dtype == "uint8":
-        return tf.cast(tf.round(image), tf.uint8)
-    return tf.cast(image, options.dtype)
 
 
 # ---------------------------------------------------------------- the fast default path
@@ -958,7 +239,7 @@ def _fast_dataset(
 
     def parse(serialized: tf.Tensor, shard: tf.Tensor):
         f = tf.io.parse_example(serialized, spec)
-        need, ratio = _geometry(tf.stack([f[schema.HEIGHT], f[schema.WIDTH]], axis=1), options)
+        need, ratio = geometry(tf.stack([f[schema.HEIGHT], f[schema.WIDTH]], axis=1), options)
         out = {"encoded": f[schema.ENCODED], "key": f[schema.FILENAME]}
         if options.with_labels:
             out["label"] = f[schema.LABEL]
@@ -966,17 +247,17 @@ def _fast_dataset(
 
     def read(path: tf.Tensor, shard: tf.Tensor) -> tf.data.Dataset:
         # A CRC error ends this shard only; the shortfall is reported at the end.
-        records = _tfrecords(path, options.reader_buffer_kb * 1024)
+        records = tfrecords(path, options.reader_buffer_kb * 1024)
         # Parse and plan the geometry a few records at a time (the tf.data guide's
         # "vectorized mapping"): a handful of ops per group instead of per image. A
         # record that does not parse drops its group, which the count check reports.
         group = _PARSE_BATCH * options.block_length
-        return records.batch(group).map(_plain(lambda r: parse(r, shard))).ignore_errors()
+        return records.batch(group).map(plain(lambda r: parse(r, shard))).ignore_errors()
 
     # Read several shards at once: overlaps file latency and mixes shards. Capped at
     # the shard count and the CPUs, since each open shard holds a read buffer.
     ds = ds.interleave(
-        _plain(read),
+        plain(read),
         cycle_length=min(n, options.cycle_length or runtime.available_cpus()),
         num_parallel_calls=options.interleave_parallelism,
         deterministic=options.deterministic,
@@ -987,12 +268,12 @@ def _fast_dataset(
 
     def decode(out: dict[str, tf.Tensor], need: tf.Tensor, ratio: tf.Tensor, shard: tf.Tensor):
         # A converted dataset stores every image's size: `need` is always known.
-        image = _decode_placed(out["encoded"], need, ratio, options)
+        image = decode_placed(out["encoded"], need, ratio, options)
         return {k: v for k, v in out.items() if k != "encoded"} | {"image": image}, shard
 
     # Decode + resize per image, in parallel: the expensive stage.
     ds = ds.map(
-        _plain(decode),
+        plain(decode),
         num_parallel_calls=options.map_parallelism,
         deterministic=options.deterministic,
     )
@@ -1002,17 +283,14 @@ def _fast_dataset(
     ds = ds.batch(options.batch_size)
     ds = _check_counts(ds, paths, counts)
     if options.data_format == "NCHW":
-        ds = ds.map(_plain(functools.partial(_finish_batch, options=options)))
+        ds = ds.map(plain(functools.partial(finish_batch, options=options)))
     if options.drop_remainder:
         # Counted before dropping: a short last batch is not a bad record.
         bs = options.batch_size
-        ds = ds.filter(_plain(lambda b: tf.shape(b["key"])[0] == bs)).map(
-            _plain(lambda b: {k: tf.ensure_shape(v, [bs, *v.shape[1:]]) for k, v in b.items()})
+        ds = ds.filter(plain(lambda b: tf.shape(b["key"])[0] == bs)).map(
+            plain(lambda b: {k: tf.ensure_shape(v, [bs, *v.shape[1:]]) for k, v in b.items()})
         )
-    if options.prefetch:
-        # Last, so the consumer's step overlaps preparing the next batch.
-        ds = ds.prefetch(options.prefetch)
-    return ds.with_options(tf_data_options(options))
+    return ds
 
 
 def _check_counts(
@@ -1027,7 +305,7 @@ def _check_counts(
     end = {k: tf.zeros([0, *s.shape[1:]], s.dtype) for k, s in spec.items()}
     # One empty batch marks the end of the stream.
     marker = tf.data.Dataset.from_tensors((end, tf.zeros([0], tf.int64), True))
-    ds = ds.map(_plain(lambda out, shard: (out, shard, False))).concatenate(marker)
+    ds = ds.map(plain(lambda out, shard: (out, shard, False))).concatenate(marker)
 
     def step(seen: tf.Tensor, item):
         out, shard, is_end = item
@@ -1062,5 +340,5 @@ def _check_counts(
         keep = tf.cond(is_end, at_end, lambda: tf.constant(True))
         return seen, (out, keep)
 
-    ds = ds.scan(tf.zeros([n], tf.int64), _plain(step))
-    return ds.filter(_plain(lambda out, keep: keep)).map(_plain(lambda out, keep: out))
+    ds = ds.scan(tf.zeros([n], tf.int64), plain(step))
+    return ds.filter(plain(lambda out, keep: keep)).map(plain(lambda out, keep: out))

@@ -114,7 +114,7 @@ def _checker(parallelism: int):
     """
     import tensorflow as tf
 
-    from tfclassify import data
+    from tfclassify import tfdata
     from tfclassify.options import ReadOptions
 
     def decodes(position: tf.Tensor, path: tf.Tensor, max_pixels: tf.Tensor) -> tf.Tensor:
@@ -147,7 +147,7 @@ def _checker(parallelism: int):
         )
         # The reader's tf.data settings: no autotuning thread, and no static graph
         # rewrites, which would run at every call (~40 ms) and apply to nothing here.
-        ds = ds.ignore_errors().batch(256).with_options(data.tf_data_options(ReadOptions()))
+        ds = ds.ignore_errors().batch(256).with_options(tfdata.tf_data_options(ReadOptions()))
         return ds.reduce(tf.zeros([0], tf.int64), lambda acc, b: tf.concat([acc, b], 0))
 
     return check

@@ -245,7 +245,7 @@ def _record_stream(
     """
     import tensorflow as tf
 
-    from tfclassify import data, schema
+    from tfclassify import preprocess, schema, tfdata
 
     paths = info.shard_paths(read_options.split)
     spec = schema.feature_spec()
@@ -255,7 +255,7 @@ def _record_stream(
     def prepare(serialized):
         with tf.device(runtime.INPUT_DEVICE):
             f = tf.io.parse_single_example(serialized, spec)
-            image = data.decode_and_resize(
+            image = preprocess.decode_and_resize(
                 f[schema.ENCODED], read_options, height=f[schema.HEIGHT], width=f[schema.WIDTH]
             )
             return image, f[schema.LABEL], f[schema.FILENAME]
@@ -264,7 +264,7 @@ def _record_stream(
 
     def stream() -> Iterator[tuple[np.ndarray, int, str]]:
         # TFRecordDataset without prefetch reads synchronously on each next().
-        records = tf.data.TFRecordDataset(paths).with_options(data.tf_data_options(read_options))
+        records = tf.data.TFRecordDataset(paths).with_options(tfdata.tf_data_options(read_options))
         for serialized in records:
             image, label, key = prepare(serialized)
             yield image.numpy(), int(label), key.numpy().decode("utf-8")
