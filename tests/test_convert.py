@@ -136,7 +136,7 @@ def test_deterministic_across_worker_counts(tmp_path, class_tree, monkeypatch):
     )
     # Also: files held in memory since the scan and files read again when written
     # (the memory budget runs out part way) give the same bytes.
-    monkeypatch.setattr("tfclassify.convert._HOLD_BYTES", 20_000)
+    monkeypatch.setattr("tfclassify.scan._HOLD_BYTES", 20_000)
     b = convert(
         opts(
             tmp_path,

@@ -6,7 +6,7 @@ of it entropy decoding, which a 1/8-scale decode still does in full). Run on Pyt
 threads it competes for the GIL with the per-image Python of the scan; run here, on
 tf.data's C++ threads, it needs none, and the converter goes on scanning and writing
 shards while it runs. The converter commits no shard before every check is in (see
-`convert._Pending`), so a file that fails one is re-examined by the Pillow path and
+`scan.Pending`), so a file that fails one is re-examined by the Pillow path and
 the shard plan redone before anything is renamed.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 # Files per call of the check function. Verdicts arrive a chunk at a time, and each
 # call ends with a drain (its last decodes leave threads idle): a chunk is ~0.5 s of
-# decoding on 2 cores, well below the converter's lead (convert._CHECK_LEAD).
+# decoding on 2 cores, well below the converter's lead (scan._CHECK_LEAD).
 _CHUNK = 1024
 
 
