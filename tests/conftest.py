@@ -63,3 +63,11 @@ def converted_shapes(tmp_path_factory):
         return str(out)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> dict:
+    """Hand-written shards for the reader's tests (see recordlib.write_dataset)."""
+    import recordlib
+
+    return recordlib.write_dataset(str(tmp_path_factory.mktemp("data_ds")))

@@ -1,0 +1,167 @@
+"""Shards written by hand for the reader's tests (test_data, test_preprocess,
+test_records): tiny images, `schema.serialize` + `tf.io.TFRecordWriter` (not the
+converter), and an independent reference decode to compare the reader with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfclassify import metadata, schema
+from tfclassify.options import ReadOptions
+
+LABELS = ("cat", "dog", "eel")
+# (height, width, format, mode): wide, tall, square, grayscale and RGBA PNGs.
+TRAIN_SPECS = [
+    (40, 60, "jpeg", "RGB"),
+    (50, 30, "png", "RGB"),
+    (24, 24, "jpeg", "RGB"),
+    (33, 47, "png", "L"),
+    (64, 20, "png", "RGBA"),
+    (20, 64, "jpeg", "RGB"),
+    (90, 70, "jpeg", "RGB"),
+]
+VALIDATION_SPECS = [(30, 30, "png", "RGB"), (45, 25, "jpeg", "RGB")]
+
+
+def encode(arr: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        Image.fromarray(arr).save(buf, "JPEG", quality=90)
+    else:
+        Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_record(
+    i: int, h: int, w: int, fmt: str, mode: str = "RGB", seed: int = 0
+) -> schema.Record:
+    rng = np.random.default_rng(seed * 1000 + i)
+    # Smooth gradients plus noise: JPEG-friendly and not constant under resize.
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([yy * 255 // max(h - 1, 1), xx * 255 // max(w - 1, 1), (yy + xx) % 256], -1)
+    arr = np.clip(base + rng.integers(-20, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    encoded = encode(np.asarray(img), fmt)
+    return schema.Record(
+        encoded=encoded,
+        format=fmt,
+        label=i % len(LABELS),
+        text=LABELS[i % len(LABELS)],
+        filename=f"{LABELS[i % len(LABELS)]}/img{seed}_{i}.{fmt}",
+        height=h,
+        width=w,
+        channels=len(mode) if mode != "RGBA" else 4,
+        sha256=hashlib.sha256(encoded).hexdigest(),
+    )
+
+
+def write_shard(path: str, records: list[schema.Record | bytes]) -> None:
+    with tf.io.TFRecordWriter(path) as writer:
+        for r in records:
+            writer.write(r if isinstance(r, bytes) else schema.serialize(r))
+
+
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_file(path: str, raw: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(raw)
+
+
+def shard_info(path: str, n: int) -> metadata.ShardInfo:
+    raw = read_file(path)
+    return metadata.ShardInfo(os.path.basename(path), n, len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def collect(ds: tf.data.Dataset) -> dict[str, np.ndarray]:
+    parts: dict[str, list] = {}
+    for batch in ds:
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def by_key(out: dict[str, np.ndarray]) -> dict[str, dict]:
+    return {k.decode(): {f: out[f][i] for f in out if f != "key"} for i, k in enumerate(out["key"])}
+
+
+# ------------------------------------------------------------- independent reference
+
+
+def ref_target(h: int, w: int, size: tuple[int, int], mode: str, crop_fraction: float):
+    """The geometry written out by hand, independent of data.resize_target."""
+    th, tw = size
+    if mode == "squash":
+        return th, tw
+    if mode == "center_crop":
+        s = max(th / h, tw / w) / crop_fraction
+        return max(th, int(np.round(h * s))), max(tw, int(np.round(w * s)))
+    s = min(th / h, tw / w)
+    return min(th, max(1, int(np.round(h * s)))), min(tw, max(1, int(np.round(w * s))))
+
+
+def reference(record: schema.Record, options: ReadOptions, ratio: int = 1) -> np.ndarray:
+    if ratio == 1:
+        # Pillow: an independent decoder; libjpeg's accurate IDCT, as dct_method's default.
+        img = np.asarray(Image.open(io.BytesIO(record.encoded)).convert("RGB"))
+    else:
+        img = tf.io.decode_jpeg(
+            record.encoded, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE"
+        )
+    th, tw = options.image_size
+    rh, rw = ref_target(
+        record.height, record.width, (th, tw), options.resize, options.crop_fraction
+    )
+    x = tf.image.resize(img, [rh, rw], method=options.resize_method).numpy()
+    if options.resize == "center_crop":
+        top, left = (rh - th) // 2, (rw - tw) // 2
+        x = x[top : top + th, left : left + tw]
+    elif options.resize == "pad":
+        top, left = (th - rh) // 2, (tw - rw) // 2
+        x = np.pad(x, [(top, th - rh - top), (left, tw - rw - left), (0, 0)])
+    x = np.clip(x, 0, 255)
+    if options.normalize == "unit":
+        x = x / 255.0
+    elif options.normalize == "symmetric":
+        x = x / 127.5 - 1.0
+    elif options.normalize == "imagenet":
+        x = (x / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    return x.astype(np.float32)
+
+
+def write_dataset(root: str) -> dict:
+    """A converted-looking dataset in `root`: 2 train shards, 1 validation shard,
+    dataset.json. Returns {"dir", "train", "validation"} (the records per split)."""
+    train = [make_record(i, *spec) for i, spec in enumerate(TRAIN_SPECS)]
+    val = [make_record(i, *spec, seed=1) for i, spec in enumerate(VALIDATION_SPECS)]
+    splits = {}
+    for split, records, count in (("train", train, 2), ("validation", val, 1)):
+        shards = []
+        for s in range(count):
+            path = os.path.join(root, schema.shard_name("data", split, s, count))
+            write_shard(path, records[s::count])
+            shards.append(shard_info(path, len(records[s::count])))
+        splits[split] = metadata.SplitInfo(split, tuple(shards))
+    metadata.DatasetInfo(
+        directory=root,
+        name="data",
+        labels=LABELS,
+        splits=splits,
+        files_found=len(train) + len(val),
+        accepted=len(train) + len(val),
+        skipped=0,
+        skipped_by_reason={},
+        empty_classes=(),
+        options={},
+    ).save()
+    return {"dir": root, "train": train, "validation": val}
