@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from absl import app, flags
+from absl import flags
 
 from tfclassify import cli
 from tfclassify.options import ThreadOptions
@@ -357,4 +357,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run_app(main)

@@ -7,6 +7,7 @@ and hands its work to `run`, which gives every command the same contract:
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,3 +69,26 @@ def run(prog: str, fv: Any, argv: list[str] | None, body: Callable[[Any], int | 
         return body(fv)
 
     return exit_status(parse_and_run)
+
+
+def quiet_tensorflow_info() -> None:
+    """Raises TensorFlow's Python logger to WARNING unless `--verbosity` was given.
+
+    An absl app logs at INFO by default, and TF's logger reaches absl's handler through
+    the root logger: a command that saves a model (the demo, the bench) printed six
+    lines of SavedModel internals ("Assets written to ...") per model. The commands'
+    own messages (absl logging) are not TF's, so they are unaffected.
+    """
+    from absl import flags
+
+    given = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
+    if not given:
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+def run_app(main: Callable[[list[str]], None]) -> None:
+    """`absl.app.run(main)` for the commands built on absl's app, without TF's INFO lines."""
+    from absl import app
+
+    app.call_after_init(quiet_tensorflow_info)
+    app.run(main)

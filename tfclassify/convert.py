@@ -401,7 +401,7 @@ def main(argv: list[str]) -> None:
 _callable.forward_calls(__name__, "convert")
 
 if __name__ == "__main__":
-    from absl import app
+    from tfclassify import cli
 
     _define_flags()
-    app.run(main)
+    cli.run_app(main)

@@ -13,7 +13,9 @@ import shutil
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from tfclassify import cli
 
 flags.DEFINE_string("output_dir", "tfclassify_demo", "Where the demo writes everything.")
 flags.DEFINE_integer("per_class", 500, "Images per class in the generated corpus.")
@@ -121,4 +123,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_app(main)

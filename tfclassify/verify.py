@@ -51,6 +51,6 @@ def main(argv: list[str]) -> None:
 _callable.forward_calls(__name__, "verify")
 
 if __name__ == "__main__":
-    from absl import app
+    from tfclassify import cli
 
-    app.run(main)
+    cli.run_app(main)

@@ -1,0 +1,22 @@
+"""tfclassify.cli: what every absl command shares."""
+
+from __future__ import annotations
+
+import logging
+
+from absl import flags
+from absl import logging as absl_logging  # noqa: F401  (defines --verbosity, as absl's app does)
+
+from tfclassify import cli
+
+
+def test_tensorflow_info_lines_are_quieted_unless_verbosity_is_given(monkeypatch):
+    logger = logging.getLogger("tensorflow")
+    monkeypatch.setattr(logger, "level", logging.NOTSET)  # restored after the test
+    cli.quiet_tensorflow_info()
+    assert logger.level == logging.WARNING
+
+    logger.setLevel(logging.NOTSET)
+    monkeypatch.setattr(flags.FLAGS["verbosity"], "present", 1)  # the user asked for a level
+    cli.quiet_tensorflow_info()
+    assert logger.level == logging.NOTSET

@@ -1,0 +1,74 @@
+"""`python -m tfclassify.demo`, the README's first command, run as users run it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+MODES = ("sequential", "batch", "pipelined")
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "tfclassify.demo", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+
+
+def read_predictions(out: str, mode: str) -> list[dict[str, str]]:
+    with open(os.path.join(out, f"predictions_{mode}.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def accuracy(rows: list[dict[str, str]]) -> float:
+    return sum(r["top1_label"] == r["true_label"] for r in rows) / len(rows)
+
+
+def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
+    out = str(tmp_path / "demo")
+    p = run_demo("--output_dir", out, "--per_class", "40", "--epochs", "2")
+    assert p.returncode == 0, p.stderr[-3000:]
+    for stage in range(1, 6):
+        assert f"[{stage}/5]" in p.stdout
+    table = {line.split()[0]: line.split() for line in p.stdout.splitlines()[-3:]}
+    assert tuple(table) == MODES
+    # TF's INFO lines from saving the model stay out of the user's terminal.
+    assert "Assets written to" not in p.stderr and "Traceback" not in p.stderr
+
+    rows = {mode: read_predictions(out, mode) for mode in MODES}
+    n = len(rows["sequential"])
+    assert n > 0 and all(len(r) == n for r in rows.values())
+    # Every mode ran the same images, all labelled, and printed its own accuracy.
+    assert {r["key"] for r in rows["batch"]} == {r["key"] for r in rows["sequential"]}
+    assert all(r["true_label"] for r in rows["pipelined"])
+    for mode in MODES:
+        assert float(table[mode][1]) == pytest.approx(accuracy(rows[mode]), abs=5e-4)
+
+    # A second run replaces the demo's own folder; any other folder is refused.
+    assert run_demo("--output_dir", out, "--per_class", "8", "--epochs", "1").returncode == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("user data")
+    refused = run_demo("--output_dir", str(mine))
+    assert refused.returncode != 0 and "was not made by the demo" in refused.stderr
+    assert (mine / "keep.txt").read_text() == "user data"
+
+
+@pytest.mark.slow
+def test_demo_defaults_reach_the_promised_accuracy(tmp_path):
+    """The issue's bar for the demo: held-out top-1 >= 0.90, in every mode."""
+    out = str(tmp_path / "demo")
+    p = run_demo("--output_dir", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for mode in MODES:
+        rows = read_predictions(out, mode)
+        assert len(rows) >= 180  # >= 900 images, 20% held out
+        assert accuracy(rows) >= 0.90, mode
