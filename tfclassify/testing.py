@@ -186,10 +186,7 @@ def write_image(
     Returns:
         `path` as a string.
     """
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
+    path = _with_parent(path)
     image.save(path, format=fmt, **save_kwargs)
     return path
 
@@ -200,10 +197,17 @@ def _encode(image: Image.Image, fmt: str, **save_kwargs: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _write_bytes(path: str, data: bytes) -> str:
+def _with_parent(path: str | os.PathLike[str]) -> str:
+    """`path` as a string, its parent folder created: generators write anywhere."""
+    path = os.fspath(path)
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
+    return path
+
+
+def _write_bytes(path: str, data: bytes) -> str:
+    path = _with_parent(path)
     with open(path, "wb") as f:
         f.write(data)
     return path
@@ -682,10 +686,7 @@ def make_manifest(
     Returns:
         `csv_path` as a string.
     """
-    csv_path = os.fspath(csv_path)
-    parent = os.path.dirname(csv_path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
+    csv_path = _with_parent(csv_path)
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         if header is not None:
