@@ -152,16 +152,24 @@ def write_dataset(root: str) -> dict:
             write_shard(path, records[s::count])
             shards.append(shard_info(path, len(records[s::count])))
         splits[split] = metadata.SplitInfo(split, tuple(shards))
+    save_dataset_info(root, splits)
+    return {"dir": root, "train": train, "validation": val}
+
+
+def save_dataset_info(
+    root: str, splits: dict[str, metadata.SplitInfo], labels: tuple[str, ...] = LABELS
+) -> None:
+    """dataset.json for shards written by hand: every record accepted, none skipped."""
+    n = sum(split.num_examples for split in splits.values())
     metadata.DatasetInfo(
         directory=root,
         name="data",
-        labels=LABELS,
+        labels=labels,
         splits=splits,
-        files_found=len(train) + len(val),
-        accepted=len(train) + len(val),
+        files_found=n,
+        accepted=n,
         skipped=0,
         skipped_by_reason={},
         empty_classes=(),
         options={},
     ).save()
-    return {"dir": root, "train": train, "validation": val}

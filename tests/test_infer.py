@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from recordlib import save_dataset_info
 
 from tfclassify import metadata
 from tfclassify.errors import InputError, OptionsError
@@ -236,18 +237,9 @@ def test_cli_describe(model_dir, capsys):
 )
 def test_cli_user_errors_exit_2(model_dir, tmp_path, capsys, args, message):
     # A valid (empty) converted dataset, so the model is what fails.
-    metadata.DatasetInfo(
-        directory=str(tmp_path),
-        name="data",
-        labels=LABELS,
-        splits={"validation": metadata.SplitInfo("validation", ())},
-        files_found=0,
-        accepted=0,
-        skipped=0,
-        skipped_by_reason={},
-        empty_classes=(),
-        options={},
-    ).save()
+    save_dataset_info(
+        str(tmp_path), {"validation": metadata.SplitInfo("validation", ())}, labels=LABELS
+    )
     args = [a.format(model=model_dir, data=str(tmp_path)) for a in args]
     assert infer_mod.main(["infer", *args]) == 2
     err = capsys.readouterr().err.strip()

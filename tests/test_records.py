@@ -9,7 +9,15 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from recordlib import LABELS, collect, make_record, read_file, shard_info, write_file, write_shard
+from recordlib import (
+    collect,
+    make_record,
+    read_file,
+    save_dataset_info,
+    shard_info,
+    write_file,
+    write_shard,
+)
 
 from tfclassify import data, metadata, schema
 from tfclassify.options import ReadOptions
@@ -118,18 +126,7 @@ def test_a_shard_that_vanishes_raises_instead_of_hanging(tmp_path):
     # Under ignore_errors, TF's reader retries a failed open forever (tensorflow#25700).
     path = str(tmp_path / schema.shard_name("data", "train", 0, 1))
     write_shard(path, GOOD[:2])
-    metadata.DatasetInfo(
-        directory=str(tmp_path),
-        name="data",
-        labels=LABELS,
-        splits={"train": metadata.SplitInfo("train", (shard_info(path, 2),))},
-        files_found=2,
-        accepted=2,
-        skipped=0,
-        skipped_by_reason={},
-        empty_classes=(),
-        options={},
-    ).save()
+    save_dataset_info(str(tmp_path), {"train": metadata.SplitInfo("train", (shard_info(path, 2),))})
     (tmp_path / "bare").mkdir()
     bare = str(tmp_path / "bare" / "x.tfrecord")  # no dataset.json beside it
     write_shard(bare, GOOD[:2])
