@@ -1,6 +1,7 @@
 """Shards written by hand for the reader's tests (test_data, test_preprocess,
 test_records): tiny images, `schema.serialize` + `tf.io.TFRecordWriter` (not the
-converter), and an independent reference decode to compare the reader with.
+converter), and an independent reference decode to compare the reader with; and
+`read_records`, the converter tests' view of what a dataset holds.
 """
 
 from __future__ import annotations
@@ -173,3 +174,15 @@ def save_dataset_info(
         empty_classes=(),
         options={},
     ).save()
+
+
+def read_records(directory: str) -> dict[str, schema.Record]:
+    """Every record of a converted dataset by its image/filename, read with plain TF."""
+    info = metadata.load(directory)
+    out = {}
+    for split in info.splits:
+        for path in info.shard_paths(split):
+            for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                r = schema.parse(raw)
+                out[r.filename] = r
+    return out

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
+from recordlib import read_records
 
-from tfclassify import convert, metadata, schema, testing
+from tfclassify import convert, schema, testing
 from tfclassify.errors import InputError, OptionsError, OutputError
 from tfclassify.options import ConvertOptions
 from tfclassify.verify import verify
@@ -27,17 +28,6 @@ def opts(tmp_path, **kw) -> ConvertOptions:
     kw.setdefault("output_dir", str(tmp_path / "out"))
     kw.setdefault("quiet", True)
     return ConvertOptions(**kw)
-
-
-def read_records(directory: str) -> dict[str, schema.Record]:
-    info = metadata.load(directory)
-    out = {}
-    for split in info.splits:
-        for path in info.shard_paths(split):
-            for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-                r = schema.parse(raw)
-                out[r.filename] = r
-    return out
 
 
 def expected_pixels(path: str) -> np.ndarray:

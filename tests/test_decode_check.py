@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
+from recordlib import read_records
 
 from tfclassify import convert, decode_check, images, plan, testing
 from tfclassify.options import ConvertOptions
@@ -13,7 +16,7 @@ from tfclassify.verify import verify
 
 
 @pytest.mark.parametrize("chunk", [None, 3])
-def test_verdicts_in_path_order(tmp_path, monkeypatch, chunk):
+def test_verdicts_in_path_order(tmp_path, monkeypatch, capfd, chunk):
     if chunk:  # verdicts arrive a chunk at a time: positions stay right across chunks
         monkeypatch.setattr(decode_check, "_CHUNK", chunk)
     kinds = testing.make_hostile_files(tmp_path / "hostile")
@@ -26,6 +29,8 @@ def test_verdicts_in_path_order(tmp_path, monkeypatch, chunk):
     # Decoded: the two good JPEGs. Not: corrupt, truncated, a PNG (not checked here:
     # Pillow decodes it), a missing file, one over max_pixels, an empty file.
     assert [i for i in range(len(paths)) if checks.decoded(i)] == [0, 3]
+    # Files that are not JPEGs never reach libjpeg, which prints a line for each.
+    assert "Not a JPEG file" not in capfd.readouterr().err
     assert decode_check.DecodeChecks([], 1).progress(wait=True) == 0
 
 
@@ -37,9 +42,9 @@ def test_full_validation_leaves_plain_jpegs_to_tf(tmp_path, hostile_tree, monkey
     seen_by_pillow = set()
     real = images._inspect_with_pillow
 
-    def spy(data, fmt, cfg):
+    def spy(data, *args):
         seen_by_pillow.add(data)
-        return real(data, fmt, cfg)
+        return real(data, *args)
 
     monkeypatch.setattr(images, "_inspect_with_pillow", spy)
     real_progress = decode_check.DecodeChecks.progress
@@ -83,3 +88,35 @@ def test_progress_waits_for_a_prefix_and_close_stops_the_checks(tmp_path):
     many._thread.join(timeout=60)
     assert not many._thread.is_alive()
     assert many.progress(wait=True) < 50_000  # returns what it has, does not hang
+
+
+def test_a_jpeg_tf_rejects_but_pillow_reads_is_stored_reencoded(tmp_path, monkeypatch):
+    """Pillow's verdict alone would keep the original bytes, which TF's reader would
+    then fail on: such a file is stored as a new JPEG decoded by Pillow."""
+    root = tmp_path / "in"
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        testing.write_image(root / "cat" / f"{i}.jpg", testing.photo_like(40, 30, rng), "JPEG")
+    real_init, real_decoded = decode_check.DecodeChecks.__init__, decode_check.DecodeChecks.decoded
+
+    def init(self, paths, *args, **kwargs):
+        self.paths_for_test = list(paths)
+        real_init(self, paths, *args, **kwargs)
+
+    def decoded(self, position):  # as if TF's decoder had failed on 1.jpg
+        rejected = self.paths_for_test[position].endswith("1.jpg")
+        return real_decoded(self, position) and not rejected
+
+    monkeypatch.setattr(decode_check.DecodeChecks, "__init__", init)
+    monkeypatch.setattr(decode_check.DecodeChecks, "decoded", decoded)
+    out = str(tmp_path / "out")
+    info = convert(ConvertOptions(input_dir=str(root), output_dir=out, quiet=True))
+    assert info.accepted == 3
+    records = read_records(info.directory)
+    source = {n: (root / "cat" / n).read_bytes() for n in ("0.jpg", "1.jpg")}
+    assert records["cat/0.jpg"].encoded == source["0.jpg"]  # kept as-is
+    stored = records["cat/1.jpg"]
+    assert stored.encoded != source["1.jpg"] and stored.format == "jpeg"
+    pixels = tf.io.decode_jpeg(stored.encoded, channels=3).numpy().astype(int)
+    original = np.asarray(Image.open(root / "cat" / "1.jpg").convert("RGB"), int)
+    assert np.abs(pixels - original).mean() < 3  # re-encoded at quality 95

@@ -88,6 +88,19 @@ def test_max_pixels_refused_before_decoding(kinds):
     assert images.inspect(data, images.ImageConfig(max_pixels=9600)).ok
 
 
+@pytest.mark.parametrize("kind", ["png_wrong_ext", "bmp"])
+def test_max_pixels_above_pillows_own_limit_is_honoured(kinds, monkeypatch, kind):
+    """Pillow refuses images over twice its MAX_IMAGE_PIXELS by itself; max_pixels
+    decides instead, higher or lower, and Pillow's setting is left as it was."""
+    data = kinds[kind]
+    w, h = Image.open(io.BytesIO(data)).size
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses > 2000 pixels
+    assert images.inspect(data, images.ImageConfig(max_pixels=w * h)).ok
+    refused = images.inspect(data, images.ImageConfig(max_pixels=w * h - 1)).skip_reason
+    assert refused.startswith(f"too_large: {w}x{h} = {w * h} pixels > max_pixels {w * h - 1}")
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
 def test_exif_rotation_applied(kinds):
     r = images.inspect(kinds["exif_rotated_jpeg"], images.ImageConfig())
     assert (r.width, r.height) == (80, 120)  # stored 120x80 with Orientation=6

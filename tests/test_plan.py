@@ -63,6 +63,20 @@ def test_assign_splits_is_stratified_and_seeded():
     }
 
 
+def test_assign_splits_keeps_every_class_in_train():
+    """A class of one image (or a fraction that would take all of a small class)
+    keeps an image to train on."""
+    its = items([(0, 1)] + [(1, 1)] * 2 + [(2, 1)] * 10)
+    per = Counter((it.label, it.split) for it in plan.assign_splits(its, 0.9, seed=0))
+    assert per == {
+        (0, "train"): 1,
+        (1, "train"): 1,
+        (1, "validation"): 1,
+        (2, "train"): 1,
+        (2, "validation"): 9,
+    }
+
+
 def test_assign_splits_leaves_presplit_items():
     its = items([(0, 1)] * 4, split="test")
     assert plan.assign_splits(its, 0.5, seed=0) == its

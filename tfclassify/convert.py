@@ -99,12 +99,9 @@ def _write_shards(
     for sh in pending:
         name = sh.filename(options.name)
         records = scan.ordered(sh.keys, record, options.workers)
-        result = shards.write_shard(os.path.join(out, name), records, before_commit)
-        if result.num_bytes != sh.num_bytes:
-            raise DataError(
-                f"{name}: wrote {result.num_bytes} bytes, planned {sh.num_bytes}; "
-                "an input changed during conversion"
-            )
+        result = shards.write_shard(
+            os.path.join(out, name), records, before_commit, expected_bytes=sh.num_bytes
+        )
         shards.mark_done(work, result)
         results[result.file] = result
         progress.update(result.num_examples, result.num_bytes)
@@ -119,6 +116,11 @@ def _list(options: ConvertOptions) -> sources.Listing:
     else:
         listing = sources.list_manifest(options.manifest or "")
         where = options.manifest
+    if options.input_dir is not None and _inside(options.output_dir, listing.root):
+        raise OutputError(
+            f"output_dir {options.output_dir} is inside input_dir {options.input_dir}: its "
+            "files would be listed as input images; choose an output_dir outside it"
+        )
     if not listing.sources:
         raise InputError(f"no files found in {where} (class folders are empty)")
     if listing.presplit and options.validation_fraction > 0:
@@ -129,14 +131,25 @@ def _list(options: ConvertOptions) -> sources.Listing:
     return listing
 
 
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([path, root]) == root
+
+
 def _remove_ours(out: str, name: str) -> None:
     """Deletes only what a previous tfclassify run in `out` created."""
     meta = os.path.join(out, metadata.METADATA_FILE)
     mine = [metadata.LABELS_FILE, metadata.SKIPPED_FILE]
     if os.path.isfile(meta):
-        with contextlib.suppress(Exception):
+        try:
             info = metadata.load(out)
-            mine += [s.file for split in info.splits.values() for s in split.shards]
+        except Exception as e:
+            # Without it there is no telling which shards this run wrote: delete nothing.
+            raise OutputError(
+                f"cannot overwrite {out}: its {metadata.METADATA_FILE} is unreadable ({e}), "
+                "so which files tfclassify wrote is unknown; remove them by hand"
+            ) from None
+        mine += [s.file for split in info.splits.values() for s in split.shards]
     work = os.path.join(out, WORK_DIR)
     done_dir = os.path.join(work, "done")
     if os.path.isdir(done_dir):
@@ -150,26 +163,45 @@ def _remove_ours(out: str, name: str) -> None:
         os.remove(meta)  # last: it is what marks the directory as ours
 
 
+_REPORTS = (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+
+
 def _stale_temporaries(out: str) -> list[str]:
-    """Temporary shard files a killed run left behind (ours by their name)."""
-    return [
-        entry
-        for entry in os.listdir(out)
-        if entry.startswith(fileio.TMP_PREFIX)
-        and schema.parse_shard_name(entry[len(fileio.TMP_PREFIX) :].rsplit(".", 1)[0])
-    ]
+    """Temporary shards and reports a killed run left behind (ours by their name)."""
+    found = []
+    for entry in os.listdir(out):
+        if not entry.startswith(fileio.TMP_PREFIX):
+            continue
+        base = entry[len(fileio.TMP_PREFIX) :].rsplit(".", 1)[0]
+        if base in _REPORTS or schema.parse_shard_name(base):
+            found.append(entry)
+    return found
 
 
 def _check_no_collision(out: str, name: str) -> None:
     for entry in sorted(os.listdir(out)):
         parsed = schema.parse_shard_name(entry)
-        if entry in (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE) or (
-            parsed and parsed["name"] == name
-        ):
+        if entry in _REPORTS or (parsed and parsed["name"] == name):
             raise OutputError(
                 f"{os.path.join(out, entry)} was not created by tfclassify and would be "
                 "overwritten; move it or choose another output_dir"
             )
+
+
+def _check_complete(info: metadata.DatasetInfo) -> None:
+    """A finished dataset's shards are all there, at their recorded sizes: an
+    --overwrite killed while deleting leaves dataset.json with shards gone.
+    (`verify` checks contents; this only what a resume must not take for done.)"""
+    for split in info.splits.values():
+        for shard in split.shards:
+            path = os.path.join(info.directory, shard.file)
+            size = os.path.getsize(path) if os.path.isfile(path) else None
+            if size != shard.num_bytes:
+                found = "missing" if size is None else f"{size} bytes, {shard.num_bytes} recorded"
+                raise OutputError(
+                    f"cannot resume {info.directory}: it is not complete ({path}: {found}); "
+                    "use --overwrite to convert again"
+                )
 
 
 def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
@@ -191,6 +223,7 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
             info = metadata.load(out)
             if info.options != options.fingerprint():
                 raise OptionsError(f"cannot resume {out}: it was converted with other options")
+            _check_complete(info)
             logging.info("%s is already complete; nothing to resume", out)
             return info
         raise OutputError(

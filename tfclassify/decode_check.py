@@ -61,11 +61,15 @@ class DecodeChecks:
                 check = _checker(parallelism or runtime.available_cpus())
                 cap = tf.constant(max_pixels, tf.int64)
                 for start in range(0, len(paths), _CHUNK):
-                    chunk = [os.fsencode(p) for p in paths[start : start + _CHUNK]]
-                    decoded = check(tf.constant(chunk, tf.string), cap).numpy()
+                    chunk = paths[start : start + _CHUNK]
+                    # Only files that start like a JPEG: TF reads each checked file
+                    # whole, and a stray multi-GB video must not be.
+                    jpegs = [i for i, p in enumerate(chunk) if _starts_like_jpeg(p)]
+                    names = tf.constant([os.fsencode(chunk[i]) for i in jpegs], tf.string)
+                    decoded = check(names, cap).numpy().tolist() if jpegs else []
                     if self._stop:
                         return
-                    self._advance(start, decoded.tolist(), start + len(chunk))
+                    self._advance(start, [jpegs[i] for i in decoded], start + len(chunk))
             self._advance(0, [], self._count)
         except BaseException as e:  # re-raised in the caller's thread by progress()
             self._error = e
@@ -103,6 +107,14 @@ class DecodeChecks:
         self._stop = True
 
 
+def _starts_like_jpeg(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False  # the scan reports why
+
+
 @functools.cache
 def _checker(parallelism: int):
     """The check as one graph function, traced once per process and parallelism.
@@ -119,9 +131,12 @@ def _checker(parallelism: int):
 
     def decodes(position: tf.Tensor, path: tf.Tensor, max_pixels: tf.Tensor) -> tf.Tensor:
         contents = tf.io.read_file(path)
-        # Errors drop the element (ignore_errors below): a file that is not a JPEG
-        # fails here, one over the cap fails the assertion before any decode runs.
-        shape = tf.io.extract_jpeg_shape(contents, output_type=tf.int64)
+        # Errors drop the element (ignore_errors below): a file that is no longer a
+        # JPEG fails the first assertion (libjpeg would print a line for it), one over
+        # the cap the second, before any decode runs.
+        jpeg = tf.debugging.assert_equal(tf.io.is_jpeg(contents), True)
+        with tf.control_dependencies([jpeg]):
+            shape = tf.io.extract_jpeg_shape(contents, output_type=tf.int64)
         within = tf.debugging.assert_less_equal(shape[0] * shape[1], max_pixels)
         with tf.control_dependencies([within]):
             # Gray output: every component is still entropy-decoded (the bitstream

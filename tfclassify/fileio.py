@@ -37,4 +37,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """UTF-8; a file name that is not UTF-8 (its bytes held as surrogates, as
+    os.listdir gives them) is written as its original bytes, so a report still
+    names the file as it is on disk."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))

@@ -8,9 +8,12 @@ the same code runs in a thread pool and in a Beam DoFn.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import threading
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -76,6 +79,9 @@ class Inspected:
 class _Skip(Exception):
     def __init__(self, code: str, detail: str):
         super().__init__(f"{code}: {detail}")
+
+
+HEAD_BYTES = 16  # enough for every signature `sniff` knows
 
 
 def sniff(head: bytes) -> str | None:
@@ -177,15 +183,48 @@ def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
     return out.getvalue()
 
 
+_pillow_limit_lock = threading.Lock()
+_pillow_limit_users = 0
+_pillow_limit_saved: int | None = None
+
+
+@contextlib.contextmanager
+def _pillow_limit_lifted() -> Iterator[None]:
+    """Pillow's decompression-bomb limit off while a header is parsed, so our own
+    `max_pixels` decides, even above Pillow's limit (2 x 89,478,485 pixels).
+
+    The limit is a process-wide setting: the converter's threads share one lift,
+    restored when the last leaves. It is lifted only to read a header, and every
+    image opened here is checked against max_pixels before any pixel is decoded.
+    """
+    global _pillow_limit_users, _pillow_limit_saved
+    with _pillow_limit_lock:
+        if _pillow_limit_users == 0:
+            _pillow_limit_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _pillow_limit_users += 1
+    try:
+        yield
+    finally:
+        with _pillow_limit_lock:
+            _pillow_limit_users -= 1
+            if _pillow_limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _pillow_limit_saved
+
+
 def _open(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # Our own max_pixels check replaces Pillow's bomb warning (a global setting).
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             # Only the sniffed format's plugin: Pillow need not try the others.
-            im = Image.open(io.BytesIO(data), formats=[fmt.upper()])
-        except Image.DecompressionBombError as e:
-            raise _Skip(TOO_LARGE, f"header refused before decoding ({e})") from e
+            try:
+                im = Image.open(io.BytesIO(data), formats=[fmt.upper()])
+            except Image.DecompressionBombError:
+                # Over Pillow's limit: read the header again without it, for the size
+                # that max_pixels (which may be higher) decides on.
+                with _pillow_limit_lifted():
+                    im = Image.open(io.BytesIO(data), formats=[fmt.upper()])
         except Image.UnidentifiedImageError as e:
             # Its message names the in-memory file object (an address): not in reports.
             raise _Skip(UNDECODABLE, f"cannot read image header (not a valid {fmt})") from e
@@ -330,13 +369,17 @@ def _inspect_plain_jpeg(data: bytes, cfg: ImageConfig) -> Inspected | None:
     return Inspected(format="jpeg", height=height, width=width, channels=components)
 
 
-def inspect(data: bytes, cfg: ImageConfig) -> Inspected:
-    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason)."""
-    quick = inspect_without_pillow(data, cfg)
+def inspect(data: bytes, cfg: ImageConfig, reencode: str = "") -> Inspected:
+    """Classify one file's bytes: keep, convert (with new bytes) or skip (with reason).
+
+    `reencode`: why the file must not be kept as-is even if Pillow reads it (TF's
+    decoder rejected it): then it is decoded by Pillow and written anew, or skipped.
+    """
+    quick = refuse_by_head(data) if reencode else inspect_without_pillow(data, cfg)
     if quick is not None:
         return quick
     try:
-        return _inspect_with_pillow(data, sniff(data[:16]) or "", cfg)
+        return _inspect_with_pillow(data, sniff(data[:16]) or "", cfg, reencode)
     except _Skip as e:
         return Inspected(skip_reason=str(e))
 
@@ -347,22 +390,31 @@ def inspect_without_pillow(data: bytes, cfg: ImageConfig) -> Inspected | None:
 
     The converter runs this inline and hands only the None cases to its threads.
     """
+    refused = refuse_by_head(data)
+    if refused is not None:
+        return refused
     try:
-        if not data:
-            raise _Skip(EMPTY, "zero-byte file")
-        fmt = sniff(data[:16])
-        if fmt is None:
-            raise _Skip(NOT_IMAGE, "content is not a recognised image format")
-        if fmt == "jpeg" and cfg.validate != "full":  # full: Pillow decodes it
+        if sniff(data[:16]) == "jpeg" and cfg.validate != "full":  # full: Pillow decodes it
             return _inspect_plain_jpeg(data, cfg)
         return None
     except _Skip as e:
         return Inspected(skip_reason=str(e))
 
 
-def _inspect_with_pillow(data: bytes, fmt: str, cfg: ImageConfig) -> Inspected:
+def refuse_by_head(head: bytes) -> Inspected | None:
+    """The skip verdict a file's first bytes (HEAD_BYTES suffice) already give: empty,
+    or not an image. The scan reads the rest of a file only when this is None, so a
+    stray video or archive in the corpus is not read whole."""
+    if not head:
+        return Inspected(skip_reason=f"{EMPTY}: zero-byte file")
+    if sniff(head[:16]) is None:
+        return Inspected(skip_reason=f"{NOT_IMAGE}: content is not a recognised image format")
+    return None
+
+
+def _inspect_with_pillow(data: bytes, fmt: str, cfg: ImageConfig, reencode: str = "") -> Inspected:
     im = _open(data, fmt, cfg.max_pixels)
-    why = _why_convert(im, fmt, data)
+    why = _why_convert(im, fmt, data) or reencode
     out_fmt = cfg.image_format
     if out_fmt == "keep":
         out_fmt = "jpeg" if fmt == "jpeg" else "png"

@@ -113,7 +113,11 @@ class ConvertOptions:
 
     @property
     def workers(self) -> int:
-        return self.num_workers or os.cpu_count() or 1
+        from tfclassify import runtime  # it imports this module
+
+        # The CPUs this process may run on (a container's or taskset's share), not
+        # the machine's.
+        return self.num_workers or runtime.available_cpus()
 
     @property
     def shard_bytes(self) -> int:

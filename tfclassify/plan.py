@@ -42,7 +42,9 @@ class Shard:
 
 
 def assign_splits(items: Sequence[Item], validation_fraction: float, seed: int) -> list[Item]:
-    """Moves round(n * fraction) of each class of `train` to `validation` (stratified)."""
+    """Moves round(n * fraction) of each class of `train` to `validation` (stratified),
+    keeping at least one image of every class in `train`: a class the model never
+    trains on cannot be learned, whatever its validation score says."""
     if validation_fraction <= 0:
         return list(items)
     by_class: dict[int, list[Item]] = defaultdict(list)
@@ -52,7 +54,7 @@ def assign_splits(items: Sequence[Item], validation_fraction: float, seed: int) 
     for label in sorted(by_class):
         group = sorted(by_class[label], key=lambda it: it.key)
         random.Random(f"{seed}/validation/{label}").shuffle(group)
-        n_val = round(len(group) * validation_fraction)
+        n_val = min(round(len(group) * validation_fraction), len(group) - 1)
         out.extend(dataclasses.replace(it, split=VALIDATION) for it in group[:n_val])
         out.extend(group[n_val:])
     return out

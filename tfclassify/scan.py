@@ -94,6 +94,10 @@ def make_record(
     )
 
 
+_FIRST_READ = 1 << 18
+_TF_REJECTED = "TF's JPEG decoder rejects it"
+
+
 def _scan_one(
     key: int,
     source: sources.Source,
@@ -101,6 +105,7 @@ def _scan_one(
     cfg: images.ImageConfig,
     work: str,
     quick_cfg: images.ImageConfig | None = None,
+    reencode: str = "",
 ) -> _Scan | Callable[[], _Scan]:
     """The journal line for one file and its serialized record (None if skipped);
     or, when the verdict needs Pillow work (decoding, converting), a function that
@@ -108,21 +113,30 @@ def _scan_one(
 
     `quick_cfg`: what the Pillow-free verdict checks (default: `cfg`). With
     validate=full, validate="none": a plain JPEG's decode is left to `decode_check`,
-    and the caller must confirm the verdict.
+    and the caller must confirm the verdict. `reencode`: see `images.inspect`.
     """
     if source.problem:
         return Scanned(key, skip=source.problem), None
     try:
         with open(source.path, "rb") as f:
             st = os.fstat(f.fileno())
-            data = f.read()
+            # One read takes all of a typical image; the rest only if its first bytes
+            # are an image's (a stray multi-GB video is not read whole).
+            data = f.read(_FIRST_READ)
+            refused = images.refuse_by_head(data[: images.HEAD_BYTES])
+            if refused is None and len(data) == _FIRST_READ:
+                data += f.read()
     except FileNotFoundError:
         return Scanned(key, skip=f"{images.MISSING}: file not found"), None
     except OSError as e:
         return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}"), None
-    result = images.inspect_without_pillow(data, quick_cfg or cfg)
+    result = refused
+    if result is None and not reencode:
+        result = images.inspect_without_pillow(data, quick_cfg or cfg)
     if result is None:
-        return lambda: _scanned(key, source, label, st, data, images.inspect(data, cfg), work)
+        return lambda: _scanned(
+            key, source, label, st, data, images.inspect(data, cfg, reencode), work
+        )
     return _scanned(key, source, label, st, data, result, work)
 
 
@@ -353,7 +367,13 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
         quick_cfg = dataclasses.replace(cfg, validate="none")
 
         def rescan(key: int) -> _Scan:
-            return _done(_scan_one(key, listing.sources[key], job.label(key), cfg, work))
+            # TF could not decode it: Pillow decides, and a JPEG Pillow reads is stored
+            # re-encoded, never as the bytes TF's reader would fail on.
+            return _done(
+                _scan_one(
+                    key, listing.sources[key], job.label(key), cfg, work, reencode=_TF_REJECTED
+                )
+            )
 
         paths = [listing.sources[k].path for k in todo]
         checks = decode_check.DecodeChecks(paths, cfg.max_pixels, options.num_workers)

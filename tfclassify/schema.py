@@ -131,7 +131,8 @@ def parse(serialized: bytes) -> Record:
         format=b(FORMAT).decode(),
         label=i(LABEL),
         text=b(TEXT).decode("utf-8"),
-        filename=b(FILENAME).decode("utf-8"),
+        # Written with surrogateescape: a file name that is not UTF-8 comes back as it was.
+        filename=b(FILENAME).decode("utf-8", "surrogateescape"),
         height=i(HEIGHT),
         width=i(WIDTH),
         channels=i(CHANNELS),

@@ -81,14 +81,18 @@ class _Follower:
 
 
 def write_shard(
-    path: str, records: Iterable[bytes], before_commit: Callable[[], None] | None = None
+    path: str,
+    records: Iterable[bytes],
+    before_commit: Callable[[], None] | None = None,
+    expected_bytes: int | None = None,
 ) -> ShardResult:
     """Writes serialized records to `path` atomically; returns what was written.
 
     TF's writer neither fsyncs nor hashes: every _SYNC_BYTES the writer is flushed
     and a _Follower hashes and syncs the new bytes while the next ones are written.
-    The rename happens only after the whole file is durable, and after
-    `before_commit()` returns: if it raises, the temporary file is removed.
+    The rename happens only after the whole file is durable, holds `expected_bytes`
+    (when given: the plan's size), and `before_commit()` has returned: if any of
+    these fails, the temporary file is removed and nothing has the final name.
     """
     import tensorflow as tf
 
@@ -109,6 +113,11 @@ def write_shard(
             size = os.path.getsize(tmp)
             if size != written:
                 raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
+            if expected_bytes is not None and size != expected_bytes:
+                raise DataError(
+                    f"{os.path.basename(path)}: wrote {size} bytes, planned {expected_bytes}; "
+                    "an input changed during conversion"
+                )
             if before_commit is not None:
                 before_commit()
             digest = follower.finish(size)

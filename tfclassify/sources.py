@@ -11,11 +11,19 @@ import csv
 import dataclasses
 import hashlib
 import os
+import re
 
 from tfclassify.errors import InputError
 
 SPLIT_DIRS = ("train", "validation", "val", "test")
+# Folder names that are spellings of a canonical split name.
+_SPLIT_ALIASES = {"val": "validation"}
 DEFAULT_SPLIT = "train"
+# A split is part of every shard's file name (`{name}-{split}.tfrecord-...`): no
+# separators, no '-' (which ends the name part when a shard name is parsed back).
+_SPLIT_RE = re.compile(r"^[A-Za-z0-9_]+$")
+NOT_REGULAR = "unsupported: not a regular file"
+OUTSIDE_CLASS = "outside_class: file is not inside a class folder"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +59,36 @@ def _visible(name: str) -> bool:
     return not name.startswith(".")
 
 
-def _walk_files(top: str) -> list[str]:
+def _walk_files(top: str, _seen: frozenset[tuple[int, int]] = frozenset()) -> list[tuple[str, str]]:
+    """(path, problem) for every visible non-directory below `top`, in sorted order.
+
+    Named pipes, sockets and devices are listed with a problem: opening a pipe
+    would block the scan forever, and each must still be accounted for. scandir's
+    entry types come with the directory listing: no stat per file. Linked
+    directories are followed (corpora are often assembled with links), except
+    into a directory already on the path, which would never end.
+    """
+    st = os.stat(top)
+    seen = _seen | {(st.st_dev, st.st_ino)}
     found = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if _visible(d))
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if _visible(f))
+    for entry in sorted(os.scandir(top), key=lambda e: e.name):
+        if not _visible(entry.name):
+            continue
+        if entry.is_dir():
+            inner = entry.stat()
+            if (inner.st_dev, inner.st_ino) not in seen:
+                found.extend(_walk_files(entry.path, seen))
+        else:
+            found.append((entry.path, "" if _is_file(entry) else NOT_REGULAR))
     return found
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """A regular file or a link to one; a dangling link counts (reported as missing)."""
+    try:
+        return entry.is_file() or not os.path.exists(entry.path)
+    except OSError:
+        return True
 
 
 def _rel(path: str, root: str) -> str:
@@ -73,34 +105,72 @@ def list_folder(input_dir: str) -> Listing:
     if not os.path.isdir(root):
         raise InputError(f"input_dir not found or not a directory: {input_dir}")
     top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e.name))
-    presplit = bool(top_dirs) and all(d in SPLIT_DIRS for d in top_dirs)
-    split_roots = (
-        [(d, os.path.join(root, d)) for d in top_dirs] if presplit else [(DEFAULT_SPLIT, root)]
-    )
+    presplit = _is_split_layout(input_dir, top_dirs)
     sources: list[Source] = []
     labels: set[str] = set()
-    for split, split_root in split_roots:
-        for entry in sorted(os.scandir(split_root), key=lambda e: e.name):
-            if not _visible(entry.name):
-                continue
-            if entry.is_dir():
-                labels.add(entry.name)
-                sources.extend(
-                    Source(p, _rel(p, root), entry.name, split) for p in _walk_files(entry.path)
-                )
-            elif entry.is_file():
-                sources.append(
-                    Source(
-                        entry.path,
-                        _rel(entry.path, root),
-                        "",
-                        split,
-                        "outside_class: file is not inside a class folder",
-                    )
-                )
+    if presplit:
+        _list_classes(root, root, DEFAULT_SPLIT, sources, labels, classes=False)
+        for d in top_dirs:
+            _list_classes(root, os.path.join(root, d), _SPLIT_ALIASES.get(d, d), sources, labels)
+    else:
+        _list_classes(root, root, DEFAULT_SPLIT, sources, labels)
     if not labels:
         raise InputError(f"no class folders found in {input_dir}")
     return Listing(root, tuple(sources), tuple(sorted(labels)), presplit)
+
+
+def _is_split_layout(input_dir: str, top_dirs: list[str]) -> bool:
+    """Whether the top folders are splits. A mix of split and other folders is
+    refused: read as classes, `train/` and `validation/` would label every image wrong."""
+    splits = [d for d in top_dirs if d in SPLIT_DIRS]
+    if not splits:
+        return False
+    others = [d for d in top_dirs if d not in SPLIT_DIRS]
+    if others:
+        raise InputError(
+            f"{input_dir} mixes split folders {splits} with other folders {others}: put "
+            "every class folder inside a split folder (or, to use these names as classes, "
+            "list the files in a manifest)"
+        )
+    canonical = [_SPLIT_ALIASES.get(d, d) for d in splits]
+    if len(set(canonical)) < len(canonical):
+        raise InputError(f"{input_dir} has both val/ and validation/ folders: merge them")
+    return True
+
+
+def _list_classes(
+    root: str,
+    folder: str,
+    split: str,
+    sources: list[Source],
+    labels: set[str],
+    classes: bool = True,
+) -> None:
+    """Appends the files below `folder`: its subfolders are classes (when `classes`),
+    files directly inside it are outside any class."""
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not _visible(entry.name):
+            continue
+        if not entry.is_dir():
+            sources.append(Source(entry.path, _rel(entry.path, root), "", split, OUTSIDE_CLASS))
+        elif classes:
+            labels.add(_label_text(entry.name, entry.path))
+            sources.extend(
+                Source(p, _rel(p, root), entry.name, split, problem)
+                for p, problem in _walk_files(entry.path)
+            )
+
+
+def _label_text(name: str, path: str) -> str:
+    """A class folder's name is the label text stored in every record and in
+    labels.txt: it must be text (a name in another encoding than UTF-8 is not)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"class folder name is not valid UTF-8: {os.fsencode(path)!r}; rename it"
+        ) from None
+    return name
 
 
 def list_manifest(manifest: str) -> Listing:
@@ -112,25 +182,22 @@ def list_manifest(manifest: str) -> Listing:
     if not os.path.isfile(manifest):
         raise InputError(f"manifest not found: {manifest}")
     root = os.path.dirname(os.path.abspath(manifest))
-    with open(manifest, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in ("path", "label") if c not in header]
-        if missing:
-            raise InputError(
-                f"manifest {manifest} is missing column(s) {missing}; header is {header} "
-                "(expected path,label[,split])"
-            )
-        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+    header, rows = _read_manifest(manifest)
     sources: list[Source] = []
     seen: dict[str, int] = {}
-    presplit = "split" in header
+    # A split column left empty everywhere has not split anything.
+    presplit = any(row.get("split") for row in rows)
     for line, row in enumerate(rows, start=2):
         if not row["path"]:
             raise InputError(f"manifest {manifest} line {line}: empty path")
         if not row["label"]:
             raise InputError(f"manifest {manifest} line {line}: empty label for {row['path']}")
         split = row.get("split") or DEFAULT_SPLIT
+        if not _SPLIT_RE.match(split):
+            raise InputError(
+                f"manifest {manifest} line {line}: split {split!r} is not a valid split name "
+                "(letters, digits and _ only: it becomes part of the shard file names)"
+            )
         path = os.path.normpath(os.path.join(root, row["path"]))
         if os.path.commonpath([root, path]) != root:
             raise InputError(
@@ -148,3 +215,27 @@ def list_manifest(manifest: str) -> Listing:
         raise InputError(f"manifest {manifest} lists no files")
     labels = tuple(sorted({s.label for s in sources}))
     return Listing(root, tuple(sources), labels, presplit)
+
+
+def _read_manifest(manifest: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows (stripped) of a manifest; any way it cannot be read is an InputError."""
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in ("path", "label") if c not in header]
+            if missing:
+                raise InputError(
+                    f"manifest {manifest} is missing column(s) {missing}; header is {header} "
+                    "(expected path,label[,split])"
+                )
+            rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"manifest {manifest} is not UTF-8 text (byte {e.start}): save it as UTF-8 CSV"
+        ) from None
+    except csv.Error as e:
+        raise InputError(f"manifest {manifest} is not a valid CSV file: {e}") from None
+    except OSError as e:
+        raise InputError(f"cannot read manifest {manifest}: {e.strerror or e}") from None
+    return header, rows
