@@ -108,6 +108,8 @@ class DecodeChecks:
 
 
 def _starts_like_jpeg(path: str) -> bool:
+    if not path:  # not to be opened (see scan)
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(3) == b"\xff\xd8\xff"

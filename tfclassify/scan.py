@@ -375,7 +375,8 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
                 )
             )
 
-        paths = [listing.sources[k].path for k in todo]
+        # A source with a listing problem (a named pipe, say) is never opened: no path.
+        paths = ["" if listing.sources[k].problem else listing.sources[k].path for k in todo]
         checks = decode_check.DecodeChecks(paths, cfg.max_pixels, options.num_workers)
         pending = Pending(checks, len(scanned), rescan, journal)
     progress = Progress(len(listing.sources), "scan", options.quiet)

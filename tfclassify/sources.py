@@ -74,13 +74,22 @@ def _walk_files(top: str, _seen: frozenset[tuple[int, int]] = frozenset()) -> li
     for entry in sorted(os.scandir(top), key=lambda e: e.name):
         if not _visible(entry.name):
             continue
-        if entry.is_dir():
+        if _is_dir(entry):
             inner = entry.stat()
             if (inner.st_dev, inner.st_ino) not in seen:
                 found.extend(_walk_files(entry.path, seen))
         else:
             found.append((entry.path, "" if _is_file(entry) else NOT_REGULAR))
     return found
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """False for a link that cannot be followed (a loop, say): the scan then reports
+    it as unreadable instead of the listing failing."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _is_file(entry: os.DirEntry) -> bool:
@@ -104,7 +113,7 @@ def list_folder(input_dir: str) -> Listing:
     root = os.path.abspath(input_dir)
     if not os.path.isdir(root):
         raise InputError(f"input_dir not found or not a directory: {input_dir}")
-    top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e.name))
+    top_dirs = sorted(e.name for e in os.scandir(root) if _is_dir(e) and _visible(e.name))
     presplit = _is_split_layout(input_dir, top_dirs)
     sources: list[Source] = []
     labels: set[str] = set()
@@ -151,7 +160,7 @@ def _list_classes(
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not _visible(entry.name):
             continue
-        if not entry.is_dir():
+        if not _is_dir(entry):
             sources.append(Source(entry.path, _rel(entry.path, root), "", split, OUTSIDE_CLASS))
         elif classes:
             labels.add(_label_text(entry.name, entry.path))

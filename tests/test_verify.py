@@ -1,0 +1,128 @@
+"""`python -m tfclassify.verify` and `verify()`: every way a converted dataset can stop
+matching its dataset.json fails loudly, naming the shard to look at.
+
+(A whole-file sha256 mismatch is covered in test_convert.py.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+from test_convert import opts, run_cli
+
+from tfclassify import convert, metadata, testing
+from tfclassify.errors import DataError
+from tfclassify.verify import verify
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> str:
+    """One small conversion with several train shards, made once; tests edit copies."""
+    root = tmp_path_factory.mktemp("verify")
+    testing.make_class_tree(root / "in", classes=("a", "b"), per_class=6, seed=3, max_side=48)
+    info = convert(
+        opts(root, input_dir=str(root / "in"), shard_size_mb=0.01, num_workers=1),
+    )
+    assert len(info.split("train").shards) >= 2, "need a second shard to corrupt"
+    return info.directory
+
+
+@pytest.fixture()
+def dataset(pristine, tmp_path) -> str:
+    """A private copy of the converted dataset that the test may damage."""
+    return shutil.copytree(pristine, tmp_path / "ds").as_posix()
+
+
+def load_json(directory: str) -> dict:
+    with open(os.path.join(directory, metadata.METADATA_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def save_json(directory: str, d: dict) -> None:
+    with open(os.path.join(directory, metadata.METADATA_FILE), "w", encoding="utf-8") as f:
+        json.dump(d, f, indent=2)
+
+
+def second_shard(d: dict) -> dict:
+    """The dataset.json entry of train shard 1 (not the first: errors must name the
+    shard they are about, not just stop at whichever comes first)."""
+    return d["splits"]["train"]["shards"][1]
+
+
+def error_line(directory: str) -> str:
+    """Runs the verify CLI; asserts a user error (exit 2, one `error:` line, no
+    traceback) and returns that line."""
+    p = run_cli("tfclassify.verify", directory)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and p.stderr.strip().splitlines()[-1] == lines[0], p.stderr
+    return lines[0]
+
+
+def test_pristine_copy_verifies(dataset):
+    """Baseline: the copies the other tests damage are valid to begin with."""
+    info = verify(dataset)
+    assert info.accepted == 12 and len(info.split("train").shards) >= 2
+
+
+def test_record_count_mismatch_in_dataset_json(dataset):
+    """A shard whose bytes are intact but whose num_examples in dataset.json is wrong:
+    only counting the records finds it."""
+    d = load_json(dataset)
+    entry = second_shard(d)
+    real = entry["num_examples"]
+    entry["num_examples"] = real + 1
+    save_json(dataset, d)
+    bad = os.path.join(dataset, entry["file"])
+    line = error_line(dataset)
+    assert bad in line and f"{real} records != {real + 1}" in line
+    with pytest.raises(DataError, match=f"{entry['file']}: {real} records"):
+        verify(dataset)
+
+
+def test_total_count_mismatch_in_dataset_json(dataset):
+    """Shards all fine, but the totals promise more records than they hold."""
+    d = load_json(dataset)
+    d["totals"]["accepted"] += 1
+    d["totals"]["files_found"] += 1  # keep accepted + skipped = found: only the count is off
+    save_json(dataset, d)
+    with pytest.raises(DataError, match="shards hold 12 records, dataset.json says 13"):
+        verify(dataset)
+
+
+def test_missing_shard(dataset):
+    d = load_json(dataset)
+    bad = os.path.join(dataset, second_shard(d)["file"])
+    os.remove(bad)
+    assert error_line(dataset) == f"error: {bad}: shard missing"
+    with pytest.raises(DataError, match="shard missing"):
+        verify(dataset)
+
+
+def test_crc_error_behind_matching_size_and_sha256(dataset):
+    """A flipped byte inside a record, with dataset.json's size and sha256 updated to
+    the damaged file (as a careless re-hash would): only the per-record CRC check
+    (TF's reader) is left to catch it."""
+    d = load_json(dataset)
+    entry = second_shard(d)
+    bad = os.path.join(dataset, entry["file"])
+    with open(bad, "rb") as f:
+        data = bytearray(f.read())
+    length = int.from_bytes(data[:8], "little")  # first record's framing: u64 length
+    assert 12 + length + 4 <= len(data)
+    data[12 + length // 2] ^= 0x01  # a payload byte of record 0, not its framing
+    with open(bad, "wb") as f:
+        f.write(data)
+    entry["num_bytes"] = len(data)
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    save_json(dataset, d)
+    line = error_line(dataset)
+    assert bad in line and "record 0" in line, line
+    assert "sha256" not in line  # the per-record CRC caught it, not a hash
+    with pytest.raises(DataError, match="record 0"):
+        verify(dataset)
