@@ -357,6 +357,12 @@ def test_kill_and_resume(tmp_path, phase):
     else:
         _kill_when(proc, lambda: (work / "done").is_dir() and len(os.listdir(work / "done")) >= 2)
     assert not (out / "dataset.json").exists()
+    # Whatever has a final shard name at the moment of the kill is complete: the
+    # same bytes as the clean run's shard of that name.
+    finished = {f: os.stat(out / f) for f in os.listdir(out) if schema.parse_shard_name(f)}
+    assert (phase == "write") == bool(finished)
+    for f in finished:
+        assert filecmp.cmp(out / f, os.path.join(clean, f), shallow=False), f
     with pytest.raises(OutputError, match="--resume"):
         convert(opts(tmp_path, output_dir=str(out), **common))
     p = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
@@ -365,6 +371,9 @@ def test_kill_and_resume(tmp_path, phase):
     assert sorted(os.listdir(out)) == sorted(os.listdir(clean))
     match, mismatch, errors = filecmp.cmpfiles(clean, out, os.listdir(clean), shallow=False)
     assert mismatch == [] and errors == []
+    for f, before in finished.items():  # kept, not written again
+        after = os.stat(out / f)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), f
 
 
 def test_resume_refuses_changed_options(tmp_path, class_tree):
