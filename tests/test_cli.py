@@ -20,3 +20,19 @@ def test_tensorflow_info_lines_are_quieted_unless_verbosity_is_given(monkeypatch
     monkeypatch.setattr(flags.FLAGS["verbosity"], "present", 1)  # the user asked for a level
     cli.quiet_tensorflow_info()
     assert logger.level == logging.NOTSET
+
+
+def test_system_errors_about_a_path_are_one_line(capsys):
+    def unwritable():
+        raise PermissionError(13, "Permission denied", "/data/out")
+
+    assert cli.exit_status(unwritable) == 1
+    assert capsys.readouterr().err == "error: Permission denied: /data/out\n"
+
+    def bug():
+        raise OSError("something else")  # no path: a traceback is more useful
+
+    import pytest
+
+    with pytest.raises(OSError, match="something else"):
+        cli.exit_status(bug)

@@ -44,7 +44,9 @@ def thread_options(fv: Any, **extra: Any) -> Any:
 
 
 def exit_status(fn: Callable[[], int | None]) -> int:
-    """Runs `fn`, turning user errors into one line on stderr and exit status 2."""
+    """Runs `fn`, turning user errors into one line on stderr and exit status 2, and
+    errors of the system (a folder that may not be written, a full disk) into one
+    line naming the path and exit status 1: neither is a bug, so no traceback."""
     from absl import flags
 
     try:
@@ -52,6 +54,11 @@ def exit_status(fn: Callable[[], int | None]) -> int:
     except (TfclassifyError, flags.Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path: more likely a bug, keep its trace
+            raise
+        print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return 1
 
 
 def run(prog: str, fv: Any, argv: list[str] | None, body: Callable[[Any], int | None]) -> int:
