@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -62,3 +63,28 @@ def test_workdir_with_another_corpus_size_is_refused(tmp_path):
     testing.make_photo_corpus(str(tmp_path / "images"), num_images=6)
     with pytest.raises(SystemExit, match="holds a corpus of 6 images, not 8"):
         bench._prepare(bench.BenchConfig(workdir=str(tmp_path), num_images=8))
+
+
+def test_keras_subset_holds_the_images_the_modes_read(tmp_path):
+    """Keras must decode the images the tfclassify modes read (the reader's first
+    records), not the first files by name, which are mostly one class."""
+    import tfclassify
+    from tfclassify import metadata, testing
+    from tfclassify.options import ConvertOptions, InferOptions
+
+    images, full = str(tmp_path / "images"), str(tmp_path / "full")
+    testing.make_photo_corpus(images, num_images=12, width=96, height=72)
+    tfclassify.convert(ConvertOptions(input_dir=images, output_dir=full, quiet=True))
+    model = bench._save_model("small_cnn", 64, metadata.load(full).labels, str(tmp_path / "m"))
+    predictor = tfclassify.Predictor.load(model)
+    root = tmp_path / "keras"
+    (root / "stale").mkdir(parents=True)  # what an earlier run left is replaced
+
+    files = bench._keras_subset(predictor, {"images": images, "full": full}, str(root), 5, 4)
+    read = tfclassify.infer(predictor, full, InferOptions(mode="sequential", max_images=5)).keys
+    assert [os.path.relpath(f, root) for f in files] == read
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg")) == sorted(read)
+    assert not (root / "stale").exists()
+    assert all(
+        os.path.samefile(f, os.path.join(images, k)) for f, k in zip(files, read, strict=True)
+    )

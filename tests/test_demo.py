@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -24,8 +25,13 @@ def run_demo(*args: str) -> subprocess.CompletedProcess:
 
 
 def read_predictions(out: str, mode: str) -> list[dict[str, str]]:
-    with open(os.path.join(out, f"predictions_{mode}.csv"), encoding="utf-8") as f:
+    with open(os.path.join(out, "predictions", mode, "predictions.csv"), encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def read_summary(out: str, mode: str) -> dict:
+    with open(os.path.join(out, "predictions", mode, "summary.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def accuracy(rows: list[dict[str, str]]) -> float:
@@ -51,6 +57,10 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
     assert all(r["true_label"] for r in rows["pipelined"])
     for mode in MODES:
         assert float(table[mode][1]) == pytest.approx(accuracy(rows[mode]), abs=5e-4)
+        # Each mode's own summary, beside its own predictions.
+        summary = read_summary(out, mode)
+        assert (summary["mode"], summary["count"]) == (mode, n)
+        assert summary["top1_accuracy"] == pytest.approx(accuracy(rows[mode]))
 
     # A second run replaces the demo's own folder; any other folder is refused.
     assert run_demo("--output_dir", out, "--per_class", "8", "--epochs", "1").returncode == 0

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from recordlib import save_dataset_info
+from recordlib import make_record, read_file, save_dataset_info, shard_info, write_file, write_shard
 
-from tfclassify import metadata
-from tfclassify.errors import InputError, OptionsError
+from tfclassify import metadata, schema
+from tfclassify.errors import DataError, InputError, OptionsError
 from tfclassify.infer import infer
-from tfclassify.options import InferOptions
+from tfclassify.options import InferOptions, ReadOptions
 from tfclassify.predictor import Predictor
 
 # The package binds `tfclassify.infer` to the function; the module holds main().
 infer_mod = importlib.import_module("tfclassify.infer")
 
 LABELS = ("circle", "square", "triangle")
+MODES = ("sequential", "batch", "pipelined")
 SIZE = 16
 N = 11  # not a multiple of the batch size: the short last batch must work too
+# More records per shard than the reader parses at a time (16), so that the reader's
+# interleaving of shards is not their file order.
+SHARDS, PER_SHARD = 3, 20
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +169,7 @@ def test_writers(predictor, tmp_path, ext):
     assert summary["count"] == N and summary["mode"] == "batch" and summary["top_k"] == 2
     assert "threads" in summary and summary["top1_accuracy"] == r.top1_accuracy
     assert summary["frozen"] is True  # Predictor.load's default
+    assert summary["skipped_records"] is None  # a caller's pipeline: not counted
 
 
 # ---------------------------------------------------------------- directory datasets
@@ -183,11 +190,129 @@ def test_three_modes_same_predictions_on_a_converted_dataset(model_dir, dataset_
     ref = _by_key(results[0])
     assert results[0].split == "validation" and results[0].count == 3 * len(LABELS)
     for r in results[1:]:
-        assert sorted(r.keys) == sorted(ref)
+        assert r.keys == results[0].keys
         for key, probs in _by_key(r).items():
             np.testing.assert_allclose(probs, ref[key], atol=1e-5)
     assert results[0].num_labeled == results[0].count
     assert results[0].top1_accuracy is not None
+    assert all(r.skipped_records == 0 for r in results)
+
+
+def _write_shards(root: str, bad: str | None) -> str:
+    """SHARDS shards of PER_SHARD records and their dataset.json. `bad` spoils record 5
+    of the second shard: "image" (undecodable, valid CRC) or "crc" (a flipped byte).
+
+    Returns the second shard's path.
+    """
+    infos, paths = [], []
+    for s in range(SHARDS):
+        path = os.path.join(root, schema.shard_name("data", "validation", s, SHARDS))
+        records = [
+            make_record(i, 20, 24, "png" if i % 2 else "jpeg", seed=s + 1) for i in range(PER_SHARD)
+        ]
+        if bad == "image" and s == 1:
+            records[5] = dataclasses.replace(records[5], encoded=b"\xff\xd8\xff" + b"\0" * 64)
+        write_shard(path, records)
+        if bad == "crc" and s == 1:
+            raw = bytearray(read_file(path))
+            raw[raw.index(records[5].encoded[40:80])] ^= 0xFF
+            write_file(path, raw)
+        infos.append(shard_info(path, PER_SHARD))
+        paths.append(path)
+    split = metadata.SplitInfo("validation", tuple(infos))
+    save_dataset_info(root, {"validation": split}, labels=LABELS)
+    return paths[1]
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    """Factory: (dataset dir, its second shard) with record 5 of that shard spoilt by `bad`."""
+    made: dict[str | None, tuple[str, str]] = {}
+
+    def make(bad: str | None = None) -> tuple[str, str]:
+        if bad not in made:
+            root = str(tmp_path_factory.mktemp(f"sharded_{bad}"))
+            made[bad] = root, _write_shards(root, bad)
+        return made[bad]
+
+    return make
+
+
+@pytest.mark.parametrize("skip_errors", [False, True])
+def test_every_mode_reads_the_same_records_in_the_same_order(predictor, sharded, skip_errors):
+    directory, _ = sharded()
+    read = ReadOptions(skip_errors=skip_errors)  # the reader's default and exact paths
+    results = [
+        infer(predictor, directory, InferOptions(mode=m, batch_size=4, max_images=25, read=read))
+        for m in MODES
+    ]
+    keys = results[0].keys
+    assert len(set(keys)) == 25
+    for r in results[1:]:
+        assert r.keys == keys  # max_images covers the same images, rows in the same order
+        np.testing.assert_allclose(r.probabilities, results[0].probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["image", "crc"])
+def test_a_bad_record_follows_the_readers_rules_in_every_mode(
+    predictor, sharded, bad, tmp_path, capfd
+):
+    directory, shard = sharded(bad)
+    for mode in MODES:
+        with pytest.raises(DataError, match=re.escape(shard)):
+            infer(predictor, directory, InferOptions(mode=mode, batch_size=4))
+    capfd.readouterr()
+    results = {}
+    for mode in MODES:
+        out = tmp_path / mode / "p.csv"
+        options = InferOptions(
+            mode=mode, batch_size=4, output=str(out), read=ReadOptions(skip_errors=True)
+        )
+        results[mode] = infer(predictor, directory, options)
+        assert f"tfclassify: bad record 5 of {shard}" in capfd.readouterr().err, mode
+        assert json.loads((out.parent / "summary.json").read_text())["skipped_records"] == 1
+    keys = results["sequential"].keys
+    assert len(keys) == SHARDS * PER_SHARD - 1
+    for mode, r in results.items():
+        assert r.keys == keys and r.skipped_records == 1, mode  # the same record skipped
+        assert "1 bad records skipped" in str(r)
+
+
+def test_uint8_model_gets_raw_pixels(dataset_dir, tmp_path):
+    """A uint8 input takes pixel values 0-255: cast from the reader's [0, 1] floats it
+    would be all zeros."""
+    import keras
+
+    pool = keras.layers.GlobalAveragePooling2D()
+    dense = keras.layers.Dense(len(LABELS), activation="softmax", name="probabilities")
+    floats = keras.Input((SIZE, SIZE, 3), name="image")
+    pixels = keras.Input((SIZE, SIZE, 3), dtype="uint8", name="image")
+    models = {
+        "float": keras.Model(floats, dense(pool(floats))),
+        "uint8": keras.Model(pixels, dense(pool(keras.layers.Rescaling(1 / 255)(pixels)))),
+    }
+    dense.set_weights([20 * np.eye(3, dtype=np.float32), np.zeros(3, np.float32)])
+    for name, model in models.items():
+        model.save(str(tmp_path / f"{name}.keras"))
+    (tmp_path / "labels.txt").write_text("".join(f"{t}\n" for t in LABELS))
+    uint8 = str(tmp_path / "uint8.keras")
+
+    want = infer(str(tmp_path / "float.keras"), dataset_dir, InferOptions(mode="batch"))
+    got = infer(uint8, dataset_dir, InferOptions(mode="batch"))
+    assert np.ptp(want.probabilities[:, 0]) > 0.05  # the pixels decide the output
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=5e-3)
+    with pytest.raises(OptionsError, match=r"normalize='none', dtype='uint8'") as e:
+        infer(uint8, dataset_dir, InferOptions(read=ReadOptions(normalize="unit")))
+    assert "\n" not in str(e.value)
+
+
+def test_threads_report_the_tf_data_pool_in_effect(predictor, dataset_dir, tmp_path):
+    out = tmp_path / "p.csv"
+    read = ReadOptions(private_threadpool_size=3)
+    r = infer(predictor, dataset_dir, InferOptions(read=read, output=str(out)))
+    assert r.threads["tf_data_threads"] == 3 and "tf.data 3" in str(r)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["threads"]["tf_data_threads"] == 3
 
 
 def test_cli_writes_predictions_for_a_converted_dataset(model_dir, dataset_dir, tmp_path, capsys):

@@ -89,13 +89,16 @@ def test_model_dir_resolves_to_its_saved_model(models, monkeypatch):
     assert asked == [1]  # oneDNN asked for before the load (see test_runtime)
 
 
-def test_traced_once_for_any_batch_size(models, images):
-    p = Predictor.load(models["keras"])
+@pytest.mark.parametrize("freeze", [True, False])
+def test_traced_once_for_any_batch_size(models, images, freeze):
+    p = Predictor.load(models["keras"], freeze=freeze)
+    # Counted on the call that runs: freezing traced the model's own function already.
+    assert p.trace_count == 0
     for n in (1, 5, 2):
         p.predict(images[:n])
     single = p.predict(images[0])  # one image without batch dim
     assert single.shape == (1, 3)
-    assert p.trace_count == 1
+    assert p.trace_count == 1 == p._call.experimental_get_tracing_count()
 
 
 @pytest.mark.parametrize("kind", ["saved_model", "keras"])

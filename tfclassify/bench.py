@@ -146,6 +146,34 @@ def _save_model(arch: str, size: int, labels: tuple[str, ...], out: str) -> str:
     return out
 
 
+def _keras_subset(
+    predictor: Any, dirs: dict[str, str], root: str, limit: int, batch_size: int
+) -> list[str]:
+    """Hard links under `root` to the first `limit` images the tfclassify modes read.
+
+    The keys come from the pipelined mode itself (every mode reads the same records
+    in the same order), so the Keras contenders decode the same images: not the first
+    files by name, which are mostly one class, and the per-image loop's prefix is the
+    sequential mode's. Rebuilt each run: a folder an earlier run left may hold others.
+
+    Returns:
+      The linked files, in the order the modes read them.
+    """
+    import tfclassify
+    from tfclassify.options import InferOptions
+
+    options = InferOptions(
+        batch_size=batch_size, max_images=limit, top_k=1, keep_probabilities=False
+    )
+    keys = tfclassify.infer(predictor, dirs["full"], options).keys
+    shutil.rmtree(root, ignore_errors=True)
+    files = [os.path.join(root, key) for key in keys]
+    for key, dst in zip(keys, files, strict=True):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.link(os.path.join(dirs["images"], key), dst)
+    return files
+
+
 def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
     import keras
     import numpy as np
@@ -199,18 +227,8 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         return run
 
     keras_model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
-    class_dirs = sorted(os.listdir(dirs["images"]))
-    keras_files = sorted(
-        os.path.join(dirs["images"], c, f)
-        for c in class_dirs
-        for f in os.listdir(os.path.join(dirs["images"], c))
-    )[:limit]
     keras_root = os.path.join(cfg.workdir, f"keras_subset_{limit}")
-    if not os.path.isdir(keras_root):
-        for f in keras_files:  # the same images the other contenders read
-            dst = os.path.join(keras_root, os.path.relpath(f, dirs["images"]))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.link(f, dst)
+    keras_files = _keras_subset(predictor, dirs, keras_root, limit, bs)
 
     def keras_baseline() -> int:
         ds = keras.utils.image_dataset_from_directory(

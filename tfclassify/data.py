@@ -41,7 +41,7 @@ from tfclassify.preprocess import (
     resize_target,
 )
 from tfclassify.records import ReadStats, exact_dataset, tfrecords
-from tfclassify.tfdata import plain, tf_data_options
+from tfclassify.tfdata import parallel, plain, tf_data_options
 
 __all__ = [
     "ReadStats",
@@ -259,8 +259,7 @@ def _fast_dataset(
     ds = ds.interleave(
         plain(read),
         cycle_length=min(n, options.cycle_length or runtime.available_cpus()),
-        num_parallel_calls=options.interleave_parallelism,
-        deterministic=options.deterministic,
+        **parallel(options.interleave_parallelism, options.deterministic),
     ).unbatch()
     if options.shuffle_buffer:
         # Shuffle before decoding: encoded bytes are far smaller than decoded images.
@@ -272,11 +271,7 @@ def _fast_dataset(
         return {k: v for k, v in out.items() if k != "encoded"} | {"image": image}, shard
 
     # Decode + resize per image, in parallel: the expensive stage.
-    ds = ds.map(
-        plain(decode),
-        num_parallel_calls=options.map_parallelism,
-        deterministic=options.deterministic,
-    )
+    ds = ds.map(plain(decode), **parallel(options.map_parallelism, options.deterministic))
     ds = ds.ignore_errors()
     # Batch after the per-image work: every image now has the same static shape.
     # The shard index rides along as a [B] vector, so counting costs one op a batch.

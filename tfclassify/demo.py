@@ -3,7 +3,8 @@
 generate a learnable synthetic corpus → convert to TFRecord shards → verify →
 train the small CNN → infer on the held-out split in all three modes → print a
 table of accuracy and images/s per mode. Everything is written under
---output_dir (default ./tfclassify_demo), which is replaced on each run.
+--output_dir (default ./tfclassify_demo), which is replaced on each run; each
+mode's rows and summary go to predictions/<mode>/ (predictions.csv, summary.json).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
     predictor = tfclassify.Predictor.load(model_dir)
     rows = []
     for mode in ("sequential", "batch", "pipelined"):
-        out = os.path.join(output_dir, f"predictions_{mode}.csv")
+        # A folder per mode: summary.json goes beside the predictions file, so modes
+        # sharing a folder would each overwrite the last one's summary.
+        out = os.path.join(output_dir, "predictions", mode, "predictions.csv")
         r = tfclassify.infer(
             predictor, data_dir, InferOptions(mode=mode, split="validation", output=out, top_k=2)
         )
@@ -106,8 +109,8 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
         figures[f"{mode}_accuracy"] = r.top1_accuracy
         figures[f"{mode}_images_per_s"] = r.images_per_sec
     print(
-        f"[5/5] inference on the held-out split ({rows[0][1]} images), predictions in "
-        f"{output_dir}/predictions_<mode>.csv:"
+        f"[5/5] inference on the held-out split ({rows[0][1]} images), predictions and "
+        f"summary in {output_dir}/predictions/<mode>/:"
     )
     print(f"{'mode':<12}{'top-1 accuracy':>16}{'images/s':>12}{'vs sequential':>16}")
     for mode, _, acc, ips in rows:

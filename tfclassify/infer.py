@@ -6,13 +6,18 @@ The mode changes *when* work happens, never what is computed:
   overlaps: the baseline every tutorial loop starts from.
 * `batch` - read and decode `batch_size` records into a numpy batch, then predict
   it. Model calls are batched but input and compute still alternate.
-* `pipelined` - `make_dataset` (parallel decode + prefetch) produces batch N+1 on
-  the CPU while the model computes batch N; on a GPU, `prefetch_to_device=True` also
-  copies the next batch to the device ahead of time. The model stays outside
-  tf.data (a `tf.function` with a fixed signature, traced once).
+* `pipelined` - parallel decode + prefetch produce batch N+1 on the CPU while the
+  model computes batch N; on a GPU, `prefetch_to_device=True` also copies the next
+  batch to the device ahead of time. The model stays outside tf.data (a
+  `tf.function` with a fixed signature, traced once).
 
-All three decode with the same `tfclassify.preprocess` function and call the same
-compiled model, so predictions agree (to float tolerance across batch sizes).
+On a dataset directory all three read through `make_dataset` (the first two with
+no parallel stage and no prefetch), so they read the same records in the same
+order (`max_images` covers the same images, rows come out alike), decode them with
+the same `tfclassify.preprocess` code, and follow the reader's bad-record rules: an
+error naming the shard by default, a counted and logged skip with `skip_errors`.
+All call the same compiled model, so predictions agree (to float tolerance across
+batch sizes).
 
 Usage:
   result = infer("model_dir", "dataset_dir", InferOptions(mode="pipelined"))
@@ -26,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +41,7 @@ import numpy as np
 
 from tfclassify import _callable, cli, metadata, runtime
 from tfclassify.errors import DataError, InputError, OptionsError
-from tfclassify.options import INFER_MODES, InferOptions
+from tfclassify.options import INFER_MODES, READ_DTYPES, InferOptions, ReadOptions
 from tfclassify.predictions import InferResult, write_predictions
 from tfclassify.predictor import Predictor, describe
 
@@ -50,13 +56,58 @@ __all__ = [
 
 # One batch: images (array or tensor), int64 labels (-1 = unknown), keys (str).
 Batch = tuple[Any, np.ndarray, list[str]]
+_TF_FUNCTION = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
 
 
 # ---------------------------------------------------------------- reading
 
+# What the non-overlapping modes change in the reader: every stage runs in the
+# loop's own thread when the loop asks for the next batch, and nothing runs ahead
+# (graph rewrites could inject a prefetch). The records, their order and the
+# bad-record rules stay the reader's, so every mode reads the same images.
+_NO_OVERLAP = {
+    "interleave_parallelism": None,
+    "map_parallelism": None,
+    "prefetch": 0,
+    "graph_rewrites": False,
+}
+
 
 def _default_split(info: metadata.DatasetInfo) -> str:
     return "validation" if "validation" in info.splits else "train"
+
+
+def _pixel_settings(predictor: Predictor, read: ReadOptions | None) -> dict[str, str]:
+    """The read `dtype` (and, for integer models, `normalize`) the model's input needs.
+
+    Float models get images in their own dtype (float64: float32, cast by the
+    predictor) with the caller's normalization. Integer models take raw pixel values
+    0-255: a normalized image cast to an integer type truncates to ~0, so they read
+    `normalize='none'` as uint8 (rounded once; the predictor widens it exactly). With
+    `read=None` that is chosen here; a `read` asking for another normalization is
+    refused rather than silently overridden.
+
+    Raises:
+      InputError: an input type that cannot hold pixel values (int8, bool, ...).
+      OptionsError: an integer model with a `read` that normalizes.
+    """
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(predictor.input_dtype)
+    if dtype.is_floating:
+        return {"dtype": dtype.name if dtype.name in READ_DTYPES else "float32"}
+    if not dtype.is_integer or dtype.max < 255:
+        raise InputError(
+            f"{predictor.path} takes {dtype.name} input, which cannot hold images: "
+            "tfclassify feeds float images or raw pixel values 0-255 (uint8 or wider)"
+        )
+    if read is not None and read.normalize != "none":
+        raise OptionsError(
+            f"{predictor.path} takes {dtype.name} input (raw pixel values 0-255) but "
+            f"read normalize={read.normalize!r} would be truncated to ~0 by the cast; "
+            "set read=ReadOptions(normalize='none', dtype='uint8'), or read=None"
+        )
+    return {"dtype": "uint8", "normalize": "none"}
 
 
 def _read_options(
@@ -65,106 +116,33 @@ def _read_options(
     image_size: tuple[int, int],
     predictor: Predictor,
     data_format: str,
-) -> Any:
-    """The caller's preprocessing (`options.read`), with what the model dictates."""
-    from tfclassify.options import READ_DTYPES, ReadOptions
-
-    # Float inputs are produced in the model's dtype; others (uint8/int models) are
-    # read as float32 and cast by the predictor, which keeps `normalize` meaningful.
-    dtype = predictor.input_dtype
-    if dtype not in READ_DTYPES or dtype == "uint8":
-        dtype = "float32"
+) -> ReadOptions:
+    """The caller's preprocessing (`options.read`), with what the model and mode dictate."""
     base = options.read or ReadOptions()
     return dataclasses.replace(
         base,
         split=split,
         image_size=image_size,
-        batch_size=options.batch_size,
-        dtype=dtype,
+        batch_size=1 if options.mode == "sequential" else options.batch_size,
         data_format=data_format,
         with_labels=True,
         private_threadpool_size=(options.threads.tf_data_threads or base.private_threadpool_size),
+        **_pixel_settings(predictor, options.read),
+        **({} if options.mode == "pipelined" else _NO_OVERLAP),
     )
 
 
-def _record_stream(
-    info: metadata.DatasetInfo, read_options: Any
-) -> Iterator[tuple[np.ndarray, int, str]]:
-    """One (image, label, key) at a time, decoded on demand: no read-ahead, no overlap.
+def _rebatched(ds: Any, mode: str, batch_size: int) -> Any:
+    """A caller's tf.data pipeline of batched {"image","label","key"} dicts, rebatched
+    to the mode's batch size.
 
-    The parse + decode graph is built and traced here, before the caller's clock
-    starts; records are read only when the returned iterator is advanced.
+    Sequential and batch modes add no prefetch, but cannot remove read-ahead the
+    caller's pipeline already has.
     """
     import tensorflow as tf
 
-    from tfclassify import preprocess, schema, tfdata
-
-    paths = info.shard_paths(read_options.split)
-    spec = schema.feature_spec()
-
-    # One graph for parse + decode: per-image cost is the work, not eager op dispatch.
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
-    def prepare(serialized):
-        with tf.device(runtime.INPUT_DEVICE):
-            f = tf.io.parse_single_example(serialized, spec)
-            image = preprocess.decode_and_resize(
-                f[schema.ENCODED], read_options, height=f[schema.HEIGHT], width=f[schema.WIDTH]
-            )
-            return image, f[schema.LABEL], f[schema.FILENAME]
-
-    prepare = prepare.get_concrete_function()  # trace now, not inside the timed loop
-
-    def stream() -> Iterator[tuple[np.ndarray, int, str]]:
-        # TFRecordDataset without prefetch reads synchronously on each next().
-        records = tf.data.TFRecordDataset(paths).with_options(tfdata.tf_data_options(read_options))
-        for serialized in records:
-            image, label, key = prepare(serialized)
-            yield image.numpy(), int(label), key.numpy().decode("utf-8")
-
-    return stream()
-
-
-def _stack(items: list[tuple[np.ndarray, int, str]], data_format: str) -> Batch:
-    images = np.stack([i for i, _, _ in items])
-    if data_format == "NCHW":  # as make_dataset does: one transpose per batch
-        images = images.transpose(0, 3, 1, 2)
-    return (
-        images,
-        np.asarray([lab for _, lab, _ in items], np.int64),
-        [k for _, _, k in items],
-    )
-
-
-def _dir_batches(
-    info: metadata.DatasetInfo,
-    read_options: Any,
-    mode: str,
-    batch_size: int,
-    device: str,
-    prefetch_to_device: bool,
-) -> Iterator[Batch]:
-    """Batches of a dataset directory; the pipeline is built now, read when iterated."""
-    if mode == "pipelined":
-        from tfclassify import data
-
-        ds = runtime.configure_dataset(data.make_dataset(info.directory, read_options))
-        if prefetch_to_device:
-            ds = runtime.prefetch_to_device(ds, device)
-        return _tensor_batches(ds)
-    records = _record_stream(info, read_options)
-    size = 1 if mode == "sequential" else batch_size
-
-    def batches() -> Iterator[Batch]:
-        pending: list[tuple[np.ndarray, int, str]] = []
-        for item in records:
-            pending.append(item)
-            if len(pending) == size:
-                yield _stack(pending, read_options.data_format)
-                pending = []
-        if pending:
-            yield _stack(pending, read_options.data_format)
-
-    return batches()
+    ds = ds.unbatch().batch(1 if mode == "sequential" else batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE) if mode == "pipelined" else ds
 
 
 def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
@@ -186,27 +164,50 @@ def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
         yield images, labels, keys
 
 
-def _dataset_batches(
-    ds: Any, mode: str, batch_size: int, device: str, prefetch_to_device: bool
-) -> Iterator[Batch]:
-    """Batches from a caller's tf.data pipeline of batched {"image","label","key"} dicts.
+@dataclasses.dataclass
+class _Input:
+    """What a run reads: its batches, and what the reading reports."""
 
-    Rebatched to the mode's batch size. Sequential and batch modes add no prefetch,
-    but cannot remove read-ahead the caller's pipeline already has.
+    batches: Iterator[Batch]
+    name: str
+    tf_data_threads: int | None  # the private pool the pipeline runs with; None: shared
+    stats: Any = None  # data.ReadStats for a dataset directory; None for a caller's pipeline
+
+    @property
+    def skipped_records(self) -> int | None:
+        return None if self.stats is None else self.stats.skipped
+
+
+def _input(
+    data: Any,
+    info: metadata.DatasetInfo | None,
+    read_options: ReadOptions | None,
+    options: InferOptions,
+    device: str,
+) -> _Input:
+    """The pipeline every mode reads; built now, read when iterated.
+
+    A dataset directory goes through `make_dataset` in every mode, so the records,
+    their order and the bad-record rules (an error naming the shard, or with
+    `skip_errors` a skip that is counted and logged) are the reader's in all three.
     """
-    import tensorflow as tf
+    from tfclassify import data as reader
 
-    ds = ds.unbatch()
-    if mode == "sequential":
-        ds = ds.batch(1)
-    elif mode == "batch":
-        ds = ds.batch(batch_size)
+    stats = None
+    if info is not None:
+        stats = reader.ReadStats()
+        ds = reader.make_dataset(info.directory, read_options, stats=stats)
+        name = info.directory
     else:
-        ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = _rebatched(data, options.mode, options.batch_size)
+        name = "<tf.data.Dataset>"
     ds = runtime.configure_dataset(ds)
-    if mode == "pipelined" and prefetch_to_device:
+    # Read back from the pipeline: the pool in effect, whichever setting supplied it.
+    pool = ds.options().threading.private_threadpool_size or None
+    pipelined = options.mode == "pipelined"
+    if pipelined and options.prefetch_to_device:
         ds = runtime.prefetch_to_device(ds, device)  # must be the last transformation
-    return _tensor_batches(ds, as_numpy=mode != "pipelined")
+    return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
 
 
 def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
@@ -220,7 +221,9 @@ def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
             return
         except tf.errors.OpError as e:
             first = (e.message or str(e)).strip().splitlines()
-            raise DataError(f"reading {data_name} failed: {first[0] if first else e}") from e
+            # The reader's own message, without the name of the TF function it ran in.
+            line = _TF_FUNCTION.sub("", first[0]) if first else str(e)
+            raise DataError(f"reading {data_name} failed: {line}") from e
         yield batch
 
 
@@ -330,23 +333,10 @@ def infer(
         )
     )
     image_size, data_format = _resolve_input(predictor, options)
-
+    read_options = None
     if info is not None:
         read_options = _read_options(options, split, image_size, predictor, data_format)
-        batches = _dir_batches(
-            info,
-            read_options,
-            options.mode,
-            options.batch_size,
-            predictor.device,
-            options.prefetch_to_device,
-        )
-        data_name = info.directory
-    else:
-        batches = _dataset_batches(
-            data, options.mode, options.batch_size, predictor.device, options.prefetch_to_device
-        )
-        data_name = "<tf.data.Dataset>"
+    source = _input(data, info, read_options, options, predictor.device)
 
     dataset_labels = info.labels if info is not None else None
     class_names = _class_names(predictor, dataset_labels)
@@ -359,7 +349,7 @@ def infer(
     probs: list[np.ndarray] = []
     limit = options.max_images or math.inf
     start = clock()
-    for images, batch_labels, batch_keys in _checked(batches, data_name):
+    for images, batch_labels, batch_keys in _checked(source.batches, source.name):
         room = limit - len(keys)
         if room < len(batch_keys):
             images, batch_labels, batch_keys = (
@@ -386,9 +376,9 @@ def infer(
     result = InferResult(
         mode=options.mode,
         device=predictor.device,
-        threads=runtime.effective_threads(),
+        threads={**runtime.effective_threads(), "tf_data_threads": source.tf_data_threads},
         model=predictor.path,
-        data=data_name,
+        data=source.name,
         split=split,
         batch_size=1 if options.mode == "sequential" else options.batch_size,
         class_names=class_names,
@@ -399,6 +389,7 @@ def infer(
         probabilities=p if options.keep_probabilities else None,
         seconds=seconds,
         frozen=predictor.freeze,
+        skipped_records=source.skipped_records,
     )
     if options.output:
         write_predictions(result, options.output)

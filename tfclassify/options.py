@@ -230,7 +230,12 @@ class InferOptions:
       read: preprocessing for dataset directories (resize, crop, normalize, tf.data
         knobs) - use what the model was trained with. Its split, image_size,
         batch_size, dtype and data_format are overridden from these options and the
-        model. None means `ReadOptions()` defaults (what `tfclassify.train` uses).
+        model; sequential and batch modes also read with no parallel stage, prefetch
+        or graph rewrite (nothing may overlap the model). None means `ReadOptions()`
+        defaults (what `tfclassify.train` uses), except for a model with integer
+        input (e.g. uint8), which gets raw pixels: normalize `none`, dtype `uint8`.
+        Such a model with a `read` that normalizes is refused. `skip_errors=True`
+        skips bad records in every mode and counts them in `skipped_records`.
     """
 
     mode: str = "pipelined"
@@ -367,10 +372,10 @@ READ_DATA_FORMATS = ("NHWC", "NCHW")
 READ_DCT_METHODS = ("INTEGER_ACCURATE", "INTEGER_FAST")
 
 
-def _autotune_or_positive(name: str, value: int) -> None:
+def _parallelism(name: str, value: int | None) -> None:
     _check(
-        isinstance(value, int) and (value == -1 or value > 0),
-        f"{name} must be -1 (AUTOTUNE) or a positive integer, got {value!r}",
+        value is None or (isinstance(value, int) and (value == -1 or value > 0)),
+        f"{name} must be None (no parallelism), -1 (AUTOTUNE) or a positive integer, got {value!r}",
     )
 
 
@@ -404,8 +409,12 @@ class ReadOptions:
       block_length: consecutive records taken from one shard before the next. The
         default path takes them in runs of 16 x block_length (it parses records in
         groups of 16); the skip_errors path in runs of block_length.
-      interleave_parallelism: threads reading shards (-1: AUTOTUNE).
-      map_parallelism: images decoded at once (-1: AUTOTUNE, up to the CPU count).
+      interleave_parallelism: threads reading shards (-1: AUTOTUNE). None reads in
+        the consumer's thread, only when it asks for the next element (with
+        `map_parallelism=None` and `prefetch=0`: nothing runs ahead, as in `infer`'s
+        sequential and batch modes). The record order is the same either way.
+      map_parallelism: images decoded at once (-1: AUTOTUNE, up to the CPU count;
+        None: one at a time in the consumer's thread).
       prefetch: batches prepared ahead (-1: AUTOTUNE, 0: none).
       deterministic: record order when reading shards in parallel; None keeps
         tf.data's default (deterministic). False lets fast shards overtake slow ones.
@@ -456,8 +465,8 @@ class ReadOptions:
     seed: int | None = None
     cycle_length: int | None = None
     block_length: int = 1
-    interleave_parallelism: int = -1
-    map_parallelism: int = -1
+    interleave_parallelism: int | None = -1
+    map_parallelism: int | None = -1
     prefetch: int = -1
     deterministic: bool | None = None
     private_threadpool_size: int | None = None
@@ -518,8 +527,8 @@ class ReadOptions:
             isinstance(self.block_length, int) and self.block_length > 0,
             f"block_length must be a positive integer, got {self.block_length!r}",
         )
-        _autotune_or_positive("interleave_parallelism", self.interleave_parallelism)
-        _autotune_or_positive("map_parallelism", self.map_parallelism)
+        _parallelism("interleave_parallelism", self.interleave_parallelism)
+        _parallelism("map_parallelism", self.map_parallelism)
         _check(
             isinstance(self.prefetch, int) and self.prefetch >= -1,
             f"prefetch must be -1 (AUTOTUNE), 0 (off) or a positive integer, got {self.prefetch!r}",

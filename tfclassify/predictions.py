@@ -31,7 +31,8 @@ class InferResult:
     """What one inference run produced and how fast.
 
     Attributes:
-      mode / device / threads: how it ran (threads as `runtime.effective_threads()`).
+      mode / device / threads: how it ran (threads as `runtime.effective_threads()`,
+        with `tf_data_threads` the private pool this run's pipeline had; None: shared).
       frozen: whether the model ran as a frozen inference graph (`Predictor.load`).
       model / data / split: what was run on what.
       class_names: name of each output class (model labels.txt, else dataset labels,
@@ -42,6 +43,10 @@ class InferResult:
       probabilities: float32 [N, num_classes], or None if not kept.
       seconds: wall time of the read+decode+predict loop (model load and the
         one-off trace excluded).
+      skipped_records: bad records the reader skipped (`ReadOptions.skip_errors`;
+        0 without it, since a bad record then raises); None for a caller's
+        tf.data pipeline. When `max_images` stops a run early it may include
+        records the pipeline had read ahead.
     """
 
     mode: str
@@ -60,6 +65,7 @@ class InferResult:
     seconds: float
     output: str | None = None
     frozen: bool = False
+    skipped_records: int | None = None
 
     @property
     def count(self) -> int:
@@ -124,6 +130,7 @@ class InferResult:
             "split": self.split,
             "batch_size": self.batch_size,
             "count": self.count,
+            "skipped_records": self.skipped_records,
             "num_labeled": self.num_labeled,
             "num_classes": len(self.class_names),
             "top_k": self.top_k,
@@ -140,11 +147,11 @@ class InferResult:
         if self.top1_accuracy is not None:
             acc = f"top-1 {self.top1_accuracy:.4f}, top-{self.top_k} {self.topk_accuracy:.4f}"
             acc += f" over {self.num_labeled} labeled"
+        images = f"{self.count} from {self.data}" + (f" [{self.split}]" if self.split else "")
+        if self.skipped_records:
+            images += f", {self.skipped_records} bad records skipped"
         return [
-            (
-                "images",
-                f"{self.count} from {self.data}" + (f" [{self.split}]" if self.split else ""),
-            ),
+            ("images", images),
             ("model", self.model),
             ("mode", f"{self.mode} (batch size {self.batch_size})"),
             ("device", self.device),

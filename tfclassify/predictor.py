@@ -317,8 +317,13 @@ class Predictor(abc.ABC):
 
     @property
     def trace_count(self) -> int:
-        """Times the compiled model call was traced (1 after the first predict)."""
-        return self._fn.experimental_get_tracing_count() if self._fn is not None else 0
+        """Times the model call `run_inference` runs was traced (1 after the first
+        predict, however many batch sizes follow).
+
+        Counted on `_call`, not `_fn`: when frozen, `_fn` was traced once to be frozen
+        and is never called, so its count would hold at 1 whatever the call did.
+        """
+        return self._call.experimental_get_tracing_count() if self._call is not None else 0
 
     def describe(self) -> str:
         """Human-readable inputs/outputs of this model (see module `describe`)."""

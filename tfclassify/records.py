@@ -54,7 +54,7 @@ import tensorflow as tf
 
 from tfclassify import preprocess, runtime, schema
 from tfclassify.options import ReadOptions
-from tfclassify.tfdata import plain
+from tfclassify.tfdata import parallel, plain
 
 __all__ = ["ReadStats", "exact_dataset", "tfrecords"]
 
@@ -145,8 +145,7 @@ def exact_dataset(paths: Sequence[str], options: ReadOptions, stats: ReadStats) 
         plain(reader),
         cycle_length=cycle,
         block_length=options.block_length,
-        num_parallel_calls=options.interleave_parallelism,
-        deterministic=options.deterministic,
+        **parallel(options.interleave_parallelism, options.deterministic),
     )
     if options.shuffle_buffer:
         # Shuffle serialized records, before decoding: a buffer of encoded bytes is many
@@ -166,8 +165,7 @@ def exact_dataset(paths: Sequence[str], options: ReadOptions, stats: ReadStats) 
     # says: the gap check below relies on it.
     ds = ds.map(
         plain(functools.partial(_decode_record, options=options)),
-        num_parallel_calls=options.map_parallelism,
-        deterministic=True,
+        **parallel(options.map_parallelism, True),
     )
     # Decode errors cannot be caught inside a graph function: drop the failed element
     # here (TF logs its error), and account for it just below.

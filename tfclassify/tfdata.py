@@ -7,17 +7,30 @@ between them measures TF's defaults rather than the pipelines.
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 from tfclassify.options import ReadOptions
 
-__all__ = ["autotune_options", "plain", "tf_data_options"]
+__all__ = ["autotune_options", "parallel", "plain", "tf_data_options"]
 
 
 def plain(fn):
     """Marks a tf.data function as plain graph code: it uses tf.cond explicitly, so
     AutoGraph's source conversion (most of the tracing time) buys nothing."""
     return tf.autograph.experimental.do_not_convert(fn)
+
+
+def parallel(calls: int | None, deterministic: bool | None) -> dict[str, Any]:
+    """`num_parallel_calls` and `deterministic` for a map or interleave stage.
+
+    None (no parallelism) passes neither: the stage then runs in the consumer's
+    thread, and tf.data warns about a `deterministic` given without parallel calls.
+    """
+    if calls is None:
+        return {}
+    return {"num_parallel_calls": calls, "deterministic": deterministic}
 
 
 def autotune_options(enabled: bool = False) -> tf.data.Options:
