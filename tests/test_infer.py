@@ -358,6 +358,8 @@ def test_cli_describe(model_dir, capsys):
         (["--model", "{model}", "--data", "{data}", "--mode", "fast"], "mode"),
         (["--model", "{model}"], "--data is required"),
         (["--model", "{model}", "--data", "{data}", "--bogus_flag"], "bogus_flag"),
+        # float16 on a CPU is slower, not faster: refused (these hosts have no GPU).
+        (["--model", "{model}", "--data", "{data}", "--mixed_precision"], "needs a GPU"),
     ],
 )
 def test_cli_user_errors_exit_2(model_dir, tmp_path, capsys, args, message):

@@ -321,6 +321,8 @@ def infer(
         )
     elif options.split is not None:
         raise OptionsError("split applies to a dataset directory, not a tf.data.Dataset")
+    if options.mixed_precision:  # before the model's graph is built
+        runtime.enable_inference_mixed_precision(runtime.resolve_device(options.device))
     predictor = (
         model
         if isinstance(model, Predictor)
@@ -390,6 +392,7 @@ def infer(
         seconds=seconds,
         frozen=predictor.freeze,
         skipped_records=source.skipped_records,
+        mixed_precision=options.mixed_precision,
     )
     if options.output:
         write_predictions(result, options.output)
@@ -454,6 +457,9 @@ def _flags() -> Any:
         "GPU only: copy batch N+1 to the GPU during batch N.",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "mixed_precision", False, "GPU only: float16 compute for the model.", flag_values=fv
+    )
     return fv
 
 
@@ -473,6 +479,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         output=fv.output,
         max_images=fv.max_images,
         prefetch_to_device=fv.prefetch_to_device,
+        mixed_precision=fv.mixed_precision,
         # The CLI writes rows as it reports; no need to hold [N, classes] probabilities.
         keep_probabilities=False,
     )

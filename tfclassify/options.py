@@ -227,6 +227,10 @@ class InferOptions:
         one computes (pipelined mode only; ignored on CPU). Off by default: it is
         untested on tfclassify's CPU-only CI and TF's tracker reports cases where it
         silently copies back to the host.
+      mixed_precision: on GPU, let TF rewrite the model's graph to float16 compute
+        (Grappler's auto_mixed_precision; tensor-core GPUs gain most). Refused on
+        CPU. Takes effect for a model loaded by this call, not for a `Predictor`
+        that has already run.
       read: preprocessing for dataset directories (resize, crop, normalize, tf.data
         knobs) - use what the model was trained with. Its split, image_size,
         batch_size, dtype and data_format are overridden from these options and the
@@ -253,6 +257,7 @@ class InferOptions:
     max_images: int | None = None
     keep_probabilities: bool = True
     prefetch_to_device: bool = False
+    mixed_precision: bool = False
     read: ReadOptions | None = None
 
     def __post_init__(self) -> None:
@@ -416,9 +421,10 @@ class ReadOptions:
       map_parallelism: images decoded at once (-1: AUTOTUNE, up to the CPU count;
         None: one at a time in the consumer's thread).
       prefetch: batches prepared ahead (-1: AUTOTUNE, 0: none).
-      deterministic: record order when reading shards in parallel; None keeps
-        tf.data's default (deterministic). False lets fast shards overtake slow ones.
-        Decoding always keeps its input order (bad-record accounting relies on it).
+      deterministic: element order of the parallel stages; None keeps tf.data's
+        default (deterministic). False lets fast shards overtake slow ones, and, on
+        the default path, quickly decoded images overtake slow ones. The skip_errors
+        path always decodes in order (its bad-record accounting relies on it).
       private_threadpool_size: tf.data threads for this pipeline; None uses the
         shared pool.
       max_intra_op_parallelism: threads one tf.data op may use; None keeps the default.

@@ -34,6 +34,7 @@ class InferResult:
       mode / device / threads: how it ran (threads as `runtime.effective_threads()`,
         with `tf_data_threads` the private pool this run's pipeline had; None: shared).
       frozen: whether the model ran as a frozen inference graph (`Predictor.load`).
+      mixed_precision: whether TF was asked to rewrite the model to float16 compute.
       model / data / split: what was run on what.
       class_names: name of each output class (model labels.txt, else dataset labels,
         else the class index as text).
@@ -66,6 +67,7 @@ class InferResult:
     output: str | None = None
     frozen: bool = False
     skipped_records: int | None = None
+    mixed_precision: bool = False
 
     @property
     def count(self) -> int:
@@ -126,6 +128,7 @@ class InferResult:
             "threads": self.threads,
             "model": self.model,
             "frozen": self.frozen,
+            "mixed_precision": self.mixed_precision,
             "data": self.data,
             "split": self.split,
             "batch_size": self.batch_size,

@@ -250,6 +250,22 @@ def enable_mixed_precision(device: str) -> None:
     keras.mixed_precision.set_global_policy("mixed_float16")
 
 
+def enable_inference_mixed_precision(device: str) -> None:
+    """float16 compute for models whose graphs TF builds after this call: Grappler's
+    auto_mixed_precision rewrite, which works on any graph (a SavedModel or a frozen
+    Keras model alike, where a Keras dtype policy only reaches layers not yet built)
+    and keeps numerically sensitive ops (softmax, reductions) in float32.
+
+    Process-wide, like every Grappler option; refused on CPU, where float16 is slower.
+    This path cannot be exercised on the CPU-only test hosts.
+    """
+    if not is_gpu(device):
+        raise OptionsError(
+            f"mixed precision needs a GPU device, got {device}; drop --mixed_precision"
+        )
+    _tf().config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+
+
 def prefetch_to_device(dataset: Any, device: str, buffer_size: int = 1) -> Any:
     """On a GPU, copies the next batch to device memory while the current one computes.
 
