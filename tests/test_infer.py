@@ -328,16 +328,39 @@ def test_cli_writes_predictions_for_a_converted_dataset(model_dir, dataset_dir, 
     assert summary["split"] == "validation" and summary["count"] == len(rows)
 
 
-def test_channels_first_model_on_cpu_is_refused(tmp_path):
+def _channels_first_model(path: str, conv: bool) -> str:
     import keras
 
     inp = keras.Input((3, SIZE, SIZE), name="image")
-    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp))
-    path = str(tmp_path / "nchw.keras")
+    x = keras.layers.Conv2D(2, 3, data_format="channels_first")(inp) if conv else inp
+    out = keras.layers.Dense(len(LABELS), activation="softmax")(keras.layers.Flatten()(x))
     keras.Model(inp, out).save(path)
-    p = Predictor.load(path, device="cpu")
+    return path
+
+
+def test_channels_first_model_runs_on_cpu_when_it_can(tmp_path, dataset_dir):
+    """It declares NCHW input: it gets NCHW batches, and without channels-first
+    convolutions it runs on a CPU, with the predictions of NHWC reads transposed."""
+    from tfclassify import data
+
+    p = Predictor.load(_channels_first_model(str(tmp_path / "nchw.keras"), False), device="cpu")
     assert p.expects_channels_first and p.input_shape == (3, SIZE, SIZE)
-    with pytest.raises(OptionsError, match="NCHW"):
+    r = infer(p, dataset_dir, InferOptions(device="cpu", top_k=1, batch_size=64))
+    nhwc = next(
+        iter(
+            data.make_dataset(
+                dataset_dir, ReadOptions(split="validation", image_size=SIZE, batch_size=64)
+            )
+        )
+    )
+    assert r.keys == [k.decode() for k in nhwc["key"].numpy()]
+    expected = p.predict(np.transpose(nhwc["image"].numpy(), (0, 3, 1, 2)))
+    np.testing.assert_allclose(r.probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_first_convolutions_on_cpu_are_one_clear_error(tmp_path):
+    p = Predictor.load(_channels_first_model(str(tmp_path / "nchw.keras"), True), device="cpu")
+    with pytest.raises(OptionsError, match=r"takes channels-first \(NCHW\) input and cannot run"):
         infer(p, _dataset(), InferOptions(device="cpu"))
 
 

@@ -262,9 +262,31 @@ def _resolve_input(predictor: Predictor, options: InferOptions) -> tuple[tuple[i
             f"data_format {fmt} requested but {predictor.path} takes {model_fmt} input "
             f"of shape {predictor.input_shape}"
         )
-    from tfclassify import data
+    size = _image_size(predictor, options)
+    if fmt == "NCHW" and not runtime.is_gpu(predictor.device):
+        _check_runs_channels_first(predictor, size)
+    return size, fmt
 
-    data.validate_data_format(fmt, predictor.device)
+
+def _check_runs_channels_first(predictor: Predictor, size: tuple[int, int]) -> None:
+    """A model that declares channels-first input gets NCHW batches, on a CPU too,
+    if it runs there: one without convolutions (or that transposes first) does. One
+    whose convolutions are channels-first fails at TF's NHWC-only CPU kernels: found
+    on one blank image now, as one clear line, not at the first batch deep in TF."""
+    import tensorflow as tf
+
+    blank = np.zeros((1, 3, *size), predictor.input_dtype)
+    try:
+        predictor.predict(blank)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+        first = (e.message or str(e)).strip().splitlines()[0]
+        raise OptionsError(
+            f"{predictor.path} takes channels-first (NCHW) input and cannot run on "
+            f"{predictor.device} ({first}); run it on a GPU (--device gpu)"
+        ) from None
+
+
+def _image_size(predictor: Predictor, options: InferOptions) -> tuple[int, int]:
     size = predictor.image_size
     if options.image_size is not None:
         if size is not None and options.image_size != size:
@@ -277,7 +299,7 @@ def _resolve_input(predictor: Predictor, options: InferOptions) -> tuple[tuple[i
         raise OptionsError(
             f"{predictor.path} accepts any image size; pass image_size (--image_size)"
         )
-    return size, fmt
+    return size
 
 
 def infer(
