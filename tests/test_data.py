@@ -91,6 +91,33 @@ def test_make_dataset_matches_reference_per_resize_mode(dataset, resize):
         )
 
 
+@pytest.mark.parametrize(
+    "normalize, dtype, atol",
+    [
+        ("symmetric", "float32", 1e-5),
+        ("imagenet", "float32", 1e-4),
+        ("none", "float32", 1e-3),
+        ("none", "uint8", 0.5),  # rounded once: within half a level of the reference
+        ("unit", "bfloat16", 4e-3),  # bfloat16 keeps 8 bits of mantissa
+    ],
+)
+def test_make_dataset_matches_reference_per_normalisation(dataset, normalize, dtype, atol):
+    """Every normalisation and output dtype through the whole pipeline (the default,
+    `unit` float32, is the per-resize-mode test's)."""
+    o = ReadOptions(
+        image_size=(16, 24),
+        normalize=normalize,
+        dtype=dtype,
+        batch_size=4,
+        allow_ratio_decode=False,
+    )
+    out = by_key(collect(data.make_dataset(dataset["dir"], o)))
+    assert {v["image"].dtype for v in out.values()} == {np.dtype(tf.as_dtype(dtype).as_numpy_dtype)}
+    for record in dataset["train"]:
+        got = np.asarray(out[record.filename]["image"], np.float32)
+        np.testing.assert_allclose(got, reference(record, o), rtol=0, atol=atol)
+
+
 def test_ratio_decode_is_chosen_in_graph_only_when_allowed(tmp_path):
     big = make_record(0, 96, 96, "jpeg")  # 96 >= 4 * 16 (and < 8 * 16): ratio 4
     small = make_record(1, 40, 40, "jpeg")  # 40 >= 2 * 16: ratio 2
