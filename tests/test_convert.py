@@ -114,29 +114,23 @@ def test_accounting_and_skip_reasons(tmp_path, hostile_tree):
 
 
 def test_deterministic_across_worker_counts(tmp_path, class_tree, monkeypatch):
-    a = convert(
-        opts(
-            tmp_path,
-            input_dir=class_tree,
-            output_dir=str(tmp_path / "a"),
-            num_workers=1,
-            shard_size_mb=0.05,
-            validation_fraction=0.25,
+    def run(out: str, workers: int):
+        return convert(
+            opts(
+                tmp_path,
+                input_dir=class_tree,
+                output_dir=str(tmp_path / out),
+                num_workers=workers,
+                shard_size_mb=0.05,
+                validation_fraction=0.25,
+            )
         )
-    )
+
+    a = run("a", 1)
     # Also: files held in memory since the scan and files read again when written
     # (the memory budget runs out part way) give the same bytes.
     monkeypatch.setattr("tfclassify.scan._HOLD_BYTES", 20_000)
-    b = convert(
-        opts(
-            tmp_path,
-            input_dir=class_tree,
-            output_dir=str(tmp_path / "b"),
-            num_workers=4,
-            shard_size_mb=0.05,
-            validation_fraction=0.25,
-        )
-    )
+    b = run("b", 4)
     files = sorted(os.listdir(a.directory))
     assert files == sorted(os.listdir(b.directory))
     assert len([f for f in files if ".tfrecord-" in f]) > 3
