@@ -233,6 +233,10 @@ CLI_ERRORS = {
         ["--input_dir", _one_image_tree(t), "--resume", "--overwrite"],
         ["resume", "overwrite", "conflict"],
     ),
+    "no_output_dir": lambda t: (
+        ["--input_dir", _one_image_tree(t), "--output_dir", ""],
+        ["--output_dir is required"],
+    ),
 }
 
 
@@ -242,7 +246,8 @@ def test_cli_error_is_one_line_naming_the_cause(tmp_path, case):
     flags) at fault: no traceback, and nothing written to output_dir."""
     flags, wanted = CLI_ERRORS[case](tmp_path)
     out = tmp_path / "out"
-    p = run_cli("tfclassify.convert", *flags, "--output_dir", str(out), "--quiet")
+    where = [] if "--output_dir" in flags else ["--output_dir", str(out)]
+    p = run_cli("tfclassify.convert", *flags, *where, "--quiet")
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()

@@ -400,7 +400,6 @@ def _define_flags() -> None:
     flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
     flags.DEFINE_bool("overwrite", False, "Replace a previous conversion in output_dir.")
     flags.DEFINE_bool("quiet", False, "No progress bar.")
-    flags.mark_flag_as_required("output_dir")
 
 
 def options_from_flags() -> ConvertOptions:
@@ -417,6 +416,11 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"error: unexpected arguments {argv[1:]}")
 
     def go() -> None:
+        from absl import flags
+
+        # Checked here, not by absl's mark_flag_as_required: its error is two lines
+        # and exit status 1, where every other user error is one line and status 2.
+        cli.require(flags.FLAGS, ("output_dir",))
         info = convert(options_from_flags())
         print(
             f"{info.accepted} images in "
