@@ -82,3 +82,31 @@ def test_undecodable_image_fails_naming_the_shard(converted, tmp_path):
         data.make_dataset(d, ReadOptions(image_size=32, skip_errors=True), stats=skipped)
     )
     assert len(got) == good_count and skipped.skipped == 1
+
+
+def test_a_consumer_that_stops_early_still_sees_a_bad_record_logged(converted, tmp_path):
+    """The shortfall error comes after the last batch; one who reads only the first
+    batch (take, max_images) gets each dropped record in TF's log as it happens.
+    (A fresh process: TF reads its log level once, and the tests run with warnings off.)"""
+    import os
+    import subprocess
+    import sys
+
+    d = copy_dataset(converted, tmp_path / "d")
+    bad = metadata.load(d).shard_paths("train")[0]
+    records = [schema.parse(r) for r in tf.data.TFRecordDataset(bad).as_numpy_iterator()]
+    records[0] = dataclasses.replace(records[0], encoded=b"\xff\xd8\xff" + b"\0" * 64)
+    with tf.io.TFRecordWriter(bad) as w:
+        for r in records:
+            w.write(schema.serialize(r))
+    script = (
+        "import sys, tfclassify\n"
+        "from tfclassify.options import ReadOptions\n"
+        "ds = tfclassify.make_dataset(sys.argv[1], ReadOptions(image_size=32, batch_size=4))\n"
+        "print(len(next(iter(ds))['key']))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    run = subprocess.run([sys.executable, "-c", script, d], capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and run.stdout.strip() == "4", run.stderr
+    assert "Error raised with error message" in run.stderr, run.stderr
+    assert "Invalid JPEG data" in run.stderr, run.stderr

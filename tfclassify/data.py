@@ -252,7 +252,8 @@ def _fast_dataset(
         # "vectorized mapping"): a handful of ops per group instead of per image. A
         # record that does not parse drops its group, which the count check reports.
         group = _PARSE_BATCH * options.block_length
-        return records.batch(group).map(plain(lambda r: parse(r, shard))).ignore_errors()
+        parsed = records.batch(group).map(plain(lambda r: parse(r, shard)))
+        return parsed.ignore_errors(log_warning=True)
 
     # Read several shards at once: overlaps file latency and mixes shards. Capped at
     # the shard count and the CPUs, since each open shard holds a read buffer.
@@ -272,7 +273,9 @@ def _fast_dataset(
 
     # Decode + resize per image, in parallel: the expensive stage.
     ds = ds.map(plain(decode), **parallel(options.map_parallelism, options.deterministic))
-    ds = ds.ignore_errors()
+    # Logged as it happens: a consumer that stops early (take, max_images) never
+    # reaches the count check at the end, and must not lose a record unseen.
+    ds = ds.ignore_errors(log_warning=True)
     # Batch after the per-image work: every image now has the same static shape.
     # The shard index rides along as a [B] vector, so counting costs one op a batch.
     ds = ds.batch(options.batch_size)
