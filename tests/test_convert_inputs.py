@@ -233,6 +233,18 @@ CLI_ERRORS = {
         ["--input_dir", _one_image_tree(t), "--resume", "--overwrite"],
         ["resume", "overwrite", "conflict"],
     ),
+    "flag_value_absl_refuses": lambda t: (
+        ["--input_dir", _one_image_tree(t), "--image_format", "gif"],
+        ["--image_format=gif", "keep|jpeg|png"],
+    ),
+    "positional_argument": lambda t: (
+        ["--input_dir", _one_image_tree(t), "surplus"],
+        ["unexpected arguments ['surplus']"],
+    ),
+    "shard_size_not_finite": lambda t: (
+        ["--input_dir", _one_image_tree(t), "--shard_size_mb", "inf"],
+        ["shard_size_mb must be a finite number > 0, got inf"],
+    ),
     "no_output_dir": lambda t: (
         ["--input_dir", _one_image_tree(t), "--output_dir", ""],
         ["--output_dir is required"],

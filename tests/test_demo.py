@@ -68,8 +68,28 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
     mine.mkdir()
     (mine / "keep.txt").write_text("user data")
     refused = run_demo("--output_dir", str(mine))
-    assert refused.returncode != 0 and "was not made by the demo" in refused.stderr
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "was not made by the demo" in refused.stderr
     assert (mine / "keep.txt").read_text() == "user data"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--per_class", "1"], "per_class must be >= 5"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--per_class", "many"], "per_class"),  # absl's own parse error, in one line
+        (["surplus"], "unexpected arguments ['surplus']"),
+    ],
+)
+def test_demo_user_errors_are_one_line_before_anything_is_written(tmp_path, args, message):
+    out = tmp_path / "demo"
+    p = run_demo("--output_dir", str(out), *args)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    lines = [line for line in p.stderr.strip().splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and message in lines[0], p.stderr[-2000:]
+    assert not out.exists()
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from typing import Any
 from absl import flags
 
 from tfclassify import cli
+from tfclassify.errors import OptionsError
 from tfclassify.options import ThreadOptions
 
 TARGETS = {
@@ -347,12 +348,11 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+    cli.no_positional(argv)
     f = flags.FLAGS
     for m in f.models:
         if m not in MODELS:
-            raise SystemExit(f"error: unknown model {m!r}; choose from {list(MODELS)}")
+            raise OptionsError(f"unknown model {m!r}; choose from {list(MODELS)}")
     workdir = f.workdir or tempfile.mkdtemp(prefix="tfclassify_bench_")
     cfg = BenchConfig(
         workdir=workdir,

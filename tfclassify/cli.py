@@ -93,9 +93,28 @@ def quiet_tensorflow_info() -> None:
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
-def run_app(main: Callable[[list[str]], None]) -> None:
-    """`absl.app.run(main)` for the commands built on absl's app, without TF's INFO lines."""
-    from absl import app
+def run_app(main: Callable[[list[str]], int | None]) -> None:
+    """`absl.app.run(main)` for the commands built on absl's app, without TF's INFO
+    lines, and with the error contract of the other commands: a bad flag value and
+    any user error `main` raises are one `error:` line and exit status 2 (absl's own
+    parser prints two lines and exits 1)."""
+    from absl import app, flags
+
+    def parse(argv: list[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    def checked(argv: list[str]) -> None:
+        sys.exit(exit_status(lambda: main(argv)))
 
     app.call_after_init(quiet_tensorflow_info)
-    app.run(main)
+    app.run(checked, flags_parser=parse)
+
+
+def no_positional(argv: list[str]) -> None:
+    """Raises OptionsError for arguments after the program name (flags only)."""
+    if len(argv) > 1:
+        raise OptionsError(f"unexpected arguments {argv[1:]}")

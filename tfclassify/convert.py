@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 
 from absl import logging
@@ -222,7 +221,10 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
         if has_meta:
             info = metadata.load(out)
             if info.options != options.fingerprint():
-                raise OptionsError(f"cannot resume {out}: it was converted with other options")
+                raise OptionsError(
+                    f"cannot resume {out}: it was converted with other options "
+                    f"(old, new): {_changed(info.options, options.fingerprint())}"
+                )
             _check_complete(info)
             logging.info("%s is already complete; nothing to resume", out)
             return info
@@ -244,6 +246,11 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
     )
 
 
+def _changed(old: dict, new: dict) -> dict:
+    """{option: (old, new)} for every option whose value differs."""
+    return {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v}
+
+
 def _start_state(work: str, options: ConvertOptions, listing: sources.Listing) -> None:
     """Records what this run converts; a resume with other options or inputs is refused."""
     state = {"fingerprint": options.fingerprint(), "listing": listing.digest()}
@@ -252,14 +259,10 @@ def _start_state(work: str, options: ConvertOptions, listing: sources.Listing) -
         with open(path, encoding="utf-8") as f:
             old = json.load(f)
         if old["fingerprint"] != state["fingerprint"]:
-            diff = {
-                k: (old["fingerprint"].get(k), v)
-                for k, v in state["fingerprint"].items()
-                if old["fingerprint"].get(k) != v
-            }
             raise OptionsError(
                 f"cannot resume {options.output_dir}: options differ from the interrupted run "
-                f"(old, new): {diff}; use --overwrite to start over"
+                f"(old, new): {_changed(old['fingerprint'], state['fingerprint'])}; "
+                "use --overwrite to start over"
             )
         if old["listing"] != state["listing"]:
             raise InputError(
@@ -412,27 +415,23 @@ def options_from_flags() -> ConvertOptions:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments {argv[1:]}")
-
-    def go() -> None:
-        from absl import flags
-
-        # Checked here, not by absl's mark_flag_as_required: its error is two lines
-        # and exit status 1, where every other user error is one line and status 2.
-        cli.require(flags.FLAGS, ("output_dir",))
-        info = convert(options_from_flags())
-        print(
-            f"{info.accepted} images in "
-            f"{sum(len(s.shards) for s in info.splits.values())} shards "
-            f"({', '.join(f'{k}: {v.num_examples}' for k, v in sorted(info.splits.items()))}) "
-            f"-> {info.directory}; {info.skipped} skipped"
-            + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
-        )
+    """`python -m tfclassify.convert` (run by `cli.run_app`: user errors are one line)."""
+    from absl import flags
 
     from tfclassify import cli
 
-    sys.exit(cli.exit_status(go))
+    cli.no_positional(argv)
+    # Checked here, not by absl's mark_flag_as_required: its error is two lines and
+    # exit status 1, where every other user error is one line and status 2.
+    cli.require(flags.FLAGS, ("output_dir",))
+    info = convert(options_from_flags())
+    print(
+        f"{info.accepted} images in "
+        f"{sum(len(s.shards) for s in info.splits.values())} shards "
+        f"({', '.join(f'{k}: {v.num_examples}' for k, v in sorted(info.splits.items()))}) "
+        f"-> {info.directory}; {info.skipped} skipped"
+        + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
+    )
 
 
 _callable.forward_calls(__name__, "convert")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 
 from absl import flags
 
 from tfclassify import cli
+from tfclassify.errors import OptionsError, OutputError
 
 flags.DEFINE_string("output_dir", "tfclassify_demo", "Where the demo writes everything.")
 flags.DEFINE_integer("per_class", 500, "Images per class in the generated corpus.")
@@ -31,8 +31,9 @@ def _fresh_dir(path: str) -> None:
     """Replaces `path` only if an earlier demo made it: never delete a user's folder."""
     if os.path.exists(path):
         if not os.path.isfile(os.path.join(path, _MARKER)):
-            raise SystemExit(
-                f"error: {path} exists and was not made by the demo; pass --output_dir"
+            raise OutputError(
+                f"{path} exists and was not made by the demo (it has no {_MARKER}); "
+                "choose another --output_dir"
             )
         shutil.rmtree(path)
     os.makedirs(path)
@@ -40,7 +41,17 @@ def _fresh_dir(path: str) -> None:
 
 
 def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) -> dict:
-    """Runs every demo stage; returns the figures it printed."""
+    """Runs every demo stage; returns the figures it printed.
+
+    Raises:
+      OptionsError: settings the demo cannot run with, before anything is written.
+      OutputError: `output_dir` exists and is not a folder an earlier demo made.
+    """
+    # A fifth of each class is held out: 5 images per class leave one to evaluate.
+    if per_class < 5:
+        raise OptionsError(f"per_class must be >= 5 (a fifth is held out), got {per_class}")
+    if epochs < 1:
+        raise OptionsError(f"epochs must be >= 1, got {epochs}")
     from tfclassify import runtime
     from tfclassify.options import ThreadOptions
 
@@ -119,10 +130,9 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+    """`python -m tfclassify.demo` (run by `cli.run_app`: user errors are one line)."""
+    cli.no_positional(argv)
     run(FLAGS.output_dir, FLAGS.per_class, FLAGS.seed, FLAGS.epochs)
-    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,26 @@ def atomic_path(path: str) -> Iterator[str]:
     rename (atomic on POSIX). On error the temporary is removed and `path` is untouched.
     """
     directory, base = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + base + ".", dir=directory)
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + base + ".", dir=directory)
     os.close(fd)
     try:
         yield tmp
-        os.replace(tmp, path)
+        with _naming(path):
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """An OSError names `path`, the file the user asked for, not our temporary."""
+    try:
+        yield
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, path) from None
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

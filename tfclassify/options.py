@@ -7,6 +7,7 @@ notebook cell, a flag) with a message that shows the value, not deep inside TF.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
@@ -84,7 +85,10 @@ class ConvertOptions:
             bool(self.name) and "-" not in self.name and os.sep not in self.name,
             f"name must be non-empty without '-' or '{os.sep}', got {self.name!r}",
         )
-        _check(self.shard_size_mb > 0, f"shard_size_mb must be > 0, got {self.shard_size_mb!r}")
+        _check(
+            0 < self.shard_size_mb < math.inf,
+            f"shard_size_mb must be a finite number > 0, got {self.shard_size_mb!r}",
+        )
         _positive_or_none("num_workers", self.num_workers)
         _check(
             0.0 <= self.validation_fraction < 1.0,

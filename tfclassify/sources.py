@@ -189,7 +189,8 @@ def list_manifest(manifest: str) -> Listing:
     pull in other data); missing and duplicated files are listed with a problem.
     """
     if not os.path.isfile(manifest):
-        raise InputError(f"manifest not found: {manifest}")
+        what = "is not a file (a folder or a pipe?)" if os.path.exists(manifest) else "not found"
+        raise InputError(f"manifest {what}: {manifest}")
     root = os.path.dirname(os.path.abspath(manifest))
     header, rows = _read_manifest(manifest)
     sources: list[Source] = []
