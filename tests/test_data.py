@@ -248,3 +248,15 @@ def test_shuffle_is_seeded_and_tf_data_options_applied(dataset):
     assert rewritten.options().experimental_optimization.apply_default_optimizations is True
     b = [k.decode() for k in collect(rewritten)["key"]]
     assert a == b and sorted(a) == sorted(r.filename for r in dataset["train"])
+
+
+def test_a_split_with_no_records_is_one_clear_input_error(dataset, tmp_path):
+    # An empty file list reached TFRecordDataset as float32: a TypeError naming nothing.
+    root = str(tmp_path)
+    info = metadata.load(dataset["dir"])
+    splits = {"train": info.split("train"), "validation": metadata.SplitInfo("validation", ())}
+    dataclasses.replace(info, directory=root, splits=splits).save()
+    with pytest.raises(InputError, match=f"split 'validation' of {root} has no records$"):
+        data.make_dataset(root, ReadOptions(split="validation", image_size=8))
+    with pytest.raises(InputError, match="has no records"):
+        data.resolve_shards(root, "validation")

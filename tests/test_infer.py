@@ -407,3 +407,52 @@ def test_cli_missing_dataset_json_exits_2_in_a_real_process(model_dir, tmp_path)
     assert proc.returncode == 2
     lines = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
     assert len(lines) == 1 and "dataset.json" in lines[0]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def test_cli_empty_split_is_one_line(model_dir, tmp_path, capsys):
+    save_dataset_info(
+        str(tmp_path), {"validation": metadata.SplitInfo("validation", ())}, labels=LABELS
+    )
+    argv = ["infer", "--model", model_dir, "--data", str(tmp_path), "--split", "validation"]
+    assert infer_mod.main(argv) == 2
+    assert f"split 'validation' of {tmp_path} has no records" in _one_error_line(capsys)
+
+
+def test_cli_skip_errors_flag(model_dir, sharded, capsys):
+    # The reader's error tells users to pass skip_errors=True: the CLI can.
+    directory, shard = sharded("crc")
+    argv = ["infer", "--model", model_dir, "--data", directory]
+    assert infer_mod.main(argv) == 2
+    assert shard in _one_error_line(capsys)
+    assert infer_mod.main([*argv, "--skip_errors"]) == 0
+    assert "1 bad records skipped" in capsys.readouterr().out
+
+
+def test_cli_model_and_batch_errors_are_one_line(model_dir, dataset_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    assert infer_mod.main(["infer", "--model", str(bad), "--data", dataset_dir]) == 2
+    assert f"not a valid .keras file: {bad}" in _one_error_line(capsys)
+    labels_dir = tmp_path / "m"
+    labels_dir.mkdir()
+    (labels_dir / "saved_model").symlink_to(os.path.join(model_dir, "saved_model"))
+    (labels_dir / "labels.txt").write_bytes(b"\xff\xfe\n")
+    assert infer_mod.main(["infer", "--model", str(labels_dir), "--data", dataset_dir]) == 2
+    assert "labels.txt is not UTF-8" in _one_error_line(capsys)
+    big = ["--batch_size", "99999999999999999999"]
+    assert infer_mod.main(["infer", "--model", model_dir, "--data", dataset_dir, *big]) == 2
+    assert "--batch_size must be at most 2147483647" in _one_error_line(capsys)
+
+
+def test_cli_help_offers_only_loadable_models(capsys):
+    assert infer_mod.main(["infer", "--help"]) == 0
+    out = capsys.readouterr().out
+    model_help = next(line for line in out.splitlines() if line.strip().startswith("--model:"))
+    assert ".keras" in model_help and "tflite" not in model_help  # not loadable yet
+    assert "--[no]skip_errors" in out

@@ -214,3 +214,21 @@ def test_helpers():
     assert pred.looks_like_probabilities(np.array([[0.2, 0.8]]))
     assert not pred.looks_like_probabilities(np.array([[2.0, -1.0]]))
     np.testing.assert_allclose(pred.softmax(np.array([[0.0, 0.0]])), [[0.5, 0.5]])
+
+
+def test_labels_that_are_not_utf8_are_one_input_error(models, tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "labels.txt").write_bytes(b"circle\n\xff\xfesquare\n")
+    with pytest.raises(InputError, match=r"labels.txt is not UTF-8"):
+        pred.read_labels(str(d))
+
+
+def test_a_keras_file_that_is_not_one_is_named_as_such(tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip archive")
+    # Keras itself says "File not found" although the file is there.
+    with pytest.raises(InputError, match=f"^not a valid .keras file: {bad}$"):
+        Predictor.load(str(bad))
+    with pytest.raises(InputError, match="not a valid .keras file"):
+        pred.describe(str(bad))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -99,3 +101,77 @@ def test_cli_trains_and_infer_reads_the_result(dataset_dir, tmp_path, capsys):
     assert r.class_names == LABELS and r.top1_accuracy is not None
     assert train_mod.main(argv) == 2  # output already holds a model
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_options_refuse_what_keras_or_tf_would_fail_on():
+    # small_cnn leaves no pixel below 14 (found by building it); Keras failed with
+    # "output size would be zero or negative".
+    assert TrainOptions(data="d", output="o", image_size=14).image_size == (14, 14)
+    for size in (3, 7, 13, (14, 13)):
+        with pytest.raises(OptionsError, match="at least 14"):
+            TrainOptions(data="d", output="o", image_size=size)
+    with pytest.raises(OptionsError, match="at least 32"):
+        TrainOptions(data="d", output="o", arch="mobilenet_v2", image_size=31)
+    assert TrainOptions(data="d", output="o", seed=2**32 - 1).seed == 2**32 - 1
+    for seed in (-1, 2**32):
+        with pytest.raises(OptionsError, match="seed"):
+            TrainOptions(data="d", output="o", seed=seed)
+    with pytest.raises(OptionsError, match="batch_size"):
+        TrainOptions(data="d", output="o", batch_size=2**31)
+    train_mod.build_model("small_cnn", (14, 14), 2)  # the minimum does run
+
+
+def _copy_dataset(src: str, dst, edit) -> str:
+    """A copy of the converted dataset at `src`, changed by `edit(root, info)`."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    info = metadata.load(str(dst))
+    edit(str(dst), info)
+    return str(dst)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def test_cli_empty_split_is_one_line_and_leaves_no_folder(dataset_dir, tmp_path, capsys):
+    def empty_validation(root, info):
+        splits = {**info.splits, "validation": metadata.SplitInfo("validation", ())}
+        dataclasses.replace(info, splits=splits).save()
+
+    data = _copy_dataset(dataset_dir, tmp_path / "d", empty_validation)
+    out = tmp_path / "new" / "model"
+    assert train_mod.main(["train", "--data", data, "--output", str(out), "--epochs", "1"]) == 2
+    assert f"split 'validation' of {data} has no records" in _one_error_line(capsys)
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_corrupt_shard_is_one_line_and_leaves_no_folder(dataset_dir, tmp_path, capsys):
+    def flip_a_byte(root, info):
+        shard = info.shard_paths("train")[0]
+        raw = bytearray(pathlib.Path(shard).read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        pathlib.Path(shard).write_bytes(raw)
+
+    data = _copy_dataset(dataset_dir, tmp_path / "d", flip_a_byte)
+    out = tmp_path / "model"
+    argv = ["train", "--data", data, "--output", str(out), "--epochs", "1", "--image_size", "16"]
+    assert train_mod.main([*argv, "--verbose", "0"]) == 2
+    err = _one_error_line(capsys)
+    assert f"reading {data} failed" in err and "tfclassify: unreadable records" in err
+    assert metadata.load(data).shard_paths("train")[0] in err
+    assert not out.exists()
+
+
+def test_cli_refuses_a_users_non_empty_folder(dataset_dir, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        argv = ["train", "--data", dataset_dir, "--output", str(mine), "--epochs", "1", *extra]
+        assert train_mod.main(argv) == 2
+        assert "not empty and holds no model" in _one_error_line(capsys)
+    assert os.listdir(mine) == ["notes.txt"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -126,3 +127,67 @@ def test_crc_error_behind_matching_size_and_sha256(dataset):
     assert "sha256" not in line  # the per-record CRC caught it, not a hash
     with pytest.raises(DataError, match="record 0"):
         verify(dataset)
+
+
+def test_shard_that_is_a_named_pipe_is_not_opened(dataset):
+    """A FIFO where a shard should be: hashing it would block forever, and "shard
+    missing" would be wrong (it is there). Reported, never opened."""
+    d = load_json(dataset)
+    bad = os.path.join(dataset, second_shard(d)["file"])
+    os.remove(bad)
+    os.mkfifo(bad)
+    with pytest.raises(DataError, match=re.escape(f"{bad}: not a regular file")):
+        verify(dataset)
+
+
+def test_shard_outside_the_dataset_directory_is_refused(dataset):
+    """`../p.csv` in dataset.json would make verify hash a file outside the folder."""
+    outside = os.path.join(os.path.dirname(dataset), "p.csv")
+    with open(outside, "w") as f:
+        f.write("x")
+    d = load_json(dataset)
+    second_shard(d)["file"] = "../p.csv"
+    save_json(dataset, d)
+    line = error_line(dataset)
+    assert line == (
+        f"error: {os.path.join(dataset, metadata.METADATA_FILE)}: splits.train.shards[1].file "
+        "must be a file name inside the dataset directory, got '../p.csv'"
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"[1, 2]", "the top level must be an object, got [1, 2]"),
+        (b"\xff\xfe{}", "is not UTF-8 text"),
+    ],
+)
+def test_unusable_dataset_json_is_one_error_line(tmp_path, content, message):
+    """Before: AttributeError / UnicodeDecodeError tracebacks from the CLI."""
+    (tmp_path / metadata.METADATA_FILE).write_bytes(content)
+    line = error_line(str(tmp_path))
+    assert line.startswith(f"error: {tmp_path / metadata.METADATA_FILE}") and message in line
+
+
+def test_string_count_is_not_ok(dataset):
+    """`num_examples: "lots"` used to reach the comparisons (and could say "ok")."""
+    d = load_json(dataset)
+    second_shard(d)["num_examples"] = "lots"
+    save_json(dataset, d)
+    assert error_line(dataset).endswith(
+        "splits.train.shards[1].num_examples must be an integer, got 'lots'"
+    )
+
+
+@pytest.mark.parametrize("args", [(), ("a", "b")])
+def test_wrong_argument_count_is_a_usage_error(args):
+    """Same contract as every other command: one `error:` line, exit status 2."""
+    p = run_cli("tfclassify.verify", *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert p.stderr.strip() == "error: usage: python -m tfclassify.verify OUTPUT_DIR"
+
+
+def test_a_regular_file_is_not_a_directory(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("")
+    assert error_line(str(path)) == f"error: dataset directory is not a directory: {path}"

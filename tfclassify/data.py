@@ -76,13 +76,19 @@ def resolve_shards(
       Shard paths: in dataset.json order, sorted for a glob, as given for a list.
 
     Raises:
-      InputError: a directory without dataset.json or without the split, a glob
-        that matches no file, a missing shard, an empty list.
+      InputError: a directory without dataset.json or without the split, a split
+        with no records, a glob that matches no file, a missing shard, an empty list.
     """
     if isinstance(source, (str, os.PathLike)):
         src = os.fspath(source)
         if os.path.isdir(src):
-            paths = metadata.load(src).shard_paths(split)
+            info = metadata.load(src)
+            if info.split(split).num_examples == 0:
+                # Refused here, not left to tf.data: an empty file list reaches
+                # TFRecordDataset as float32 and fails with a TypeError naming neither
+                # the split nor the dataset; a split of empty shards trains on nothing.
+                raise InputError(f"split {split!r} of {src} has no records")
+            paths = info.shard_paths(split)
         elif any(c in src for c in _GLOB_CHARS):
             paths = sorted(p for p in tf.io.gfile.glob(src) if not tf.io.gfile.isdir(p))
             if not paths:
@@ -328,7 +334,7 @@ def _check_counts(
                 [
                     "tfclassify: unreadable records (corrupt TFRecord or undecodable image) in ",
                     tf.strings.reduce_join(lines, separator="; "),
-                    "; pass skip_errors=True to skip them and log each one",
+                    "; pass skip_errors=True (infer: --skip_errors) to skip them and log each one",
                 ]
             )
             ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [text])

@@ -110,6 +110,10 @@ def _pixel_settings(predictor: Predictor, read: ReadOptions | None) -> dict[str,
     return {"dtype": "uint8", "normalize": "none"}
 
 
+# TF takes batch sizes as int32.
+_MAX_BATCH = 2**31 - 1
+
+
 def _read_options(
     options: InferOptions,
     split: str,
@@ -127,6 +131,7 @@ def _read_options(
         data_format=data_format,
         with_labels=True,
         private_threadpool_size=(options.threads.tf_data_threads or base.private_threadpool_size),
+        skip_errors=options.skip_errors or base.skip_errors,
         **_pixel_settings(predictor, options.read),
         **({} if options.mode == "pipelined" else _NO_OVERLAP),
     )
@@ -210,6 +215,20 @@ def _input(
     return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
 
 
+def read_error(e: Any, data_name: str) -> DataError:
+    """A TF read error (corrupt shard, bad record) as a one-line `DataError`.
+
+    Shared with `tfclassify.train`, whose reads fail inside `model.fit`: there TF puts
+    "Graph execution error:" and node traces around the reader's message, so the line
+    kept is the reader's own ("tfclassify: ...") when there is one, else the first.
+    """
+    lines = [x.strip() for x in (e.message or str(e)).strip().splitlines() if x.strip()]
+    ours = [x for x in lines if "tfclassify:" in x]
+    line = (ours or lines or [str(e)])[0]
+    # Without the name of the TF function it ran in.
+    return DataError(f"reading {data_name} failed: {_TF_FUNCTION.sub('', line)}")
+
+
 def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
     """Read errors (corrupt shard, bad record) become one-line `DataError`s."""
     import tensorflow as tf
@@ -220,10 +239,7 @@ def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
         except StopIteration:
             return
         except tf.errors.OpError as e:
-            first = (e.message or str(e)).strip().splitlines()
-            # The reader's own message, without the name of the TF function it ran in.
-            line = _TF_FUNCTION.sub("", first[0]) if first else str(e)
-            raise DataError(f"reading {data_name} failed: {line}") from e
+            raise read_error(e, data_name) from e
         yield batch
 
 
@@ -451,7 +467,8 @@ def _flags() -> Any:
     def i(name: str, default: Any, help_: str) -> None:
         flags.DEFINE_integer(name, default, help_, flag_values=fv)
 
-    s("model", None, "SavedModel dir, .keras file, or a tfclassify model dir.")
+    # .tflite is recognised but not loadable yet (Predictor says so): not offered here.
+    s("model", None, "SavedModel dir, .keras file, or a tfclassify model dir (from train).")
     s("data", None, "Converted dataset directory (has dataset.json).")
     s("split", None, "Split to run on (default: validation if present, else train).")
     s("mode", d["mode"], f"One of {', '.join(INFER_MODES)}.")
@@ -482,10 +499,20 @@ def _flags() -> Any:
     flags.DEFINE_bool(
         "mixed_precision", False, "GPU only: float16 compute for the model.", flag_values=fv
     )
+    flags.DEFINE_bool(
+        "skip_errors",
+        False,
+        "Skip, count and log corrupt records of --data instead of failing on the first.",
+        flag_values=fv,
+    )
     return fv
 
 
 def _options_from_flags(fv: Any) -> InferOptions:
+    """InferOptions from the flags. batch_size's upper bound is checked here (InferOptions
+    checks only > 0): an absurd value would otherwise overflow int32 deep in tf.data."""
+    if fv.batch_size > _MAX_BATCH:
+        raise OptionsError(f"--batch_size must be at most {_MAX_BATCH}, got {fv.batch_size}")
     return InferOptions(
         mode=fv.mode,
         batch_size=fv.batch_size,
@@ -504,6 +531,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         mixed_precision=fv.mixed_precision,
         # The CLI writes rows as it reports; no need to hold [N, classes] probabilities.
         keep_probabilities=False,
+        skip_errors=fv.skip_errors,
     )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 from tfclassify import fileio, schema
-from tfclassify.errors import DataError, InputError
+from tfclassify.errors import InputError
 
 METADATA_FILE = "dataset.json"
 SKIPPED_FILE = "skipped.csv"
@@ -91,33 +91,44 @@ class DatasetInfo:
         }
 
     @classmethod
-    def from_json(cls, directory: str, d: dict[str, Any]) -> DatasetInfo:
-        version = d.get("schema_version")
+    def from_json(cls, directory: str, d: Any) -> DatasetInfo:
+        """Builds the info from parsed JSON, checking every field the readers use.
+
+        dataset.json is input like any other (hand-edited, copied from elsewhere): a
+        wrong shape or type must be one InputError naming the file and the field, not
+        an AttributeError deep in a reader, nor a string count that `verify` compares
+        and reports as "ok".
+        """
+        c = _Checker(os.path.join(directory, METADATA_FILE))
+        c.obj("the top level", d)
+        version = c.integer("schema_version", c.key("", d, "schema_version"), minimum=None)
         if version != schema.SCHEMA_VERSION:
-            raise DataError(
-                f"{os.path.join(directory, METADATA_FILE)}: schema_version {version!r} "
-                f"is not supported (expected {schema.SCHEMA_VERSION})"
+            c.fail(f"schema_version {version} is not supported (expected {schema.SCHEMA_VERSION})")
+        labels = c.strings("labels", c.key("", d, "labels"))
+        splits = {}
+        for k, v in c.obj("splits", c.key("", d, "splits")).items():
+            where = f"splits.{k}"
+            c.obj(where, v)
+            shards = c.array(f"{where}.shards", c.key(where, v, "shards"))
+            splits[k] = SplitInfo(
+                k, tuple(c.shard(f"{where}.shards[{i}]", s) for i, s in enumerate(shards))
             )
-        try:
-            splits = {
-                k: SplitInfo(k, tuple(ShardInfo(**s) for s in v["shards"]))
-                for k, v in d["splits"].items()
-            }
-            t = d["totals"]
-            return cls(
-                directory=directory,
-                name=d["name"],
-                labels=tuple(d["labels"]),
-                splits=splits,
-                files_found=int(t["files_found"]),
-                accepted=int(t["accepted"]),
-                skipped=int(t["skipped"]),
-                skipped_by_reason=dict(d.get("skipped_by_reason", {})),
-                empty_classes=tuple(d.get("empty_classes", ())),
-                options=dict(d.get("options", {})),
-            )
-        except (KeyError, TypeError) as e:
-            raise DataError(f"{os.path.join(directory, METADATA_FILE)} is malformed: {e!r}") from e
+        t = c.obj("totals", c.key("", d, "totals"))
+        reasons = c.obj("skipped_by_reason", d.get("skipped_by_reason", {}))
+        return cls(
+            directory=directory,
+            name=c.string("name", c.key("", d, "name")),
+            labels=tuple(labels),
+            splits=splits,
+            files_found=c.integer("totals.files_found", c.key("totals", t, "files_found")),
+            accepted=c.integer("totals.accepted", c.key("totals", t, "accepted")),
+            skipped=c.integer("totals.skipped", c.key("totals", t, "skipped")),
+            skipped_by_reason={
+                k: c.integer(f"skipped_by_reason.{k}", n) for k, n in reasons.items()
+            },
+            empty_classes=tuple(c.strings("empty_classes", d.get("empty_classes", []))),
+            options=dict(c.obj("options", d.get("options", {}))),
+        )
 
     def save(self) -> None:
         fileio.atomic_write_text(
@@ -127,9 +138,16 @@ class DatasetInfo:
 
 
 def load(directory: str) -> DatasetInfo:
-    """Read `directory/dataset.json`; a clear error when it is not a converted dataset."""
+    """Read `directory/dataset.json`; a clear error when it is not a converted dataset.
+
+    Every way the file can be unusable (not UTF-8, not JSON, the wrong structure or
+    types, a shard outside the folder) is an InputError naming the file and the field:
+    train, infer and verify all read it, and each must fail in one line, not a trace.
+    """
     path = os.path.join(directory, METADATA_FILE)
     if not os.path.isdir(directory):
+        if os.path.exists(directory):
+            raise InputError(f"dataset directory is not a directory: {directory}")
         raise InputError(f"dataset directory not found: {directory}")
     if not os.path.isfile(path):
         raise InputError(
@@ -139,6 +157,89 @@ def load(directory: str) -> DatasetInfo:
     try:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text: {e}") from e
     except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON: {e}") from e
+        raise InputError(f"{path} is not valid JSON: {e}") from e
+    except RecursionError as e:  # nesting deeper than the parser's stack
+        raise InputError(f"{path} is not a dataset description: nested too deeply") from e
     return DatasetInfo.from_json(directory, d)
+
+
+class _Checker:
+    """Small explicit type checks for dataset.json (no JSON-schema library: only what
+    the readers use, and cheap enough that loading stays fast). Each failure is one
+    InputError: `PATH: FIELD must be ..., got VALUE`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, message: str) -> NoReturn:
+        raise InputError(f"{self.path}: {message}")
+
+    def bad(self, where: str, want: str, value: Any) -> NoReturn:
+        self.fail(f"{where} must be {want}, got {_short(value)}")
+
+    def key(self, where: str, d: dict[str, Any], name: str) -> Any:
+        if name not in d:
+            self.fail(f"{where or 'the top level'} has no {name!r}")
+        return d[name]
+
+    def obj(self, where: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.bad(where, "an object", value)
+        return value
+
+    def array(self, where: str, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            self.bad(where, "a list", value)
+        return value
+
+    def string(self, where: str, value: Any) -> str:
+        if not isinstance(value, str):
+            self.bad(where, "a string", value)
+        return value
+
+    def strings(self, where: str, value: Any) -> list[str]:
+        for i, v in enumerate(self.array(where, value)):
+            self.string(f"{where}[{i}]", v)
+        return value
+
+    def integer(self, where: str, value: Any, minimum: int | None = 0) -> int:
+        # bool is an int subclass, but `true` is no count.
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.bad(where, "an integer", value)
+        if minimum is not None and value < minimum:
+            self.bad(where, f"an integer >= {minimum}", value)
+        return value
+
+    def shard(self, where: str, s: Any) -> ShardInfo:
+        self.obj(where, s)
+        file = self.string(f"{where}.file", self.key(where, s, "file"))
+        if not is_plain_file_name(file):
+            # `../x` or `/etc/x` would make verify and the readers open a file
+            # outside the dataset: a shard is always a file in the dataset folder.
+            self.bad(f"{where}.file", "a file name inside the dataset directory", file)
+        return ShardInfo(
+            file=file,
+            num_examples=self.integer(f"{where}.num_examples", self.key(where, s, "num_examples")),
+            num_bytes=self.integer(f"{where}.num_bytes", self.key(where, s, "num_bytes")),
+            sha256=self.string(f"{where}.sha256", self.key(where, s, "sha256")),
+        )
+
+
+def is_plain_file_name(name: str) -> bool:
+    """True for a bare file name: no directory part, not `.`/`..`, not empty."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return (
+        name not in ("", ".", "..")
+        and not any(sep in name for sep in seps)
+        and "\0" not in name
+        and not os.path.isabs(name)
+    )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of `value` cut to `limit` characters, so the error stays one short line."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 3] + "..."

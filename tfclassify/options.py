@@ -235,6 +235,9 @@ class InferOptions:
         (Grappler's auto_mixed_precision; tensor-core GPUs gain most). Refused on
         CPU. Takes effect for a model loaded by this call, not for a `Predictor`
         that has already run.
+      skip_errors: skip, count and log corrupt records of a dataset directory
+        instead of failing (the same as `read=ReadOptions(skip_errors=True)`,
+        without choosing any other read setting).
       read: preprocessing for dataset directories (resize, crop, normalize, tf.data
         knobs) - use what the model was trained with. Its split, image_size,
         batch_size, dtype and data_format are overridden from these options and the
@@ -262,6 +265,7 @@ class InferOptions:
     keep_probabilities: bool = True
     prefetch_to_device: bool = False
     mixed_precision: bool = False
+    skip_errors: bool = False
     read: ReadOptions | None = None
 
     def __post_init__(self) -> None:
@@ -350,10 +354,24 @@ class TrainOptions:
         )
         size = _hw_size(self.image_size)
         _check(size is not None, "image_size must be set for training, got None")
-        object.__setattr__(self, "image_size", size)
+        # The smallest side each arch runs on, found by building them: small_cnn's two
+        # valid 3x3 convs and 2x2 / 4x4 pools leave no pixel below 14 (Keras then fails
+        # with "output size would be zero or negative"); MobileNetV2 refuses < 32.
+        least = {"small_cnn": 14, "mobilenet_v2": 32}[self.arch]
         _check(
-            isinstance(self.batch_size, int) and self.batch_size > 0,
-            f"batch_size must be a positive integer, got {self.batch_size!r}",
+            min(size) >= least,
+            f"image_size must be at least {least} for arch {self.arch}, got {self.image_size!r}",
+        )
+        object.__setattr__(self, "image_size", size)
+        # TF takes batch sizes as int32 (an absurd one overflows deep in tf.data) and
+        # Keras/numpy seeds as uint32: refused here with the range, not as a traceback.
+        _check(
+            isinstance(self.batch_size, int) and 0 < self.batch_size <= 2**31 - 1,
+            f"batch_size must be an integer in [1, {2**31 - 1}], got {self.batch_size!r}",
+        )
+        _check(
+            isinstance(self.seed, int) and 0 <= self.seed <= 2**32 - 1,
+            f"seed must be an integer in [0, {2**32 - 1}], got {self.seed!r}",
         )
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}")
         _check_runtime(self.device, self.threads)

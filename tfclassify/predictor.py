@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import os
+import zipfile
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -92,10 +93,36 @@ def read_labels(model_path: str) -> tuple[str, ...] | None:
     candidates.append(os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE))
     for c in candidates:
         if os.path.isfile(c):
-            with open(c, encoding="utf-8") as f:
-                labels = tuple(line.rstrip("\n") for line in f if line.strip())
+            try:
+                with open(c, encoding="utf-8") as f:
+                    labels = tuple(line.rstrip("\n") for line in f if line.strip())
+            except UnicodeDecodeError as e:
+                # A user's file: one line naming it, not a decoder traceback.
+                raise InputError(
+                    f"{c} is not UTF-8 text (byte {e.start}): {LABELS_FILE} must list "
+                    "class names in UTF-8, one per line"
+                ) from None
             return labels or None
     return None
+
+
+def load_keras(path: str) -> Any:
+    """`keras.models.load_model(path)`, with a file that is not a model named as such.
+
+    A `.keras` file is a zip archive; Keras reports any other file under that name as
+    "File not found", which misleads when the file is right there.
+
+    Raises:
+      InputError: not a zip archive, or Keras cannot load it.
+    """
+    import keras
+
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise InputError(f"not a valid .keras file: {path}")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as e:
+        raise InputError(f"cannot load Keras model {path}: {e}") from e
 
 
 def _channels_first(shape: tuple[int | None, ...]) -> bool:
@@ -475,12 +502,7 @@ class KerasPredictor(Predictor):
     """A `.keras` (or legacy `.h5`) model, called in inference mode."""
 
     def load_model(self) -> Any:
-        import keras
-
-        try:
-            model = keras.models.load_model(self.path, compile=False)
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(f"cannot load Keras model {self.path}: {e}") from e
+        model = load_keras(self.path)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise InputError(
                 f"{self.path}: Keras model has {len(model.inputs)} inputs and "
@@ -550,12 +572,7 @@ def describe(path: str) -> str:
             lines += [f"    input  {k}: {_spec_str(v)}" for k, v in sorted(inputs.items())]
             lines += [f"    output {k}: {_spec_str(v)}" for k, v in sorted(outputs.items())]
     elif kind == "keras":
-        import keras
-
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(f"cannot load Keras model {path}: {e}") from e
+        model = load_keras(path)
         for t in model.inputs:
             lines.append(f"  input  {t.name}: {_spec_str(t)}")
         for name, t in zip(_keras_output_names(model), model.outputs, strict=True):

@@ -465,7 +465,7 @@ def _account(state, element, options: ReadOptions, stats: ReadStats):
             ["tfclassify: a read error that is not a bad record (see the TF error logged above)"],
         )
         if not options.skip_errors:
-            hint = " (pass skip_errors=True to skip, count and log bad records instead)"
+            hint = " (pass skip_errors=True, infer: --skip_errors, to skip, count and log them)"
             checked = [no_upstream, tf.debugging.Assert(count == 0, [text + hint])]
         else:
             printed = tf.print(text, output_stream=sys.stderr)

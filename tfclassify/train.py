@@ -103,14 +103,48 @@ def _read_options(options: TrainOptions, split: str, train: bool) -> Any:
     )
 
 
-def _prepare_output(options: TrainOptions) -> None:
+def _check_output(options: TrainOptions) -> None:
+    """Refuses an output the model must not go into, before anything is written.
+
+    A non-empty folder that holds none of the trainer's artifacts is a user's folder:
+    the model is not mixed into their files, with or without `overwrite`.
+    """
     out = options.output
-    if os.path.exists(out) and not os.path.isdir(out):
+    if not os.path.exists(out):
+        return
+    if not os.path.isdir(out):
         raise OutputError(f"output {out} exists and is not a directory")
-    os.makedirs(out, exist_ok=True)
     present = [n for n in _OURS if os.path.exists(os.path.join(out, n))]
     if present and not options.overwrite:
         raise OutputError(f"{out} already holds {present}; pass overwrite=True (--overwrite)")
+    others = [n for n in os.listdir(out) if not n.startswith(fileio.TMP_PREFIX)]
+    if others and not present:
+        raise OutputError(
+            f"output {out} is not empty and holds no model from tfclassify.train; "
+            "choose a new or empty folder"
+        )
+
+
+def _make_output(out: str) -> list[str]:
+    """Creates `out` (and missing parents); returns the folders created, deepest first."""
+    created = []
+    path = os.path.abspath(out)
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
+    os.makedirs(out, exist_ok=True)
+    return created
+
+
+def _remove_if_empty(created: list[str]) -> None:
+    """Undoes `_make_output` after a failed run: a folder it made that is still empty
+    is removed (deepest first), so a failed run leaves nothing behind; one that holds
+    anything is kept."""
+    for path in created:
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
 
 
 def save_model(model: Any, labels: tuple[str, ...], out: str) -> None:
@@ -143,9 +177,12 @@ def train(options: TrainOptions) -> str:
       The model directory (`options.output`), loadable with `Predictor.load`.
 
     Raises:
-      InputError: `options.data` is not a converted dataset, or lacks the split.
+      InputError: `options.data` is not a converted dataset, or lacks the split, or
+        the split has no records.
+      DataError: a shard is corrupt or holds a bad record.
       OptionsError: bad threads/device combination (e.g. TF already initialised).
-      OutputError: the output already holds a model and `overwrite` is off.
+      OutputError: the output already holds a model and `overwrite` is off, or is a
+        non-empty folder that holds no model from this trainer.
     """
     # Threads first: TF fixes its pools at the first op.
     runtime.apply_threads(options.threads)
@@ -157,8 +194,39 @@ def train(options: TrainOptions) -> str:
     if val_split is not None:
         info.split(val_split)
     device = runtime.resolve_device(options.device)
-    _prepare_output(options)
+    _check_output(options)
 
+    import tensorflow as tf
+
+    from tfclassify import data
+    from tfclassify.infer import read_error
+
+    # A split with no records is refused before the output folder is made.
+    for split in (options.train_split, val_split):
+        if split is not None:
+            data.resolve_shards(options.data, split)
+    created = _make_output(options.output)
+    try:
+        _fit_and_save(options, info, val_split, device)
+    except tf.errors.OpError as e:
+        _remove_if_empty(created)
+        # A read error (corrupt shard, bad record) surfaces inside fit as a graph
+        # error at the input iterator: one line, as infer reports it. Others are bugs.
+        text = str(e)
+        if "tfclassify:" not in text and "IteratorGetNext" not in text:
+            raise
+        raise read_error(e, options.data) from e
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+    return options.output
+
+
+def _fit_and_save(
+    options: TrainOptions, info: metadata.DatasetInfo, val_split: str | None, device: str
+) -> None:
+    """The run itself, into an output folder that exists (kept apart so `train` can
+    undo the folder's creation if any of it fails)."""
     import keras
     import tensorflow as tf
 
@@ -193,7 +261,6 @@ def train(options: TrainOptions) -> str:
                 verbose=options.verbose,
             )
     save_model(model, info.labels, options.output)
-    return options.output
 
 
 # ---------------------------------------------------------------- command line
