@@ -48,6 +48,8 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
     assert tuple(table) == MODES
     # TF's INFO lines from saving the model stay out of the user's terminal.
     assert "Assets written to" not in p.stderr and "Traceback" not in p.stderr
+    # Nor those TF's SavedModel code logs through absl at INFO.
+    assert "signature_serialization.py" not in p.stderr and "Sharding callback" not in p.stderr
 
     rows = {mode: read_predictions(out, mode) for mode in MODES}
     n = len(rows["sequential"])

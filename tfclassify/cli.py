@@ -8,6 +8,7 @@ and hands its work to `run`, which gives every command the same contract:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -73,13 +74,15 @@ def run(prog: str, fv: Any, argv: list[str] | None, body: Callable[[Any], int | 
         rest = fv(argv)
         if len(rest) > 1:
             raise OptionsError(f"unexpected arguments {rest[1:]}")
+        quiet_native_info()
         return body(fv)
 
     return exit_status(parse_and_run)
 
 
 def quiet_tensorflow_info() -> None:
-    """Raises TensorFlow's Python logger to WARNING unless `--verbosity` was given.
+    """TF's INFO lines off unless `--verbosity` was given: its Python logger and absl's
+    are raised to WARNING, and its C++ INFO level is off (`quiet_native_info`).
 
     An absl app logs at INFO by default, and TF's logger reaches absl's handler through
     the root logger: a command that saves a model (the demo, the bench) printed six
@@ -87,10 +90,24 @@ def quiet_tensorflow_info() -> None:
     own messages (absl logging) are not TF's, so they are unaffected.
     """
     from absl import flags
+    from absl import logging as absl_logging
 
     given = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
     if not given:
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
+        # TF's SavedModel code logs through absl itself ("Function `__call__` contains
+        # input name(s)...", "Sharding callback duration..."): the app's INFO default
+        # would print them. The commands report through their own output, not INFO.
+        absl_logging.set_verbosity(absl_logging.WARNING)
+        quiet_native_info()
+
+
+def quiet_native_info() -> None:
+    """TF's C++ INFO lines off (CUDA stubs on a CPU host, SavedModel fingerprints...),
+    warnings and errors kept, unless the user set TF_CPP_MIN_LOG_LEVEL. TF reads the
+    variable once, at import: every command imports TF only after its flags are parsed,
+    which is when this runs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
 def run_app(main: Callable[[list[str]], int | None]) -> None:
