@@ -456,3 +456,18 @@ def test_cli_help_offers_only_loadable_models(capsys):
     model_help = next(line for line in out.splitlines() if line.strip().startswith("--model:"))
     assert ".keras" in model_help and "tflite" not in model_help  # not loadable yet
     assert "--[no]skip_errors" in out
+
+
+def test_dataset_classes_the_model_does_not_know_are_warned_about(caplog):
+    """Otherwise a model run on the wrong dataset only reports "accuracy: n/a"."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        remap = infer_mod._label_remap(("cat", "dog"), ("cat", "eel", "dog"))
+    assert remap.tolist() == [0, -1, 1]
+    assert "1 of the dataset's 3 classes are not among the model's classes" in caplog.text
+    assert caplog.text.rstrip().endswith("eel")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert infer_mod._label_remap(("dog", "cat"), ("cat", "dog")).tolist() == [1, 0]
+    assert caplog.text == ""  # the same classes in another order: nothing to warn about

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 from tfclassify import _callable, cli, metadata, runtime
 from tfclassify.errors import DataError, InputError, OptionsError
@@ -262,10 +263,24 @@ def _class_names(predictor: Predictor, dataset_labels: tuple[str, ...] | None) -
 def _label_remap(
     class_names: tuple[str, ...], dataset_labels: tuple[str, ...] | None
 ) -> np.ndarray | None:
-    """Dataset label id -> model output index, when both name their classes differently."""
+    """Dataset label id -> model output index, when both name their classes differently.
+
+    Dataset classes the model does not know count as unlabeled; when that leaves
+    images out of the accuracy, a warning says which classes, since a model run on
+    the wrong dataset otherwise just reports "accuracy: n/a".
+    """
     if dataset_labels is None or tuple(dataset_labels) == tuple(class_names):
         return None
     index = {n: i for i, n in enumerate(class_names)}
+    unknown = [n for n in dataset_labels if n not in index]
+    if unknown:
+        logging.warning(
+            "%d of the dataset's %d classes are not among the model's classes, so their "
+            "images count as unlabeled (no accuracy): %s",
+            len(unknown),
+            len(dataset_labels),
+            ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""),
+        )
     return np.asarray([index.get(n, -1) for n in dataset_labels], np.int64)
 
 
