@@ -140,7 +140,12 @@ def _checker(parallelism: int):
         with tf.control_dependencies([jpeg]):
             shape = tf.io.extract_jpeg_shape(contents, output_type=tf.int64)
         within = tf.debugging.assert_less_equal(shape[0] * shape[1], max_pixels)
-        with tf.control_dependencies([within]):
+        # Gray or colour only: a CMYK JPEG goes to Pillow for conversion anyway, and
+        # libjpeg would print "Unsupported color conversion request" for each.
+        plain = tf.debugging.assert_equal(
+            tf.reduce_any(tf.equal(shape[2], tf.constant([1, 3], tf.int64))), True
+        )
+        with tf.control_dependencies([within, plain]):
             # Gray output: every component is still entropy-decoded (the bitstream
             # interleaves them), without the colour conversion: ~7%.
             image = tf.io.decode_jpeg(contents, channels=1, ratio=8)
