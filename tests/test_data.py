@@ -50,6 +50,8 @@ def test_read_options_defaults_and_normalised_size():
         ({"dtype": "uint8"}, "'unit'"),  # uint8 needs normalize='none'
         ({"data_format": "NCWH"}, "'NCWH'"),
         ({"shuffle_buffer": -1}, "-1"),
+        ({"batch_size": 2**31}, "2147483648"),  # TF's batch sizes are int32
+        ({"batch_size": True}, "True"),
         ({"map_parallelism": 0}, "0"),
         ({"prefetch": -2}, "-2"),
         ({"deterministic": "yes"}, "'yes'"),

@@ -143,6 +143,8 @@ def test_data_and_option_errors(predictor, tmp_path):
         InferOptions(mode="fast")
     with pytest.raises(OptionsError, match=r"\.csv or \.jsonl"):
         InferOptions(output="preds.txt")
+    with pytest.raises(OptionsError, match=r"batch_size must be an integer in \[1, 2147483647\]"):
+        InferOptions(batch_size=2**31)  # the API, not only the flag, bounds it
 
 
 @pytest.mark.parametrize("ext", [".csv", ".jsonl"])
@@ -447,7 +449,7 @@ def test_cli_model_and_batch_errors_are_one_line(model_dir, dataset_dir, tmp_pat
     assert "labels.txt is not UTF-8" in _one_error_line(capsys)
     big = ["--batch_size", "99999999999999999999"]
     assert infer_mod.main(["infer", "--model", model_dir, "--data", dataset_dir, *big]) == 2
-    assert "--batch_size must be at most 2147483647" in _one_error_line(capsys)
+    assert "batch_size must be an integer in [1, 2147483647]" in _one_error_line(capsys)
 
 
 def test_cli_help_offers_only_loadable_models(capsys):

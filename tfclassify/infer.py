@@ -111,10 +111,6 @@ def _pixel_settings(predictor: Predictor, read: ReadOptions | None) -> dict[str,
     return {"dtype": "uint8", "normalize": "none"}
 
 
-# TF takes batch sizes as int32.
-_MAX_BATCH = 2**31 - 1
-
-
 def _read_options(
     options: InferOptions,
     split: str,
@@ -524,10 +520,7 @@ def _flags() -> Any:
 
 
 def _options_from_flags(fv: Any) -> InferOptions:
-    """InferOptions from the flags. batch_size's upper bound is checked here (InferOptions
-    checks only > 0): an absurd value would otherwise overflow int32 deep in tf.data."""
-    if fv.batch_size > _MAX_BATCH:
-        raise OptionsError(f"--batch_size must be at most {_MAX_BATCH}, got {fv.batch_size}")
+    """InferOptions from the flags (which check every value)."""
     return InferOptions(
         mode=fv.mode,
         batch_size=fv.batch_size,

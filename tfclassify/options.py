@@ -21,6 +21,17 @@ def _check(cond: bool, msg: str) -> None:
         raise OptionsError(msg)
 
 
+# TF takes batch sizes as int32: an absurd one would overflow deep in tf.data.
+MAX_BATCH_SIZE = 2**31 - 1
+
+
+def _check_batch_size(value: Any) -> None:
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BATCH_SIZE,
+        f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {value!r}",
+    )
+
+
 def _positive_or_none(name: str, value: int | None) -> None:
     _check(value is None or value > 0, f"{name} must be a positive integer or None, got {value!r}")
 
@@ -270,10 +281,7 @@ class InferOptions:
 
     def __post_init__(self) -> None:
         _check(self.mode in INFER_MODES, f"mode must be one of {INFER_MODES}, got {self.mode!r}")
-        _check(
-            isinstance(self.batch_size, int) and self.batch_size > 0,
-            f"batch_size must be a positive integer, got {self.batch_size!r}",
-        )
+        _check_batch_size(self.batch_size)
         _check(
             isinstance(self.top_k, int) and self.top_k > 0,
             f"top_k must be a positive integer, got {self.top_k!r}",
@@ -363,12 +371,8 @@ class TrainOptions:
             f"image_size must be at least {least} for arch {self.arch}, got {self.image_size!r}",
         )
         object.__setattr__(self, "image_size", size)
-        # TF takes batch sizes as int32 (an absurd one overflows deep in tf.data) and
-        # Keras/numpy seeds as uint32: refused here with the range, not as a traceback.
-        _check(
-            isinstance(self.batch_size, int) and 0 < self.batch_size <= 2**31 - 1,
-            f"batch_size must be an integer in [1, {2**31 - 1}], got {self.batch_size!r}",
-        )
+        _check_batch_size(self.batch_size)
+        # Keras/numpy take seeds as uint32: refused here with the range, not as a traceback.
         _check(
             isinstance(self.seed, int) and 0 <= self.seed <= 2**32 - 1,
             f"seed must be an integer in [0, {2**32 - 1}], got {self.seed!r}",
@@ -512,10 +516,7 @@ class ReadOptions:
         size = _hw_size(self.image_size)
         _check(size is not None, "image_size must be set, got None")
         object.__setattr__(self, "image_size", size)
-        _check(
-            isinstance(self.batch_size, int) and self.batch_size > 0,
-            f"batch_size must be a positive integer, got {self.batch_size!r}",
-        )
+        _check_batch_size(self.batch_size)
         _check(
             self.resize in READ_RESIZE_MODES,
             f"resize must be one of {READ_RESIZE_MODES}, got {self.resize!r}",
