@@ -379,7 +379,7 @@ def inspect(data: bytes, cfg: ImageConfig, reencode: str = "") -> Inspected:
     if quick is not None:
         return quick
     try:
-        return _inspect_with_pillow(data, sniff(data[:16]) or "", cfg, reencode)
+        return _inspect_with_pillow(data, sniff(data[:HEAD_BYTES]) or "", cfg, reencode)
     except _Skip as e:
         return Inspected(skip_reason=str(e))
 
@@ -390,11 +390,12 @@ def inspect_without_pillow(data: bytes, cfg: ImageConfig) -> Inspected | None:
 
     The converter runs this inline and hands only the None cases to its threads.
     """
-    refused = refuse_by_head(data)
+    fmt = sniff(data[:HEAD_BYTES])
+    refused = _refusal(data, fmt)
     if refused is not None:
         return refused
     try:
-        if sniff(data[:16]) == "jpeg" and cfg.validate != "full":  # full: Pillow decodes it
+        if fmt == "jpeg" and cfg.validate != "full":  # full: Pillow decodes it
             return _inspect_plain_jpeg(data, cfg)
         return None
     except _Skip as e:
@@ -405,9 +406,14 @@ def refuse_by_head(head: bytes) -> Inspected | None:
     """The skip verdict a file's first bytes (HEAD_BYTES suffice) already give: empty,
     or not an image. The scan reads the rest of a file only when this is None, so a
     stray video or archive in the corpus is not read whole."""
+    return _refusal(head, sniff(head[:HEAD_BYTES]))
+
+
+def _refusal(head: bytes, fmt: str | None) -> Inspected | None:
+    """`refuse_by_head` for a head already sniffed as `fmt`."""
     if not head:
         return Inspected(skip_reason=f"{EMPTY}: zero-byte file")
-    if sniff(head[:16]) is None:
+    if fmt is None:
         return Inspected(skip_reason=f"{NOT_IMAGE}: content is not a recognised image format")
     return None
 

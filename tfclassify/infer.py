@@ -520,7 +520,7 @@ def _flags() -> Any:
 
 
 def _options_from_flags(fv: Any) -> InferOptions:
-    """InferOptions from the flags (which check every value)."""
+    """InferOptions from the flags; InferOptions checks every value."""
     return InferOptions(
         mode=fv.mode,
         batch_size=fv.batch_size,
