@@ -240,7 +240,9 @@ def test_input_errors(tmp_path):
         ConvertOptions(output_dir="o", input_dir="a", manifest="b")
     with pytest.raises(OptionsError, match="conflict"):
         ConvertOptions(output_dir="o", input_dir="a", resume=True, overwrite=True)
-    with pytest.raises(OptionsError, match="shard_size_mb must be a finite number > 0, got -1"):
+    with pytest.raises(
+        OptionsError, match=r"shard_size_mb must be a number in \[0.001, 16384\], got -1"
+    ):
         ConvertOptions(output_dir="o", input_dir="a", shard_size_mb=-1)
 
 

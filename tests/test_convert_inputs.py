@@ -19,7 +19,9 @@ from recordlib import read_records
 from test_convert import opts, run_cli
 
 from tfclassify import convert, images, metadata, schema, testing
+from tfclassify.errors import OptionsError
 from tfclassify.metadata import DatasetInfo
+from tfclassify.predictor import read_labels
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -192,12 +194,14 @@ def test_named_pipe_is_skipped_not_opened(tmp_path, validate):
 # ---------------------------------------------------------------- command-line errors
 
 
-def _manifest(tmp_path, rows, header=("path", "label")) -> str:
+def _manifest(tmp_path, rows, header=("path", "label"), image: str = "") -> str:
+    if image:
+        tiny(tmp_path / "m" / image, 16, 12)
     return testing.make_manifest(tmp_path / "m" / "list.csv", rows, header=header)
 
 
-def _one_image_tree(tmp_path) -> str:
-    tiny(tmp_path / "in" / "c" / "x.jpg", 16, 12)
+def _one_image_tree(tmp_path, label: str = "c") -> str:
+    tiny(tmp_path / "in" / label / "x.jpg", 16, 12)
     return str(tmp_path / "in")
 
 
@@ -243,13 +247,47 @@ CLI_ERRORS = {
     ),
     "shard_size_not_finite": lambda t: (
         ["--input_dir", _one_image_tree(t), "--shard_size_mb", "inf"],
-        ["shard_size_mb must be a finite number > 0, got inf"],
+        ["shard_size_mb must be a number in [0.001, 16384], got inf"],
+    ),
+    "class_folder_name_with_a_newline": lambda t: (
+        ["--input_dir", _one_image_tree(t, "multi\nline")],
+        ["class folder name 'multi\\nline' holds a line break", "rename it"],
+    ),
+    "class_folder_name_blank": lambda t: (
+        ["--input_dir", _one_image_tree(t, " ")],
+        ["class folder name ' ' is empty or only whitespace"],
+    ),
+    "manifest_label_with_a_carriage_return": lambda t: (
+        ["--manifest", m := _manifest(t, [("x.jpg", "a\rb")], image="x.jpg")],
+        [m, "line 2: label 'a\\rb' holds a line break"],
     ),
     "no_output_dir": lambda t: (
         ["--input_dir", _one_image_tree(t), "--output_dir", ""],
         ["--output_dir is required"],
     ),
 }
+
+
+# Flag values past what a conversion can take (issue 13: overflows, a division by zero,
+# 2**31 threads, each after the work dir was made). Each field's bound refuses them,
+# except where absl's integer parser already does ("1e20" is not an int).
+FLAG_EXTREMES = {
+    "shard_size_mb": ["1e308", "1e-9", "nan"],
+    "num_workers": ["2147483648", "0", "1e20"],
+    "max_pixels": ["100000000000000000000", "1e20"],
+    "max_file_mb": ["1e308", "0"],
+    "max_side": ["2147483648"],
+    "resize_shorter_side": ["0"],
+    "jpeg_quality": ["101"],
+    "seed": ["-1", "4294967296"],
+    "validation_fraction": ["1"],
+}
+for _flag, _values in FLAG_EXTREMES.items():
+    for _value in _values:
+        CLI_ERRORS[f"{_flag}={_value}"] = lambda t, f=_flag, v=_value: (
+            ["--input_dir", _one_image_tree(t), f"--{f}={v}"],
+            [f"flag --{f}={v}: "] if v == "1e20" else [f"{f} must be ", ", got "],
+        )
 
 
 @pytest.mark.parametrize("case", list(CLI_ERRORS))
@@ -430,3 +468,160 @@ def test_manifest_without_split_column_is_stratified(tmp_path):
         assert counts["train"][label] + counts["validation"][label] == n, label
     names = [r.filename for recs in by_split.values() for r in recs]
     assert sorted(names) == sorted(r for r, _ in rows[: sum(sizes.values())])
+
+
+# ---------------------------------------------------------------- option bounds
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("shard_size_mb", 1e308),  # int() of it overflowed
+        ("shard_size_mb", 1e-9),  # 0 bytes a shard: a division by zero
+        ("shard_size_mb", float("inf")),
+        ("num_workers", 2**31),  # an allocation for 2**31 threads
+        ("num_workers", 10**20),
+        ("num_workers", 2.0),
+        ("max_pixels", 10**20),  # past int64, where TF compares it
+        ("max_pixels", 0),
+        ("max_file_mb", 1e308),
+        ("max_file_mb", float("nan")),
+        ("resize_shorter_side", 10**400),  # past any float
+        ("max_side", -1),
+        ("jpeg_quality", 95.5),
+        ("seed", -1),
+        ("seed", 2**64),
+        ("validation_fraction", "0.1"),
+    ],
+)
+def test_option_out_of_bounds_is_one_line_naming_the_field(tmp_path, field, value):
+    """Through the API each bound is checked where the options are made: one line
+    naming the field and its range, and nothing written to output_dir."""
+    with pytest.raises(OptionsError) as e:
+        run(tmp_path, input_dir=_one_image_tree(tmp_path), **{field: value})
+    message = str(e.value)
+    assert message.startswith(f"{field} must be ") and message.endswith(f", got {value!r}")
+    assert len(message.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_options_at_their_bounds_convert(tmp_path):
+    """The bounds are inclusive and usable: the smallest shards (one record each), the
+    largest seed, the most workers."""
+    src = tmp_path / "in"
+    for i in range(3):
+        tiny(src / "c" / f"{i}.jpg", 16, 12, seed=i)
+    info = run(tmp_path, input_dir=str(src), shard_size_mb=0.001, seed=2**32 - 1, num_workers=1024)
+    assert info.accepted == 3 and len(info.splits["train"].shards) == 3
+
+
+# ---------------------------------------------------------------- labels
+
+
+def test_labels_txt_has_one_line_per_class(tmp_path):
+    """Class names of any script, with inner spaces, zero-width joiners and a
+    no-break space, come back from labels.txt as the label map has them."""
+    src = tmp_path / "in"
+    names = ["café", "日本語 猫", "a\u00a0b", "👨\u200d👩\u200d👧", "x"]
+    for i, name in enumerate(names):
+        tiny(src / name / "a.jpg", 16, 12, seed=i)
+    info = run(tmp_path, input_dir=str(src))
+    assert info.labels == tuple(sorted(names))
+    assert read_labels(info.directory) == info.labels
+
+
+# ---------------------------------------------------------------- max_file_mb
+
+
+def _bytes_read() -> int | None:
+    """Bytes this process has read so far (all threads, TF's too), or None if unknown."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("form", ["folder", "manifest"])
+def test_file_over_max_file_mb_is_skipped_unread(tmp_path, form):
+    """A big sparse file that starts like a JPEG (issue 13: one of 2 GB was read whole)
+    is skipped as too_large from its size: neither the scan nor validate=full's TF
+    decode check reads it."""
+    src = tmp_path / "in"
+    tiny(src / "c" / "good.jpg", 16, 12)
+    big = src / "c" / "big.jpg"
+    with open(big, "wb") as f:
+        f.write(read_bytes(src / "c" / "good.jpg")[:64])  # SOI, APP0: a JPEG's first bytes
+        f.truncate(64 * 2**20)  # sparse: takes no disk
+    where = {"input_dir": str(src)}
+    if form == "manifest":
+        rows = [("c/good.jpg", "c"), ("c/big.jpg", "c")]
+        where = {"manifest": testing.make_manifest(src / "list.csv", rows)}
+    before = _bytes_read()
+    info = run(tmp_path, **where, max_file_mb=1, validate="full")
+    after = _bytes_read()
+    assert skipped_csv(info) == {
+        "c/big.jpg": f"too_large: {64 * 2**20} bytes > max_file_mb (1048576 bytes)"
+    }
+    assert info.skipped_by_reason == {"too_large": 1} and info.accepted == 1
+    if before is not None and after is not None:
+        assert after - before < 16 * 2**20  # the file's 64 MiB were never read
+
+
+def test_max_file_mb_boundary(tmp_path):
+    """A file of exactly max_file_mb is converted, a larger one is skipped."""
+    src = tmp_path / "in"
+    small = tiny(src / "c" / "small.jpg", 48, 40, seed=1)
+    large = tiny(src / "c" / "large.jpg", 64, 48, seed=2)
+    cap = os.path.getsize(small)
+    assert 1048 < cap < os.path.getsize(large)  # over the 0.001 MiB bound
+    info = run(tmp_path, input_dir=str(src), max_file_mb=cap / 2**20)
+    size = os.path.getsize(large)
+    assert skipped_csv(info) == {
+        "c/large.jpg": f"too_large: {size} bytes > max_file_mb ({cap} bytes)"
+    }
+    assert set(read_records(info.directory)) == {"c/small.jpg"}
+
+
+# ---------------------------------------------------------------- links out of the input
+
+
+@pytest.fixture()
+def linked_out_tree(tmp_path) -> tuple[str, str]:
+    """in/cat holds a file and a link to a file outside; in/dog links to a folder outside."""
+    out = tmp_path / "elsewhere"
+    tiny(out / "far.jpg", 16, 12, seed=1)
+    tiny(out / "dog" / "d.jpg", 16, 12, seed=2)
+    src = tmp_path / "in"
+    tiny(src / "cat" / "a.jpg", 16, 12, seed=3)
+    os.symlink(out / "far.jpg", src / "cat" / "far.jpg")
+    os.symlink(out / "dog", src / "dog")
+    return str(src), str(out)
+
+
+def test_links_out_of_the_input_are_skipped_by_default(tmp_path, linked_out_tree):
+    src, out = linked_out_tree
+    info = run(tmp_path, input_dir=src)
+    reasons = skipped_csv(info)
+    assert reasons == {
+        "cat/far.jpg": f"outside_root: links to {os.path.realpath(os.path.join(out, 'far.jpg'))}, "
+        "outside the input root (follow_external_links is off)",
+        "dog": f"outside_root: links to {os.path.realpath(os.path.join(out, 'dog'))}, "
+        "outside the input root (follow_external_links is off)",
+    }
+    assert info.skipped_by_reason == {"outside_root": 2}
+    assert info.labels == ("cat", "dog") and info.empty_classes == ("dog",)
+    assert set(read_records(info.directory)) == {"cat/a.jpg"}
+
+
+def test_cli_follow_external_links_follows_them(tmp_path, linked_out_tree):
+    src, _ = linked_out_tree
+    out = tmp_path / "out"
+    p = run_cli(
+        "tfclassify.convert", "--input_dir", src, "--output_dir", str(out), "--quiet",
+        "--follow_external_links", "--num_workers", "1",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    records = read_records(str(out))
+    assert set(records) == {"cat/a.jpg", "cat/far.jpg", "dog/d.jpg"}
+    assert metadata.load(str(out)).skipped == 0

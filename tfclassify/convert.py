@@ -54,7 +54,7 @@ def _encoded_bytes(source: sources.Source, s: scan.Scanned, work: str) -> bytes:
                 f"{source.path} changed after it was scanned; rerun with --overwrite to start over"
             )
         with open(source.path, "rb") as f:
-            data = f.read()
+            data = f.read(s.encoded_size + 1)  # one byte over tells a file that grew
     if len(data) != s.encoded_size:
         raise DataError(
             f"{source.path}: {len(data)} bytes to store, {s.encoded_size} when scanned; "
@@ -110,10 +110,10 @@ def _write_shards(
 
 def _list(options: ConvertOptions) -> sources.Listing:
     if options.input_dir is not None:
-        listing = sources.list_folder(options.input_dir)
+        listing = sources.list_folder(options.input_dir, options.follow_external_links)
         where = options.input_dir
     else:
-        listing = sources.list_manifest(options.manifest or "")
+        listing = sources.list_manifest(options.manifest or "", options.follow_external_links)
         where = options.manifest
     if options.input_dir is not None and _inside(options.output_dir, listing.root):
         raise OutputError(
@@ -400,6 +400,14 @@ def _define_flags() -> None:
     flags.DEFINE_integer("max_side", None, "Shrink so the longer side is at most this.")
     flags.DEFINE_integer("jpeg_quality", d["jpeg_quality"].default, "Quality of encoded JPEGs.")
     flags.DEFINE_integer("max_pixels", d["max_pixels"].default, "Refuse larger images.")
+    flags.DEFINE_float(
+        "max_file_mb", d["max_file_mb"].default, "Skip larger files, MiB (checked before reading)."
+    )
+    flags.DEFINE_bool(
+        "follow_external_links",
+        False,
+        "Follow links leading outside input_dir (or the manifest's folder); off: skipped.",
+    )
     flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
     flags.DEFINE_bool("overwrite", False, "Replace a previous conversion in output_dir.")
     flags.DEFINE_bool("quiet", False, "No progress bar.")

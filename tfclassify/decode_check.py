@@ -26,8 +26,9 @@ _CHUNK = 1024
 class DecodeChecks:
     """Whether TF's JPEG decoder decodes each of `paths`, found in the background.
 
-    A file is "decoded" when it starts like a JPEG, its header is within
-    `max_pixels` (so a decompression bomb is never decoded), and `decode_jpeg` (TF's
+    A file is "decoded" when it is at most `max_file_bytes` long (TF reads it
+    whole), starts like a JPEG, its header is within `max_pixels` (so a
+    decompression bomb is never decoded), and `decode_jpeg` (TF's
     own decoder, the one the readers use) succeeds at 1/8 scale. Anything else
     (unreadable, not a JPEG, too large, corrupt) counts as failed: the caller's
     Pillow path then gives the verdict and the reason.
@@ -35,7 +36,13 @@ class DecodeChecks:
     while the rest run.
     """
 
-    def __init__(self, paths: Sequence[str], max_pixels: int, parallelism: int | None = None):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        max_pixels: int,
+        parallelism: int | None = None,
+        max_file_bytes: int = 2**30,
+    ):
         """`parallelism`: decodes at once (tf.data's threads); None: one per CPU."""
         self._count = len(paths)
         self._changed = threading.Condition()
@@ -45,13 +52,19 @@ class DecodeChecks:
         self._stop = False
         self._thread = threading.Thread(
             target=self._collect,
-            args=(paths, max_pixels, parallelism),
+            args=(paths, max_pixels, parallelism, max_file_bytes),
             name="tfclassify-decode",
             daemon=True,
         )
         self._thread.start()
 
-    def _collect(self, paths: Sequence[str], max_pixels: int, parallelism: int | None) -> None:
+    def _collect(
+        self,
+        paths: Sequence[str],
+        max_pixels: int,
+        parallelism: int | None,
+        max_file_bytes: int,
+    ) -> None:
         try:
             if paths:
                 import tensorflow as tf
@@ -62,9 +75,9 @@ class DecodeChecks:
                 cap = tf.constant(max_pixels, tf.int64)
                 for start in range(0, len(paths), _CHUNK):
                     chunk = paths[start : start + _CHUNK]
-                    # Only files that start like a JPEG: TF reads each checked file
-                    # whole, and a stray multi-GB video must not be.
-                    jpegs = [i for i, p in enumerate(chunk) if _starts_like_jpeg(p)]
+                    # Only files that start like a JPEG, within the size cap: TF reads
+                    # each checked file whole, and a stray multi-GB video must not be.
+                    jpegs = [i for i, p in enumerate(chunk) if _starts_like_jpeg(p, max_file_bytes)]
                     names = tf.constant([os.fsencode(chunk[i]) for i in jpegs], tf.string)
                     decoded = check(names, cap).numpy().tolist() if jpegs else []
                     if self._stop:
@@ -107,12 +120,12 @@ class DecodeChecks:
         self._stop = True
 
 
-def _starts_like_jpeg(path: str) -> bool:
+def _starts_like_jpeg(path: str, max_file_bytes: int) -> bool:
     if not path:  # not to be opened (see scan)
         return False
     try:
         with open(path, "rb") as f:
-            return f.read(3) == b"\xff\xd8\xff"
+            return os.fstat(f.fileno()).st_size <= max_file_bytes and f.read(3) == b"\xff\xd8\xff"
     except OSError:
         return False  # the scan reports why
 

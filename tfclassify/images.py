@@ -53,6 +53,7 @@ class ImageConfig:
     max_side: int | None = None
     jpeg_quality: int = 95
     max_pixels: int = 89_478_485
+    max_file_bytes: int = 2**30  # files larger are skipped by the scan, unread
 
 
 @dataclasses.dataclass(frozen=True)

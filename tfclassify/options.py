@@ -7,7 +7,6 @@ notebook cell, a flag) with a message that shows the value, not deep inside TF.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from typing import Any
 
@@ -36,24 +35,57 @@ def _positive_or_none(name: str, value: int | None) -> None:
     _check(value is None or value > 0, f"{name} must be a positive integer or None, got {value!r}")
 
 
+def _check_range(
+    name: str, value: Any, low: float, high: float, *, integer: bool = True, optional: bool = False
+) -> None:
+    """Refuses `value` unless it is an int (a finite int or float unless `integer`) in
+    [low, high], or None when `optional`: the message names the field and the range."""
+    if optional and value is None:
+        return
+    kinds = int if integer else (int, float)
+    _check(
+        isinstance(value, kinds) and not isinstance(value, bool) and low <= value <= high,
+        f"{name} must be {'an integer' if integer else 'a number'} in [{low}, {high}]"
+        f"{' or None' if optional else ''}, got {value!r}",
+    )
+
+
 def to_json(options: Any) -> dict[str, Any]:
     """A JSON-safe dict of a dataclass's fields (stored in dataset.json / summary.json)."""
     return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+# Bounds of ConvertOptions' numbers. Beyond them a value is a typo that would fail deep
+# in a conversion (an overflow, a division by zero, 2**31 threads), after its work dir
+# was made. Shards: ~1 KiB (below any record: one record a shard) to 16 GiB.
+SHARD_SIZE_MB_RANGE = (0.001, 16384)
+MAX_WORKERS = 1024  # more threads than any host has cores, each holding files in flight
+MAX_SIDE = 2**31 - 1  # Pillow's and TF's image sides are int32
+MAX_PIXELS_LIMIT = 2**40  # ~3 TiB as RGB: no host decodes more, so a higher cap means nothing
+MAX_SEED = 2**32 - 1  # as TrainOptions': one seed fits convert and train
+# 1 GiB: above the largest file holding an image within DEFAULT_MAX_PIXELS (8 bytes a
+# pixel, uncompressed 16-bit RGBA), and a record (one protobuf) holds less than 2 GiB.
+DEFAULT_MAX_FILE_MB = 1024.0
+MAX_FILE_MB_LIMIT = 2047
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvertOptions:
     """What `tfclassify.convert` does. Exactly one of `input_dir` and `manifest`.
 
+    Every number is bounded (the constants above): a value outside is an OptionsError
+    naming the field, raised before anything is written.
+
     Attributes:
       input_dir: folder per class, optionally below `train/`, `validation/`, `test/`.
       manifest: CSV with header `path,label[,split]`; paths relative to the CSV's folder.
       output_dir: where shards, dataset.json, labels.txt and skipped.csv go.
       name: shard name prefix.
-      shard_size_mb: target shard size in MiB of serialized records.
+      shard_size_mb: target shard size in MiB of serialized records, in [0.001, 16384].
       num_workers: threads converting images (and, with validate=full, decoding JPEGs
-        on tf.data's threads); None means all cores. Output does not depend on it.
-      seed: shuffle/split seed; same seed, same output bytes.
+        on tf.data's threads), at most 1024; None means all cores. Output does not
+        depend on it.
+      seed: shuffle/split seed in [0, 2**32 - 1]; same seed, same output bytes.
       validation_fraction: carve a stratified validation split out of `train`.
       validate: `full` decodes every image; `header` checks magic, header and trailer;
         `none` only sniffs the format.
@@ -61,7 +93,12 @@ class ConvertOptions:
         correctly; `jpeg`/`png` re-encode everything not already in that format.
       resize_shorter_side / max_side: shrink (never enlarge) at conversion time.
       jpeg_quality: quality of any JPEG the converter encodes.
-      max_pixels: refuse larger images from their header, before decoding.
+      max_pixels: refuse larger images from their header, before decoding (<= 2**40).
+      max_file_mb: skip larger files (`too_large`) from their size, before reading
+        them (only their first bytes are sniffed), in [0.001, 2047].
+      follow_external_links: follow links (to files or folders) whose target is
+        outside the input root (input_dir, or the manifest's folder); off, they are
+        skipped as `outside_root`.
       resume: finish an interrupted run in `output_dir`.
       overwrite: replace a previous tfclassify output in `output_dir`.
       quiet: no progress bar.
@@ -81,6 +118,8 @@ class ConvertOptions:
     max_side: int | None = None
     jpeg_quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    follow_external_links: bool = False
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
@@ -96,13 +135,13 @@ class ConvertOptions:
             bool(self.name) and "-" not in self.name and os.sep not in self.name,
             f"name must be non-empty without '-' or '{os.sep}', got {self.name!r}",
         )
+        _check_range("shard_size_mb", self.shard_size_mb, *SHARD_SIZE_MB_RANGE, integer=False)
+        _check_range("num_workers", self.num_workers, 1, MAX_WORKERS, optional=True)
+        _check_range("seed", self.seed, 0, MAX_SEED)
         _check(
-            0 < self.shard_size_mb < math.inf,
-            f"shard_size_mb must be a finite number > 0, got {self.shard_size_mb!r}",
-        )
-        _positive_or_none("num_workers", self.num_workers)
-        _check(
-            0.0 <= self.validation_fraction < 1.0,
+            isinstance(self.validation_fraction, (int, float))
+            and not isinstance(self.validation_fraction, bool)
+            and 0.0 <= self.validation_fraction < 1.0,
             f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
         )
         _check(
@@ -113,13 +152,11 @@ class ConvertOptions:
             self.image_format in ("keep", "jpeg", "png"),
             f"image_format must be 'keep', 'jpeg' or 'png', got {self.image_format!r}",
         )
-        _positive_or_none("resize_shorter_side", self.resize_shorter_side)
-        _positive_or_none("max_side", self.max_side)
-        _check(
-            1 <= self.jpeg_quality <= 100,
-            f"jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}",
-        )
-        _check(self.max_pixels > 0, f"max_pixels must be > 0, got {self.max_pixels!r}")
+        _check_range("resize_shorter_side", self.resize_shorter_side, 1, MAX_SIDE, optional=True)
+        _check_range("max_side", self.max_side, 1, MAX_SIDE, optional=True)
+        _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
+        _check_range("max_pixels", self.max_pixels, 1, MAX_PIXELS_LIMIT)
+        _check_range("max_file_mb", self.max_file_mb, 0.001, MAX_FILE_MB_LIMIT, integer=False)
         _check(
             not (self.resume and self.overwrite),
             "resume and overwrite conflict: resume keeps the finished shards, overwrite "
@@ -137,6 +174,10 @@ class ConvertOptions:
     @property
     def shard_bytes(self) -> int:
         return int(self.shard_size_mb * 2**20)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
 
     @property
     def reencodes(self) -> bool:

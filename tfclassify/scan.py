@@ -71,6 +71,7 @@ def _image_config(options: ConvertOptions) -> images.ImageConfig:
         max_side=options.max_side,
         jpeg_quality=options.jpeg_quality,
         max_pixels=options.max_pixels,
+        max_file_bytes=options.max_file_bytes,
     )
 
 
@@ -117,19 +118,27 @@ def _scan_one(
     """
     if source.problem:
         return Scanned(key, skip=source.problem), None
+    cap = cfg.max_file_bytes
     try:
         with open(source.path, "rb") as f:
             st = os.fstat(f.fileno())
+            if st.st_size > cap:  # it may be a multi-GB file: only its first bytes are read
+                refused = images.refuse_by_head(f.read(images.HEAD_BYTES))
+                skip = refused.skip_reason if refused else _too_large(st.st_size, cap)
+                return Scanned(key, skip=skip or ""), None
             # One read takes all of a typical image; the rest only if its first bytes
-            # are an image's (a stray multi-GB video is not read whole).
+            # are an image's (a stray multi-GB video is not read whole), and no more
+            # than one byte over the cap (a file may grow after its fstat).
             data = f.read(_FIRST_READ)
             refused = images.refuse_by_head(data[: images.HEAD_BYTES])
             if refused is None and len(data) == _FIRST_READ:
-                data += f.read()
+                data += f.read(max(0, cap + 1 - len(data)))
     except FileNotFoundError:
         return Scanned(key, skip=f"{images.MISSING}: file not found"), None
     except OSError as e:
         return Scanned(key, skip=f"{images.UNREADABLE}: {e.strerror or e}"), None
+    if len(data) > cap:
+        return Scanned(key, skip=_too_large(len(data), cap)), None
     result = refused
     if result is None and not reencode:
         result = images.inspect_without_pillow(data, quick_cfg or cfg)
@@ -138,6 +147,10 @@ def _scan_one(
             key, source, label, st, data, images.inspect(data, cfg, reencode), work
         )
     return _scanned(key, source, label, st, data, result, work)
+
+
+def _too_large(size: int, cap: int) -> str:
+    return f"{images.TOO_LARGE}: {size} bytes > max_file_mb ({cap} bytes)"
 
 
 def _done(scan: R | Callable[[], R]) -> R:
@@ -377,7 +390,9 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
 
         # A source with a listing problem (a named pipe, say) is never opened: no path.
         paths = ["" if listing.sources[k].problem else listing.sources[k].path for k in todo]
-        checks = decode_check.DecodeChecks(paths, cfg.max_pixels, options.num_workers)
+        checks = decode_check.DecodeChecks(
+            paths, cfg.max_pixels, options.num_workers, cfg.max_file_bytes
+        )
         pending = Pending(checks, len(scanned), rescan, journal)
     progress = Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import unicodedata
 
 from tfclassify.errors import InputError
 
@@ -24,6 +25,7 @@ DEFAULT_SPLIT = "train"
 _SPLIT_RE = re.compile(r"^[A-Za-z0-9_]+$")
 NOT_REGULAR = "unsupported: not a regular file"
 OUTSIDE_CLASS = "outside_class: file is not inside a class folder"
+OUTSIDE_ROOT = "outside_root"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +61,17 @@ def _visible(name: str) -> bool:
     return not name.startswith(".")
 
 
-def _walk_files(top: str, _seen: frozenset[tuple[int, int]] = frozenset()) -> list[tuple[str, str]]:
+def _walk_files(
+    top: str, real_root: str | None, _seen: frozenset[tuple[int, int]] = frozenset()
+) -> list[tuple[str, str]]:
     """(path, problem) for every visible non-directory below `top`, in sorted order.
 
     Named pipes, sockets and devices are listed with a problem: opening a pipe
     would block the scan forever, and each must still be accounted for. scandir's
     entry types come with the directory listing: no stat per file. Linked
     directories are followed (corpora are often assembled with links), except
-    into a directory already on the path, which would never end.
+    into a directory already on the path, which would never end, and, unless
+    `real_root` is None, a link leading outside it (listed once, with a problem).
     """
     st = os.stat(top)
     seen = _seen | {(st.st_dev, st.st_ino)}
@@ -74,10 +79,13 @@ def _walk_files(top: str, _seen: frozenset[tuple[int, int]] = frozenset()) -> li
     for entry in sorted(os.scandir(top), key=lambda e: e.name):
         if not _visible(entry.name):
             continue
-        if _is_dir(entry):
+        outside = _outside_root(entry, real_root)
+        if outside:
+            found.append((entry.path, outside))
+        elif _is_dir(entry):
             inner = entry.stat()
             if (inner.st_dev, inner.st_ino) not in seen:
-                found.extend(_walk_files(entry.path, seen))
+                found.extend(_walk_files(entry.path, real_root, seen))
         else:
             found.append((entry.path, "" if _is_file(entry) else NOT_REGULAR))
     return found
@@ -100,6 +108,28 @@ def _is_file(entry: os.DirEntry) -> bool:
         return True
 
 
+def _outside_root(entry: os.DirEntry, real_root: str | None) -> str:
+    """The problem of a link whose target is outside `real_root`; '' for anything
+    else, and for every link when `real_root` is None (links followed anywhere).
+    Only links are resolved: scandir tells them apart without a stat."""
+    if real_root is None or not entry.is_symlink():
+        return ""
+    return _escape_problem(os.path.realpath(entry.path), real_root)
+
+
+def _escape_problem(target: str, real_root: str) -> str:
+    if os.path.commonpath([real_root, target]) == real_root:
+        return ""
+    return (
+        f"{OUTSIDE_ROOT}: links to {target}, outside the input root (follow_external_links is off)"
+    )
+
+
+def _real_root(root: str, follow_external_links: bool) -> str | None:
+    """What links may lead into: the root's real path; None when they may lead anywhere."""
+    return None if follow_external_links else os.path.realpath(root)
+
+
 def _rel(path: str, root: str) -> str:
     # Listed paths are `root` joined with names: cut the prefix. os.path.relpath
     # made both absolute (a getcwd call each), ~5% of a header-mode conversion.
@@ -108,25 +138,35 @@ def _rel(path: str, root: str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def list_folder(input_dir: str) -> Listing:
+def list_folder(input_dir: str, follow_external_links: bool = False) -> Listing:
     """Folder per class, optionally below split folders (`train/`, `validation/`, ...).
 
     Files directly in a split or root folder (not in a class folder) are listed
-    with a problem so they are reported, not silently dropped.
+    with a problem so they are reported, not silently dropped; so are links (a
+    split or class folder, a file) whose target is outside `input_dir`, unless
+    `follow_external_links`.
     """
     root = os.path.abspath(input_dir)
     if not os.path.isdir(root):
         raise InputError(f"input_dir not found or not a directory: {input_dir}")
-    top_dirs = sorted(e.name for e in os.scandir(root) if _is_dir(e) and _visible(e.name))
-    presplit = _is_split_layout(input_dir, top_dirs)
+    real_root = _real_root(root, follow_external_links)
+    top = sorted(
+        (e for e in os.scandir(root) if _is_dir(e) and _visible(e.name)), key=lambda e: e.name
+    )
+    presplit = _is_split_layout(input_dir, [e.name for e in top])
     sources: list[Source] = []
     labels: set[str] = set()
     if presplit:
-        _list_classes(root, root, DEFAULT_SPLIT, sources, labels, classes=False)
-        for d in top_dirs:
-            _list_classes(root, os.path.join(root, d), _SPLIT_ALIASES.get(d, d), sources, labels)
+        _list_classes(root, root, DEFAULT_SPLIT, sources, labels, real_root, classes=False)
+        for e in top:
+            split = _SPLIT_ALIASES.get(e.name, e.name)
+            outside = _outside_root(e, real_root)
+            if outside:
+                sources.append(Source(e.path, _rel(e.path, root), "", split, outside))
+            else:
+                _list_classes(root, e.path, split, sources, labels, real_root)
     else:
-        _list_classes(root, root, DEFAULT_SPLIT, sources, labels)
+        _list_classes(root, root, DEFAULT_SPLIT, sources, labels, real_root)
     if not labels:
         raise InputError(f"no class folders found in {input_dir}")
     return Listing(root, tuple(sources), tuple(sorted(labels)), presplit)
@@ -157,10 +197,12 @@ def _list_classes(
     split: str,
     sources: list[Source],
     labels: set[str],
+    real_root: str | None,
     classes: bool = True,
 ) -> None:
     """Appends the files below `folder`: its subfolders are classes (when `classes`),
-    files directly inside it are outside any class."""
+    files directly inside it are outside any class. A class folder linked from
+    outside `real_root` keeps its label (an empty class) and is listed once."""
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not _visible(entry.name):
             continue
@@ -168,34 +210,57 @@ def _list_classes(
             sources.append(Source(entry.path, _rel(entry.path, root), "", split, OUTSIDE_CLASS))
         elif classes:
             labels.add(_label_text(entry.name, entry.path))
+            outside = _outside_root(entry, real_root)
+            found = [(entry.path, outside)] if outside else _walk_files(entry.path, real_root)
             sources.extend(
-                Source(p, _rel(p, root), entry.name, split, problem)
-                for p, problem in _walk_files(entry.path)
+                Source(p, _rel(p, root), entry.name, split, problem) for p, problem in found
             )
+
+
+def label_problem(label: str) -> str:
+    """Why `label` cannot be a class name ('' when it can). labels.txt holds one per
+    line, and its readers drop blank lines: a line break or a blank name would shift
+    every class after it. Control characters and edge spaces, which no one sees and
+    manifests strip, are refused too."""
+    if not label.strip():
+        return "is empty or only whitespace"
+    if label != label.strip():
+        return "starts or ends with whitespace"
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in label):
+        return "holds a line break or another control character"
+    return ""
 
 
 def _label_text(name: str, path: str) -> str:
     """A class folder's name is the label text stored in every record and in
-    labels.txt: it must be text (a name in another encoding than UTF-8 is not)."""
+    labels.txt: it must be text (a name in another encoding than UTF-8 is not),
+    on one line (see `label_problem`)."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError(
             f"class folder name is not valid UTF-8: {os.fsencode(path)!r}; rename it"
         ) from None
+    problem = label_problem(name)
+    if problem:
+        raise InputError(f"class folder name {name!r} {problem}: {path!r}; rename it")
     return name
 
 
-def list_manifest(manifest: str) -> Listing:
+def list_manifest(manifest: str, follow_external_links: bool = False) -> Listing:
     """CSV with header `path,label[,split]`; relative paths resolve against the CSV's folder.
 
     Paths outside that folder are an error (a typo like `../../` should not silently
-    pull in other data); missing and duplicated files are listed with a problem.
+    pull in other data); missing and duplicated files are listed with a problem, and
+    so are paths through a link whose target is outside the folder, unless
+    `follow_external_links`.
     """
     if not os.path.isfile(manifest):
         what = "is not a file (a folder or a pipe?)" if os.path.exists(manifest) else "not found"
         raise InputError(f"manifest {what}: {manifest}")
     root = os.path.dirname(os.path.abspath(manifest))
+    real_root = _real_root(root, follow_external_links)
+    real_dirs: dict[str, str] = {}  # real path of each folder rows name
     header, rows = _read_manifest(manifest)
     sources: list[Source] = []
     seen: dict[str, int] = {}
@@ -206,6 +271,11 @@ def list_manifest(manifest: str) -> Listing:
             raise InputError(f"manifest {manifest} line {line}: empty path")
         if not row["label"]:
             raise InputError(f"manifest {manifest} line {line}: empty label for {row['path']}")
+        problem = label_problem(row["label"])
+        if problem:
+            raise InputError(
+                f"manifest {manifest} line {line}: label {row['label']!r} {problem}; fix the label"
+            )
         split = row.get("split") or DEFAULT_SPLIT
         if not _SPLIT_RE.match(split):
             raise InputError(
@@ -221,7 +291,9 @@ def list_manifest(manifest: str) -> Listing:
         problem = ""
         if path in seen:
             problem = f"duplicate: also listed on line {seen[path]}"
-        elif not os.path.isfile(path):
+        elif real_root is not None:
+            problem = _manifest_escape(path, real_root, real_dirs)
+        if not problem and not os.path.isfile(path):
             problem = "missing: file not found"
         seen.setdefault(path, line)
         sources.append(Source(path, _rel(path, root), row["label"], split, problem))
@@ -229,6 +301,19 @@ def list_manifest(manifest: str) -> Listing:
         raise InputError(f"manifest {manifest} lists no files")
     labels = tuple(sorted({s.label for s in sources}))
     return Listing(root, tuple(sources), labels, presplit)
+
+
+def _manifest_escape(path: str, real_root: str, real_dirs: dict[str, str]) -> str:
+    """`_outside_root` for a manifest's path: a link on the way (a folder or the file
+    itself) may lead out of the manifest's folder. Each folder is resolved once
+    (`real_dirs`), the file only when it is a link."""
+    folder, name = os.path.split(path)
+    if folder not in real_dirs:
+        real_dirs[folder] = os.path.realpath(folder)
+    target = (
+        os.path.realpath(path) if os.path.islink(path) else os.path.join(real_dirs[folder], name)
+    )
+    return _escape_problem(target, real_root)
 
 
 def _read_manifest(manifest: str) -> tuple[list[str], list[dict[str, str]]]:
