@@ -79,6 +79,40 @@ def write_file(path: str, raw: bytes) -> None:
         f.write(raw)
 
 
+def frames(raw: bytes) -> list[bytes]:
+    """A TFRecord file's records, each with its framing (length, CRCs), in order."""
+    out, pos = [], 0
+    while pos < len(raw):
+        end = pos + int.from_bytes(raw[pos : pos + 8], "little") + schema.TFRECORD_OVERHEAD
+        out.append(raw[pos:end])
+        pos = end
+    return out
+
+
+# Structural damage to a shard, each leaving every remaining record intact.
+DAMAGE = ("zero", "cut", "drop", "duplicate", "cut_mid")
+
+
+def damage(path: str, kind: str, at: int) -> tuple[int, int, int]:
+    """Damages the shard at `path` (one of DAMAGE, at record `at`): emptied, cut after
+    record `at - 1`, record `at` dropped or written twice, or cut inside record `at`.
+
+    Returns:
+      (records still readable, records missing, records extra) against its count.
+    """
+    f = frames(read_file(path))
+    n = len(f)
+    raw, *counts = {
+        "zero": (b"", 0, n, 0),
+        "cut": (b"".join(f[:at]), at, n - at, 0),
+        "drop": (b"".join(f[:at] + f[at + 1 :]), n - 1, 1, 0),
+        "duplicate": (b"".join(f[: at + 1] + f[at:]), n + 1, 0, 1),
+        "cut_mid": (b"".join(f[:at]) + f[at][: len(f[at]) // 2], at, n - at, 0),
+    }[kind]
+    write_file(path, raw)
+    return tuple(counts)
+
+
 def shard_info(path: str, n: int) -> metadata.ShardInfo:
     raw = read_file(path)
     return metadata.ShardInfo(os.path.basename(path), n, len(raw), hashlib.sha256(raw).hexdigest())

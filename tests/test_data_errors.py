@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import re
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from recordlib import DAMAGE, collect, damage
 
 import tfclassify
 from tfclassify import data, metadata, schema
+from tfclassify.errors import DataError
 from tfclassify.options import ConvertOptions, ReadOptions
 
 
@@ -33,9 +39,7 @@ def read_all(ds) -> dict[str, np.ndarray]:
 def test_default_path_reads_every_record_like_the_exact_path(converted):
     info = metadata.load(converted)
     opts = ReadOptions(image_size=48, batch_size=8)
-    assert data.expected_counts(converted, info.shard_paths("train")) == [
-        s.num_examples for s in info.split("train").shards
-    ]
+    assert data.listed_shards(info.shard_paths("train")) == list(info.split("train").shards)
     fast = read_all(data.make_dataset(converted, opts))
     exact = read_all(data.make_dataset(converted, dataclasses.replace(opts, skip_errors=True)))
     assert len(fast) == info.accepted
@@ -45,10 +49,14 @@ def test_default_path_reads_every_record_like_the_exact_path(converted):
 
 
 def copy_dataset(src: str, dst) -> str:
-    import shutil
-
     shutil.copytree(src, dst)
     return str(dst)
+
+
+def broken_image(record: schema.Record) -> schema.Record:
+    """`record` with an undecodable JPEG of the same length: the shard keeps the size
+    dataset.json lists (a size mismatch is refused before reading)."""
+    return dataclasses.replace(record, encoded=b"\xff\xd8\xff" + b"\0" * (len(record.encoded) - 3))
 
 
 def test_crc_corruption_fails_naming_the_shard(converted, tmp_path):
@@ -68,7 +76,7 @@ def test_undecodable_image_fails_naming_the_shard(converted, tmp_path):
     info = metadata.load(d)
     bad = info.shard_paths("train")[0]
     records = [schema.parse(r) for r in tf.data.TFRecordDataset(bad).as_numpy_iterator()]
-    records[1] = dataclasses.replace(records[1], encoded=b"\xff\xd8\xff" + b"\0" * 64)
+    records[1] = broken_image(records[1])
     with tf.io.TFRecordWriter(bad) as w:  # valid CRCs, broken image
         for r in records:
             w.write(schema.serialize(r))
@@ -88,14 +96,13 @@ def test_a_consumer_that_stops_early_still_sees_a_bad_record_logged(converted, t
     """The shortfall error comes after the last batch; one who reads only the first
     batch (take, max_images) gets each dropped record in TF's log as it happens.
     (A fresh process: TF reads its log level once, and the tests run with warnings off.)"""
-    import os
     import subprocess
     import sys
 
     d = copy_dataset(converted, tmp_path / "d")
     bad = metadata.load(d).shard_paths("train")[0]
     records = [schema.parse(r) for r in tf.data.TFRecordDataset(bad).as_numpy_iterator()]
-    records[0] = dataclasses.replace(records[0], encoded=b"\xff\xd8\xff" + b"\0" * 64)
+    records[0] = broken_image(records[0])
     with tf.io.TFRecordWriter(bad) as w:
         for r in records:
             w.write(schema.serialize(r))
@@ -110,3 +117,93 @@ def test_a_consumer_that_stops_early_still_sees_a_bad_record_logged(converted, t
     assert run.returncode == 0 and run.stdout.strip() == "4", run.stderr
     assert "Error raised with error message" in run.stderr, run.stderr
     assert "Invalid JPEG data" in run.stderr, run.stderr
+
+
+# ------------------------------------------------- structural damage, FIFOs, strays
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_skip_errors_accounts_for_every_record_of_a_damaged_shard(
+    dataset, tmp_path, capfd, caplog, kind
+):
+    """Emptied, cut at a record boundary, a record dropped or duplicated, cut inside a
+    record: skip mode reads what is left, and the shortfall or excess against
+    dataset.json is counted and logged naming the shard. Before: a dropped record
+    read 223 of 224 with nothing skipped, a duplicate 225, an empty shard nothing."""
+    d = copy_dataset(dataset["dir"], tmp_path / "d")
+    split = metadata.load(d).split("train")
+    bad = os.path.join(d, split.shards[1].file)
+    read, missing, extra = damage(bad, kind, at=1)
+    # Strict: refused before reading anything, naming the shard and its sizes.
+    with pytest.raises(DataError, match=re.escape(bad) + r": \d+ bytes, dataset.json lists"):
+        data.make_dataset(d, ReadOptions(image_size=8))
+    capfd.readouterr()
+    stats = data.ReadStats()
+    with caplog.at_level(logging.WARNING):
+        ds = data.make_dataset(d, ReadOptions(image_size=8, skip_errors=True), stats=stats)
+    assert f"{bad}: " in caplog.text and "bytes, dataset.json lists" in caplog.text
+    keys = collect(ds)["key"]
+    assert len(keys) == split.shards[0].num_examples + read
+    assert (stats.skipped, stats.extra) == (missing, extra)
+    assert len(keys) + stats.skipped - stats.extra == split.num_examples
+    err = capfd.readouterr().err
+    if missing:
+        unnamed = missing - (kind == "cut_mid")  # the record cut in two is named as bad
+        assert f"tfclassify: {unnamed} records missing from {bad}: it holds" in err, err
+    if extra:
+        assert f"tfclassify: 1 records too many in {bad}: it holds 4, dataset.json" in err, err
+    # A second pass counts again (the counters add up; reset() starts over).
+    stats.reset()
+    collect(ds)
+    assert (stats.skipped, stats.extra) == (missing, extra)
+
+
+def test_a_consumer_that_stops_early_gets_no_false_shortfall(dataset, tmp_path, capfd):
+    """A shard's count is compared once it has been read to its end, never before: one
+    that stops inside shard 0 hears nothing about it, nor about shard 1 (emptied)."""
+    d = copy_dataset(dataset["dir"], tmp_path / "d")
+    damage(metadata.load(d).shard_paths("train")[1], "zero", at=0)
+    o = ReadOptions(
+        image_size=8,
+        batch_size=1,
+        skip_errors=True,
+        cycle_length=1,
+        interleave_parallelism=None,
+        map_parallelism=None,
+        prefetch=0,
+    )
+    stats = data.ReadStats()
+    assert len(list(data.make_dataset(d, o, stats=stats).take(2))) == 2
+    assert (stats.skipped, stats.extra) == (0, 0)
+    assert "missing" not in capfd.readouterr().err
+
+
+@pytest.mark.timeout(120, method="thread")  # before: the reader blocked in open() forever
+@pytest.mark.parametrize("skip_errors", [False, True])
+def test_a_named_pipe_in_place_of_a_shard_is_refused(dataset, tmp_path, skip_errors):
+    d = copy_dataset(dataset["dir"], tmp_path / "d")
+    bad = metadata.load(d).shard_paths("train")[1]
+    os.remove(bad)
+    os.mkfifo(bad)
+    o = ReadOptions(image_size=8, skip_errors=skip_errors)
+    for source in (d, os.path.join(d, "data-train.tfrecord-*"), [bad]):
+        with pytest.raises(DataError, match=re.escape(f"{bad}: not a regular file")):
+            collect(data.make_dataset(source, o))
+
+
+def test_the_glob_form_warns_about_a_stray_shard(dataset, tmp_path, caplog, capfd):
+    """A file named like a shard that dataset.json does not list is read by a glob: it
+    is what the user asked for, but said, and the listed shards are still checked."""
+    d = copy_dataset(dataset["dir"], tmp_path / "d")
+    listed = metadata.load(d).shard_paths("train")
+    stray = os.path.join(d, "data-train.tfrecord-00002-of-00003")
+    shutil.copyfile(listed[0], stray)
+    o = ReadOptions(image_size=8, skip_errors=True)
+    with caplog.at_level(logging.WARNING):
+        ds = data.make_dataset(os.path.join(d, "data-train.tfrecord-*"), o, stats=data.ReadStats())
+    assert f"{stray}: not listed in {os.path.join(d, 'dataset.json')}" in caplog.text
+    assert listed[0] not in caplog.text
+    assert len(collect(ds)["key"]) == len(dataset["train"]) + 4
+    caplog.clear()
+    data.make_dataset(d, o)  # the directory form reads only what dataset.json lists
+    assert "not listed" not in caplog.text

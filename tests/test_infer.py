@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import recordlib
 from recordlib import make_record, read_file, save_dataset_info, shard_info, write_file, write_shard
 
 from tfclassify import metadata, schema
@@ -434,6 +435,49 @@ def test_cli_skip_errors_flag(model_dir, sharded, capsys):
     assert shard in _one_error_line(capsys)
     assert infer_mod.main([*argv, "--skip_errors"]) == 0
     assert "1 bad records skipped" in capsys.readouterr().out
+
+
+# A shortfall and an excess; every kind of damage is read in test_data_errors.
+@pytest.mark.parametrize("kind", ["zero", "duplicate"])
+def test_cli_skip_errors_accounts_for_a_damaged_shard(model_dir, sharded, tmp_path, capfd, kind):
+    """Before: an emptied shard gave exit 0, `skipped_records: 0` and nothing on
+    stderr. Now strict refuses, naming the shard; --skip_errors reads the rest and
+    the summary accounts for every record dataset.json lists."""
+    import shutil
+
+    directory = shutil.copytree(sharded()[0], tmp_path / "d").as_posix()
+    shard = metadata.load(directory).shard_paths("validation")[1]
+    read, missing, extra = recordlib.damage(shard, kind, at=5)
+    out = tmp_path / "p.csv"
+    argv = ["infer", "--model", model_dir, "--data", directory, "--output", str(out)]
+    assert infer_mod.main(argv) == 2
+    assert f"damaged shard {shard}: " in capfd.readouterr().err
+    assert infer_mod.main([*argv, "--skip_errors"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["count"] == (SHARDS - 1) * PER_SHARD + read
+    assert (summary["skipped_records"], summary["extra_records"]) == (missing, extra)
+    assert summary["count"] + missing - extra == SHARDS * PER_SHARD
+    err = capfd.readouterr().err
+    assert f"records {'too many in' if extra else 'missing from'} {shard}: it holds" in err
+
+
+@pytest.mark.parametrize("value", [2**63, -1, True])
+def test_cli_count_out_of_range_in_dataset_json_is_one_line(
+    model_dir, sharded, tmp_path, capsys, value
+):
+    """Before: a num_examples of 2**63 loaded, then overflowed an int64 tensor (a
+    ValueError traceback from infer and train)."""
+    import shutil
+
+    directory = shutil.copytree(sharded()[0], tmp_path / "d")
+    path = directory / metadata.METADATA_FILE
+    d = json.loads(path.read_text())
+    d["splits"]["validation"]["shards"][1]["num_examples"] = value
+    path.write_text(json.dumps(d))
+    assert infer_mod.main(["infer", "--model", model_dir, "--data", str(directory)]) == 2
+    assert _one_error_line(capsys).startswith(
+        f"error: {path}: splits.validation.shards[1].num_examples must be an integer"
+    )
 
 
 def test_cli_model_and_batch_errors_are_one_line(model_dir, dataset_dir, tmp_path, capsys):

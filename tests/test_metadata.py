@@ -105,7 +105,18 @@ SHARD1 = ("splits", "train", "shards", 1)
         ),
         (
             edit((*SHARD1, "num_bytes"), -1),
-            "splits.train.shards[1].num_bytes must be an integer >= 0, got -1",
+            "splits.train.shards[1].num_bytes must be an integer from 0 to 9007199254740991, "
+            "got -1",
+        ),
+        (
+            edit((*SHARD1, "num_examples"), 2**63),
+            "splits.train.shards[1].num_examples must be an integer from 0 to "
+            "9007199254740991, got 9223372036854775808",
+        ),
+        (
+            edit(("totals", "files_found"), 2**53),
+            "totals.files_found must be an integer from 0 to 9007199254740991, "
+            "got 9007199254740992",
         ),
         (
             edit((*SHARD1, "num_bytes"), 2.0),
@@ -133,6 +144,18 @@ def test_wrong_structure_or_type_is_one_input_error(tmp_path, content, message):
     compared later. Now: `PATH: FIELD must be ...`."""
     path = write(tmp_path, content)
     assert load_error(tmp_path) == f"{path}: {message}"
+
+
+def test_counts_that_only_overflow_when_added_up_are_refused(tmp_path):
+    """Each shard within bounds, their sum not: the readers hold it in an int64."""
+    d = valid_json()
+    for shard in d["splits"]["train"]["shards"]:
+        shard["num_examples"] = metadata.MAX_COUNT
+    path = write(tmp_path, d)
+    assert load_error(tmp_path) == (
+        f"{path}: the shards' num_examples add up to {2 * metadata.MAX_COUNT + 1}, "
+        f"more than {metadata.MAX_COUNT}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,28 @@ def test_corrupt_length_header_loses_the_rest_of_the_shard(tmp_path, capfd):
     )
 
 
+@pytest.mark.parametrize("at_header, skipped", [(False, 1), (True, 2)])
+def test_a_listed_shard_is_counted_once_whichever_way_it_breaks(
+    tmp_path, capfd, at_header, skipped
+):
+    """With dataset.json, a corrupt length header loses record 3 (named) and record 4
+    (in the unframeable rest: counted as missing); a CRC error loses record 3 alone,
+    the walk recovering record 4, so nothing is missing on top of it."""
+    path = str(tmp_path / schema.shard_name("data", "train", 0, 1))
+    write_shard(path, GOOD)
+    save_dataset_info(str(tmp_path), {"train": metadata.SplitInfo("train", (shard_info(path, 5),))})
+    raw = bytearray(read_file(path))
+    at = record_offsets(GOOD)[3]  # its length header, or a byte of its image
+    raw[at if at_header else raw.index(GOOD[3].encoded[100:140], at)] ^= 1
+    write_file(path, raw)  # the same size: found only while reading
+    out, stats = read_all(path, skip=True)
+    assert len(out["key"]) == (3 if at_header else 4)
+    assert (stats.skipped, stats.extra) == (skipped, 0)
+    err = capfd.readouterr().err
+    assert f"bad record 3 of {path}" in err
+    assert (f"1 records missing from {path}: it holds 4 of the 5" in err) == at_header
+
+
 def test_bad_record_among_several_shards_is_counted_once(dataset, tmp_path):
     path = str(tmp_path / "one-bad.tfrecord")
     write_shard(path, [GOOD[0], b"junk", GOOD[1]])
@@ -108,7 +130,7 @@ def test_bad_record_among_several_shards_is_counted_once(dataset, tmp_path):
     o = ReadOptions(image_size=8, batch_size=2, skip_errors=True)
     out = collect(data.make_dataset(shards, o, stats=stats))
     assert len(out["key"]) == len(dataset["train"]) + 2
-    assert stats.as_dict() == {"skipped": 1, "lost_bytes": 0}
+    assert stats.as_dict() == {"skipped": 1, "lost_bytes": 0, "extra": 0}
 
 
 def test_a_run_longer_than_the_window_is_counted_in_full(tmp_path, capfd):

@@ -140,6 +140,25 @@ def test_shard_that_is_a_named_pipe_is_not_opened(dataset):
         verify(dataset)
 
 
+def test_stray_shard_is_reported(dataset):
+    """A file named like a shard that dataset.json does not list (a 33rd beside 32): a
+    glob over the shards would read its records, so verify must not say "ok"."""
+    d = load_json(dataset)
+    shards = d["splits"]["train"]["shards"]
+    count = len(shards)
+    stray = os.path.join(dataset, f"data-train.tfrecord-{count:05d}-of-{count + 1:05d}")
+    shutil.copyfile(os.path.join(dataset, shards[0]["file"]), stray)
+    assert error_line(dataset) == (
+        f"error: {stray}: named like a shard but not listed in dataset.json; "
+        "move it out of the dataset directory"
+    )
+    # Another dataset's shard counts too; a folder is no file a glob reads.
+    shutil.copyfile(stray, os.path.join(dataset, "x-y.tfrecord-00000-of-00001"))
+    os.mkdir(os.path.join(dataset, "data-train.tfrecord-00098-of-00099"))
+    with pytest.raises(DataError, match=re.escape(f"{stray} (and 1 more): named")):
+        verify(dataset)
+
+
 def test_shard_outside_the_dataset_directory_is_refused(dataset):
     """`../p.csv` in dataset.json would make verify hash a file outside the folder."""
     outside = os.path.join(os.path.dirname(dataset), "p.csv")

@@ -19,6 +19,12 @@ Both run the same per-image work (`preprocess`) under the same tf.data options
 (`tfdata`). The default path drops a bad record where it fails and raises after the
 last batch, naming each shard that came up short; the exact path names every bad
 record by shard and position as it goes, at +0.4-0.6 ms of CPU per image.
+
+Before either, every shard must be a regular file, and each one dataset.json lists
+must have the size it gives: a shard emptied, cut, or with records dropped or added
+is refused (strict) or logged (skip_errors), before a record is read. With
+skip_errors, each listed shard's record count is checked when it ends, so a full
+pass accounts for every record: delivered + skipped - extra = listed.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ import os
 from collections.abc import Sequence
 
 import tensorflow as tf
+from absl import logging
 
-from tfclassify import metadata, runtime, schema
-from tfclassify.errors import InputError, OptionsError
+from tfclassify import metadata, runtime, schema, shards
+from tfclassify.errors import DataError, InputError, OptionsError
 from tfclassify.options import READ_DATA_FORMATS, ReadOptions
 from tfclassify.preprocess import (
     choose_ratio,
@@ -65,7 +72,7 @@ _PARSE_BATCH = 16
 def resolve_shards(
     source: str | os.PathLike | Sequence[str | os.PathLike], split: str
 ) -> list[str]:
-    """The shard files a source names, checked to exist.
+    """The shard files a source names, checked to exist as regular files.
 
     Args:
       source: a converted dataset directory (has dataset.json), a glob, one shard
@@ -78,6 +85,8 @@ def resolve_shards(
     Raises:
       InputError: a directory without dataset.json or without the split, a split
         with no records, a glob that matches no file, a missing shard, an empty list.
+      DataError: a shard that is not a regular file (reading a named pipe blocks
+        forever).
     """
     if isinstance(source, (str, os.PathLike)):
         src = os.fspath(source)
@@ -111,8 +120,9 @@ def resolve_shards(
         )
     missing = [p for p in paths if not tf.io.gfile.exists(p)]
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise InputError(f"shard not found: {missing[0]}{more}")
+        raise InputError(f"shard not found: {_first_of(missing)}")
+    for p in paths:
+        shards.shard_stat(p)
     return paths
 
 
@@ -161,7 +171,9 @@ def make_dataset(
         of `tfclassify.schema` Examples.
       options: every knob; defaults to `ReadOptions()`.
       stats: receives the skipped-record counts (see `ReadStats`). Pass one to
-        report them; without it the pipeline still logs every skip.
+        report them; without it the pipeline still logs every skip. With
+        skip_errors, a shard that holds fewer records than dataset.json lists adds
+        the difference to `stats.skipped`, one that holds more to `stats.extra`.
 
     Returns:
       A dataset of dicts: "image" [B, H, W, 3] (or [B, 3, H, W] for NCHW) of
@@ -171,6 +183,8 @@ def make_dataset(
 
     Raises:
       InputError: the source names no readable shards (see `resolve_shards`).
+      DataError: a shard that is not a regular file; unless `options.skip_errors`,
+        a shard whose size differs from dataset.json's.
       tf.errors.InvalidArgumentError: while iterating, unless `options.skip_errors`:
         on the first bad record ("tfclassify: bad record <i> of <shard>: <reason>"),
         or, for shards whose record counts dataset.json gives, after the last
@@ -181,15 +195,21 @@ def make_dataset(
     options = options or ReadOptions()
     stats = stats or ReadStats()
     paths = resolve_shards(source, options.split)
-    counts = expected_counts(source, paths)
-    if counts is not None and not options.skip_errors:
+    listed = listed_shards(paths)
+    counts = None
+    if listed is not None:
+        _check_sizes(paths, listed, options.skip_errors)
+        counts = [-1 if s is None else s.num_examples for s in listed]
+    if counts is not None and -1 not in counts and not options.skip_errors:
         # Shards with a dataset.json: the plain pipeline, with bad records found at the
         # end as a per-shard shortfall. Several times faster than the per-record
         # bookkeeping of the exact path, which exact positions (skip_errors) and shards
         # without known counts need.
         ds = _fast_dataset(paths, counts, options)
     else:
-        ds = exact_dataset(paths, options, stats)
+        # With skip_errors, each shard's count is checked as it ends: a shortfall or
+        # excess that no bad record explains is counted and logged too.
+        ds = exact_dataset(paths, options, stats, counts if options.skip_errors else None)
     if options.prefetch:
         # Prefetch last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
@@ -199,31 +219,67 @@ def make_dataset(
 # ---------------------------------------------------------------- the fast default path
 
 
-def expected_counts(
-    source: str | os.PathLike | Sequence[str | os.PathLike], paths: Sequence[str]
-) -> list[int] | None:
-    """Records each shard should hold, from the dataset.json beside the shards, if any.
+def listed_shards(paths: Sequence[str]) -> list[metadata.ShardInfo | None] | None:
+    """What the dataset.json beside the shards says about each (None for a file it
+    does not list), or None when there is no dataset.json beside them.
 
     Known counts let the default pipeline skip TF's per-record error plumbing and
-    still fail loudly: whatever could not be read shows up as a shortfall.
+    still fail loudly: whatever could not be read shows up as a shortfall. A file
+    that dataset.json does not list (a stray shard a glob matched) is read, with a
+    warning: its records cannot be checked.
     """
     dirs = {os.path.dirname(os.path.abspath(p)) for p in paths}
     if len(dirs) != 1:
         return None
     directory = dirs.pop()
-    if not os.path.isfile(os.path.join(directory, metadata.METADATA_FILE)):
+    json_path = os.path.join(directory, metadata.METADATA_FILE)
+    if not os.path.isfile(json_path):
         return None
     try:
-        info = metadata.load(directory)
-    except Exception:  # a foreign or damaged dataset.json: read without the check
+        by_path = metadata.load(directory).shards_by_path()
+    except (InputError, OSError) as e:  # a foreign or damaged dataset.json
+        logging.warning("tfclassify: reading without record counts: %s", e)
         return None
-    by_file = {
-        os.path.join(directory, s.file): s.num_examples
-        for split in info.splits.values()
-        for s in split.shards
-    }
-    counts = [by_file.get(os.path.abspath(p)) for p in paths]
-    return None if any(c is None for c in counts) else [int(c) for c in counts]
+    listed = [by_path.get(os.path.abspath(p)) for p in paths]
+    strays = [p for p, s in zip(paths, listed, strict=True) if s is None]
+    if strays:
+        logging.warning(
+            "tfclassify: %s: not listed in %s (a stray shard?); read without a record count check",
+            _first_of(strays),
+            json_path,
+        )
+    return listed
+
+
+def _check_sizes(
+    paths: Sequence[str], listed: Sequence[metadata.ShardInfo | None], skip_errors: bool
+) -> None:
+    """Compares each listed shard's size with dataset.json before reading: a shard
+    emptied, cut, or with records dropped or added is structurally damaged.
+
+    Raises:
+      DataError: without `skip_errors`, naming the damaged shards. With it, each is
+        logged, and read: its record count is checked when it ends.
+    """
+    damaged = [
+        f"{p}: {size} bytes, dataset.json lists {s.num_bytes}"
+        for p, s in zip(paths, listed, strict=True)
+        if s is not None and (size := os.path.getsize(p)) != s.num_bytes
+    ]
+    if not damaged:
+        return
+    if not skip_errors:
+        raise DataError(
+            f"damaged shard {_first_of(damaged)} (check it with python -m tfclassify.verify); "
+            "pass skip_errors=True (infer: --skip_errors) to read, count and log what is left"
+        )
+    for line in damaged:
+        logging.warning("tfclassify: damaged shard %s; reading what is left", line)
+
+
+def _first_of(items: Sequence[str]) -> str:
+    """The first item, and how many more there are: one line however many."""
+    return items[0] + (f" (and {len(items) - 1} more)" if len(items) > 1 else "")
 
 
 def _fast_dataset(

@@ -179,6 +179,10 @@ class _Input:
     def skipped_records(self) -> int | None:
         return None if self.stats is None else self.stats.skipped
 
+    @property
+    def extra_records(self) -> int | None:
+        return None if self.stats is None else self.stats.extra
+
 
 def _input(
     data: Any,
@@ -441,6 +445,7 @@ def infer(
         seconds=seconds,
         frozen=predictor.freeze,
         skipped_records=source.skipped_records,
+        extra_records=source.extra_records,
         mixed_precision=options.mixed_precision,
     )
     if options.output:

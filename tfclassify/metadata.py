@@ -17,6 +17,9 @@ from tfclassify.errors import InputError
 METADATA_FILE = "dataset.json"
 SKIPPED_FILE = "skipped.csv"
 LABELS_FILE = "labels.txt"
+# The largest count or size dataset.json may hold: JSON's interoperable integers
+# (RFC 8259), and small enough that any sum of them fits the reader's int64 tensors.
+MAX_COUNT = 2**53 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,25 @@ class DatasetInfo:
     def shard_paths(self, split: str) -> list[str]:
         return [os.path.join(self.directory, s.file) for s in self.split(split).shards]
 
+    def shards_by_path(self) -> dict[str, ShardInfo]:
+        """Every split's shards by absolute path."""
+        root = os.path.abspath(self.directory)
+        return {
+            os.path.join(root, s.file): s for split in self.splits.values() for s in split.shards
+        }
+
+    def stray_shards(self) -> list[str]:
+        """Files in the directory named like shards that no split lists, sorted: a glob
+        over the shards (the reader's glob form) would read their records too."""
+        listed = {s.file for split in self.splits.values() for s in split.shards}
+        return sorted(
+            f
+            for f in os.listdir(self.directory)
+            if schema.parse_shard_name(f) is not None
+            and f not in listed
+            and not os.path.isdir(os.path.join(self.directory, f))
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": schema.SCHEMA_VERSION,
@@ -113,6 +135,11 @@ class DatasetInfo:
             splits[k] = SplitInfo(
                 k, tuple(c.shard(f"{where}.shards[{i}]", s) for i, s in enumerate(shards))
             )
+        for field in ("num_examples", "num_bytes"):
+            # Each entry is bounded; so is their sum, which the readers hold in an int64.
+            total = sum(getattr(s, field) for split in splits.values() for s in split.shards)
+            if total > MAX_COUNT:
+                c.fail(f"the shards' {field} add up to {total}, more than {MAX_COUNT}")
         t = c.obj("totals", c.key("", d, "totals"))
         reasons = c.obj("skipped_by_reason", d.get("skipped_by_reason", {}))
         return cls(
@@ -209,8 +236,8 @@ class _Checker:
         # bool is an int subclass, but `true` is no count.
         if not isinstance(value, int) or isinstance(value, bool):
             self.bad(where, "an integer", value)
-        if minimum is not None and value < minimum:
-            self.bad(where, f"an integer >= {minimum}", value)
+        if minimum is not None and not minimum <= value <= MAX_COUNT:
+            self.bad(where, f"an integer from {minimum} to {MAX_COUNT}", value)
         return value
 
     def shard(self, where: str, s: Any) -> ShardInfo:

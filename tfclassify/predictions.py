@@ -47,7 +47,10 @@ class InferResult:
       skipped_records: bad records the reader skipped (`ReadOptions.skip_errors`;
         0 without it, since a bad record then raises); None for a caller's
         tf.data pipeline. When `max_images` stops a run early it may include
-        records the pipeline had read ahead.
+        records the pipeline had read ahead. With dataset.json's counts, it also
+        holds what a damaged shard lacks: count + skipped - extra = records listed.
+      extra_records: records a shard held beyond dataset.json's count (a duplicate),
+        read and counted here; 0 or None as for `skipped_records`.
     """
 
     mode: str
@@ -67,6 +70,7 @@ class InferResult:
     output: str | None = None
     frozen: bool = False
     skipped_records: int | None = None
+    extra_records: int | None = None
     mixed_precision: bool = False
 
     @property
@@ -134,6 +138,7 @@ class InferResult:
             "batch_size": self.batch_size,
             "count": self.count,
             "skipped_records": self.skipped_records,
+            "extra_records": self.extra_records,
             "num_labeled": self.num_labeled,
             "num_classes": len(self.class_names),
             "top_k": self.top_k,
@@ -153,6 +158,8 @@ class InferResult:
         images = f"{self.count} from {self.data}" + (f" [{self.split}]" if self.split else "")
         if self.skipped_records:
             images += f", {self.skipped_records} bad records skipped"
+        if self.extra_records:
+            images += f", {self.extra_records} more than dataset.json lists"
         return [
             ("images", images),
             ("model", self.model),

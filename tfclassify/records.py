@@ -28,6 +28,13 @@ never dropped silently. There are two kinds:
    a number but never reaches the window. It is told apart that way and always
    raises: `ignore_errors` cannot swallow it.
 
+A shard can also lose or gain whole records with no bad one to show for it
+(emptied, cut at a record boundary, a record dropped or written twice). When
+dataset.json gives the shard's count, skip mode compares the records framed with it
+where the shard ends (`_check_count`): after TF's reader if it got to the end of the
+file, else after the walk. That runs only for a shard read to its end, so a consumer
+that stops early hears of no shortfall it did not reach.
+
 By default (`skip_errors=False`) the first bad record raises
 `tf.errors.InvalidArgumentError` ("tfclassify: bad record <i> of <shard>: <reason>").
 TF logs the underlying error as a warning just before. With `skip_errors=True` each
@@ -86,13 +93,16 @@ _FINAL_RECORD = bytes.fromhex(
 
 
 class ReadStats:
-    """Counts of the bad records a `make_dataset` pipeline skipped.
+    """Counts of the records a `make_dataset` pipeline could not deliver as listed.
 
     The counters are tf.Variables updated inside the pipeline. They only grow when
     `skip_errors=True` (otherwise the first bad record raises). They are exact once
     the dataset is exhausted. Before that they may include records read ahead
     (prefetch) that the caller has not seen yet. Iterating again adds to them; call
     `reset()` between passes to count one pass.
+
+    For shards listed in a dataset.json, a full pass accounts for every record:
+    records delivered + `skipped` - `extra` = the records dataset.json lists.
     """
 
     def __init__(self) -> None:
@@ -100,11 +110,20 @@ class ReadStats:
         with tf.device("/CPU:0"):
             self._skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
             self._lost_bytes = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self._extra = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     @property
     def skipped(self) -> int:
-        """Bad records skipped. An unframeable shard tail counts as one."""
+        """Records skipped: each bad record (an unframeable shard tail counts as one),
+        and, for a shard dataset.json lists, the records it lists beyond those the
+        shard holds (emptied, cut, a record dropped)."""
         return int(self._skipped.numpy())
+
+    @property
+    def extra(self) -> int:
+        """Records a shard holds beyond dataset.json's count for it (a record written
+        twice): delivered, since which one is extra cannot be told."""
+        return int(self._extra.numpy())
 
     @property
     def lost_bytes(self) -> int:
@@ -114,26 +133,43 @@ class ReadStats:
     def reset(self) -> None:
         self._skipped.assign(0)
         self._lost_bytes.assign(0)
+        self._extra.assign(0)
 
     def as_dict(self) -> dict[str, int]:
-        return {"skipped": self.skipped, "lost_bytes": self.lost_bytes}
+        return {"skipped": self.skipped, "lost_bytes": self.lost_bytes, "extra": self.extra}
 
     def __repr__(self) -> str:
-        return f"ReadStats(skipped={self.skipped}, lost_bytes={self.lost_bytes})"
+        return "ReadStats({})".format(", ".join(f"{k}={v}" for k, v in self.as_dict().items()))
 
 
-def exact_dataset(paths: Sequence[str], options: ReadOptions, stats: ReadStats) -> tf.data.Dataset:
+def exact_dataset(
+    paths: Sequence[str],
+    options: ReadOptions,
+    stats: ReadStats,
+    counts: Sequence[int] | None = None,
+) -> tf.data.Dataset:
     """Batches of {"image", "label", "key"} with every bad record accounted for in
     `stats` (or raised); without the final prefetch and options, which `make_dataset`
-    adds to both paths."""
+    adds to both paths.
+
+    `counts` (skip_errors only): the records each shard should hold, -1 if unknown.
+    When a shard has been read to its end, a shortfall is added to `stats.skipped`
+    and an excess to `stats.extra`, each logged naming the shard.
+    """
     sizes = [tf.io.gfile.stat(p).length for p in paths]
     cycle = min(len(paths), options.cycle_length or runtime.available_cpus())
     reader = functools.partial(
-        _read_shard, buffer_bytes=options.reader_buffer_kb * 1024, progress=_Progress()
+        _read_shard,
+        buffer_bytes=options.reader_buffer_kb * 1024,
+        progress=_Progress(),
+        stats=None if counts is None else stats,
     )
+    expected = [-1] * len(paths) if counts is None else list(counts)
 
     # Shard paths with their sizes: the reader checks it read each file to its end.
-    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(sizes, tf.int64)))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (paths, tf.constant(sizes, tf.int64), tf.constant(expected, tf.int64))
+    )
     if options.shuffle_files:
         # Shard order first: the whole list fits in the buffer, so this is a full and
         # nearly free shuffle that the record buffer below then refines.
@@ -232,12 +268,18 @@ def tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
 
 
 def _read_shard(
-    path: tf.Tensor, size: tf.Tensor, buffer_bytes: int, progress: _Progress
+    path: tf.Tensor,
+    size: tf.Tensor,
+    expected: tf.Tensor,
+    buffer_bytes: int,
+    progress: _Progress,
+    stats: ReadStats | None,
 ) -> tf.data.Dataset:
     """The framed records of one shard: TF's reader, then (if it stopped early) a walk.
 
     Elements: serialized, path, index (in the shard), status (_OK or a framing
-    error), lost (bytes given up after a corrupt length header).
+    error), lost (bytes given up after a corrupt length header). With `stats`, the
+    number of records framed is compared with `expected` once the shard has ended.
 
     Every error this raises is raised once: an error that repeats on each retry would
     make the `ignore_errors` steps downstream spin forever (tensorflow#25700).
@@ -257,25 +299,42 @@ def _read_shard(
     # TF's reader ends the file at a CRC/truncation error; `step` notes how far it got.
     main = tfrecords(path, buffer_bytes)
     tail = tf.data.Dataset.from_tensors(token).flat_map(
-        plain(lambda t: _walk(path, size, t, progress))
+        plain(lambda t: _walk(path, size, t, progress, expected, stats))
     )
     return main.scan((zero, zero), plain(step)).concatenate(tail)
 
 
-def _walk(path: tf.Tensor, size: tf.Tensor, token: tf.Tensor, progress: _Progress):
+def _walk(
+    path: tf.Tensor,
+    size: tf.Tensor,
+    token: tf.Tensor,
+    progress: _Progress,
+    expected: tf.Tensor,
+    stats: ReadStats | None,
+):
     """The shard's records after the point where TF's reader stopped, if it stopped early.
 
     Reads the rest of the file in one go (so a read error happens once), then follows
     the length headers in memory. The first record is the one the reader rejected
     (reported with its cause). The others are taken without their data CRC checked.
     Ends at the end of the file, or at a length header that fails its own CRC (the
-    rest is then `lost`).
+    rest is then `lost`). With `stats`, the shard's count is checked where it ends:
+    here if TF's reader got to the end of the file, else at the end of the walk.
     """
     got = progress.table.lookup(token[None])[0]
     removed = progress.table.remove(token[None])
     with tf.control_dependencies([removed]):
         start, first_index = tf.maximum(got[0], 0), tf.maximum(got[1], 0)
     rest = size - start
+    needed = start < size
+    if stats is not None:
+        checked = tf.cond(
+            needed,
+            lambda: tf.constant(True),
+            lambda: _check_count(path, first_index, expected, stats),
+        )
+        with tf.control_dependencies([checked]):
+            needed = tf.identity(needed)
 
     def frames(blob):
         def step(state, _):
@@ -313,6 +372,15 @@ def _walk(path: tf.Tensor, size: tf.Tensor, token: tf.Tensor, progress: _Progres
             data = tf.strings.substr(blob, tf.minimum(at + _LENGTH_HEADER, rest), take)
             framed = (status == _OK) | (status == _BAD_DATA)
             lost = tf.where(status == _BAD_HEADER, remaining, 0)
+            if stats is not None:
+                # The walk's end: `index` records were framed in all.
+                checked = tf.cond(
+                    status == _WALK_DONE,
+                    lambda: _check_count(path, index, expected, stats),
+                    lambda: tf.constant(True),
+                )
+                with tf.control_dependencies([checked]):
+                    status = tf.identity(status)
             element = _record(data, path, index, status, lost)
             return (tf.where(framed, end, rest), index + 1, tf.constant(False)), element
 
@@ -322,12 +390,46 @@ def _walk(path: tf.Tensor, size: tf.Tensor, token: tf.Tensor, progress: _Progres
         walked = ticks.scan(initial, plain(step))
         return walked.take_while(plain(lambda e: e["status"] != _WALK_DONE))
 
-    needed = start < size
     blob = tf.data.Dataset.from_tensors(start).take(tf.cast(needed, tf.int64))
     blob = blob.map(plain(lambda s: _read_bytes(path, s, size - s, size)))
     # Usually the reader got to the end: take(0) then skips building the walk's
     # iterators (and instantiating their functions) altogether.
     return blob.flat_map(plain(frames)).take(tf.where(needed, tf.constant(-1, tf.int64), 0))
+
+
+def _check_count(
+    path: tf.Tensor, count: tf.Tensor, expected: tf.Tensor, stats: ReadStats
+) -> tf.Tensor:
+    """Compares the records a shard held (`count`, bad ones included: those are
+    reported on their own) with dataset.json's count, unless that is unknown (-1). A
+    shortfall is added to the skipped records, an excess to the extra ones, each
+    logged naming the shard."""
+
+    def report() -> tf.Tensor:
+        missing = tf.maximum(expected - count, 0)
+        extra = tf.maximum(count - expected, 0)
+        held, listed = tf.strings.as_string(count), tf.strings.as_string(expected)
+        text = tf.where(
+            missing > 0,
+            tf.strings.join(
+                ["tfclassify: ", tf.strings.as_string(missing), " records missing from ", path]
+                + [": it holds ", held, " of the ", listed, " dataset.json lists (skipped)"]
+            ),
+            tf.strings.join(
+                ["tfclassify: ", tf.strings.as_string(extra), " records too many in ", path]
+                + [": it holds ", held, ", dataset.json lists ", listed, " (read, as extra)"]
+            ),
+        )
+        done = [
+            tf.print(text, output_stream=sys.stderr),
+            stats._skipped.assign_add(missing),
+            stats._extra.assign_add(extra),
+        ]
+        with tf.control_dependencies(done):
+            return tf.identity(True)
+
+    agrees = (expected < 0) | tf.equal(count, expected)
+    return tf.cond(agrees, lambda: tf.constant(True), report)
 
 
 def _read_bytes(path: tf.Tensor, offset: tf.Tensor, n: Any, size: tf.Tensor) -> tf.Tensor:

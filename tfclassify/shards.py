@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable
 
 from tfclassify import fileio, schema
@@ -173,11 +174,29 @@ def check_records(path: str, num_labels: int | None = None) -> int:
     return n
 
 
+def shard_stat(path: str) -> os.stat_result | None:
+    """`path`'s stat; None when it does not exist here (or is not a local path).
+
+    Raises:
+      DataError: `path` exists but is not a regular file (a named pipe, a device, a
+        folder): reading or hashing a pipe blocks forever, and calling it "missing"
+        would send the user looking for the wrong problem.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file")
+    return st
+
+
 def verify_shard(path: str, expected: ShardResult, num_labels: int | None = None) -> None:
     """Raises DataError naming `path` when it differs from what dataset.json promises."""
-    if not os.path.isfile(path):
+    st = shard_stat(path)
+    if st is None:
         raise DataError(f"{path}: shard missing")
-    size = os.path.getsize(path)
+    size = st.st_size
     if size != expected.num_bytes:
         raise DataError(f"{path}: size {size} != {expected.num_bytes} in dataset.json")
     digest = file_sha256(path)

@@ -1,14 +1,14 @@
 """`python -m tfclassify.verify DIR`: re-read every shard and check it against dataset.json.
 
-Checks, per shard: present, size, whole-file sha256, every record's CRC (TF's
-reader), every image's sha256 and label, and the record count. Exits non-zero
-naming the first bad shard.
+Checks, per shard: present, a regular file, size, whole-file sha256, every record's
+CRC (TF's reader), every image's sha256 and label, and the record count; and that no
+file named like a shard is missing from dataset.json. Exits non-zero naming the
+first bad shard.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 from tfclassify import _callable, metadata, shards
@@ -17,26 +17,20 @@ from tfclassify.errors import DataError, OptionsError
 USAGE = "usage: python -m tfclassify.verify OUTPUT_DIR"
 
 
-def _check_regular_file(path: str) -> None:
-    """Raises DataError when `path` exists but is not a regular file (a named pipe, a
-    device, a folder): opening a pipe to hash it would block forever, and calling it
-    "missing" would send the user looking for the wrong problem. A path that does not
-    exist is left to `verify_shard`, which reports it as missing."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: not a regular file")
-
-
 def verify(directory: str) -> metadata.DatasetInfo:
     """Raises DataError naming the first shard that differs from dataset.json."""
     info = metadata.load(directory)
+    # First: listing is instant, and a stray shard is read by any glob over the shards.
+    strays = info.stray_shards()
+    if strays:
+        more = f" (and {len(strays) - 1} more)" if len(strays) > 1 else ""
+        raise DataError(
+            f"{os.path.join(directory, strays[0])}{more}: named like a shard but not listed "
+            f"in {metadata.METADATA_FILE}; move it out of the dataset directory"
+        )
     for split in info.splits.values():
         for s in split.shards:
             path = os.path.join(directory, s.file)
-            _check_regular_file(path)
             expected = shards.ShardResult(s.file, s.num_examples, s.num_bytes, s.sha256)
             shards.verify_shard(path, expected, len(info.labels))
     total = sum(sp.num_examples for sp in info.splits.values())
