@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tfclassify import plan
+from tfclassify import plan, schema
 
 
 def items(labels_sizes, split="train"):
@@ -109,3 +109,20 @@ def test_plan_shards_names_counts_and_determinism():
     assert sorted(keys) == list(range(100))
     assert all(s.num_bytes <= 250 + 10 for s in shards)
     assert shards == plan.plan_shards(its, target_bytes=250, seed=0, validation_fraction=0.1)
+
+
+@pytest.mark.parametrize(
+    "index, count", [(0, 1), (99_998, 99_999), (99_999, 100_000), (123_456, 1_000_000)]
+)
+def test_shard_names_parse_back_past_five_digits(index, count):
+    name = schema.shard_name("data", "train", index, count)
+    assert schema.parse_shard_name(name) == {
+        "name": "data",
+        "split": "train",
+        "index": index,
+        "count": count,
+    }
+
+
+def test_a_zero_padded_alias_is_not_a_shard_name():
+    assert schema.parse_shard_name("data-train.tfrecord-000001-of-000002") is None

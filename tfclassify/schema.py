@@ -28,7 +28,7 @@ FORMATS = ("jpeg", "png")
 TFRECORD_OVERHEAD = 16
 
 _SHARD_RE = re.compile(
-    r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<index>\d{5})-of-(?P<count>\d{5})$"
+    r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<index>\d{5,})-of-(?P<count>\d{5,})$"
 )
 
 
@@ -58,12 +58,14 @@ def parse_shard_name(filename: str) -> dict | None:
     if not m:
         return None
     d = m.groupdict()
-    return {
+    parsed = {
         "name": d["name"],
         "split": d["split"],
         "index": int(d["index"]),
         "count": int(d["count"]),
     }
+    # Past 99,999 shards the numbers grow a digit; a zero-padded alias is not ours.
+    return parsed if shard_name(**parsed) == filename else None
 
 
 def _example(record: Record):
