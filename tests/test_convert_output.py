@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 import pytest
 
@@ -432,6 +433,72 @@ def test_a_real_full_disk_is_one_error_and_resumable(tmp_path, class_tree, clean
         assert _files(str(out)) == clean_run
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def _first_pending_shard(out: str, clean_run: dict[str, str]) -> str:
+    return next(f for f in sorted(clean_run) if schema.parse_shard_name(f) and f not in _files(out))
+
+
+def _resume_refuses_until(
+    tmp_path, class_tree, clean_run, path: str, moved: Callable[[], object]
+) -> None:
+    """--resume refuses the file at `path`, changing no file (the work dir's too);
+    once `moved()` has put it out of the way, it finishes as a clean run."""
+    out = str(tmp_path / "out")
+    before = _files(out)
+    with pytest.raises(OutputError, match=f"^{re.escape(path)} was not created by tfclassify"):
+        convert(opts(tmp_path, class_tree, resume=True, **_FILLING))
+    assert _files(out) == before
+    moved()
+    convert(opts(tmp_path, class_tree, resume=True, **_FILLING))
+    assert _files(out) == clean_run
+
+
+@pytest.mark.parametrize(
+    "name",
+    [_first_pending_shard, lambda *_: metadata.LABELS_FILE, lambda *_: metadata.SKIPPED_FILE],
+    ids=["shard", "labels", "skipped"],
+)
+def test_resume_refuses_a_file_it_did_not_write(tmp_path, class_tree, clean_run, monkeypatch, name):
+    """A run stopped part way (by a full disk here) has written some shards; a file
+    at a name the resume writes (a shard still to write, a report) that no done
+    record proves is tfclassify's stops --resume before anything is written or
+    deleted."""
+    _fill_the_shards(monkeypatch)
+    out = str(tmp_path / "out")
+    with pytest.raises(OutputError, match="--resume"):
+        convert(opts(tmp_path, class_tree, **_FILLING))
+    monkeypatch.undo()
+    path = os.path.join(out, name(out, clean_run))
+    with open(path, "wb") as f:
+        f.write(b"the user's own file")
+    _resume_refuses_until(tmp_path, class_tree, clean_run, path, lambda: os.remove(path))
+
+
+def test_reports_of_a_killed_run_are_proven_by_their_done_records(
+    tmp_path, class_tree, clean_run, monkeypatch
+):
+    """A run stopped after its reports, before dataset.json: --resume keeps them as
+    its own (they are recorded as done, as shards are); a report changed since is
+    not provably tfclassify's, and stops the resume."""
+
+    def killed(self) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(metadata.DatasetInfo, "save", killed)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        convert(opts(tmp_path, class_tree, **_FILLING))
+    monkeypatch.undo()
+    work = str(out / convert.WORK_DIR)
+    for report in (metadata.LABELS_FILE, metadata.SKIPPED_FILE):
+        assert shards.load_done(work, str(out), report), report
+    labels = out / metadata.LABELS_FILE
+    written = labels.read_bytes()
+    labels.write_bytes(written + b"my own class\n")
+    _resume_refuses_until(
+        tmp_path, class_tree, clean_run, str(labels), lambda: labels.write_bytes(written)
+    )
 
 
 def test_a_shard_is_recorded_as_done_before_it_gets_its_name(tmp_path):

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import errno
 import functools
+import hashlib
 import io
 import json
 import os
@@ -159,27 +160,32 @@ def _reachable(path: str, listing: sources.Listing) -> bool:
     return False
 
 
-_REPORTS = (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+# Written before dataset.json, each recorded as done first as a shard is.
+_RECORDED_REPORTS = (metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+_REPORTS = (*_RECORDED_REPORTS, metadata.METADATA_FILE)
 
 
-def _ours(out: str, has_work: bool) -> list[str]:
+def _ours(out: str, has_work: bool, doing: str) -> list[str]:
     """The files in `out` a previous tfclassify run provably wrote, dataset.json last.
 
     A shard is ours when its name is a shard's and its size and sha256 are those
-    dataset.json or the work dir's done record gives it; a report, by its name in a
-    folder that has dataset.json or the work dir; a temporary, by the exact form of
-    its name, and only beside the work dir (a run that has written dataset.json has
-    left none). Whatever dataset.json or a done record names otherwise is not ours.
+    dataset.json or the work dir's done record gives it; labels.txt and skipped.csv,
+    by their name beside dataset.json (written before it) or by their done record;
+    a temporary, by the exact form of its name, and only beside the work dir (a run
+    that has written dataset.json has left none). Whatever dataset.json or a done
+    record names otherwise is not ours. `doing` ("overwrite", "resume") goes in the
+    error when dataset.json is unreadable.
     """
     meta = os.path.join(out, metadata.METADATA_FILE)
+    has_meta = os.path.isfile(meta)
     recorded: dict[str, tuple[int, str]] = {}
-    if os.path.isfile(meta):
+    if has_meta:
         try:
             info = metadata.load(out)
         except Exception as e:
             # Without it there is no telling which shards this run wrote: delete nothing.
             raise OutputError(
-                f"cannot overwrite {out}: its {metadata.METADATA_FILE} is unreadable ({e}), "
+                f"cannot {doing} {out}: its {metadata.METADATA_FILE} is unreadable ({e}), "
                 "so which files tfclassify wrote is unknown; remove them by hand"
             ) from None
         for split in info.splits.values():
@@ -197,14 +203,14 @@ def _ours(out: str, has_work: bool) -> list[str]:
             # load_done checks the file's size and sha256 against the record.
             if (
                 name not in mine
-                and schema.parse_shard_name(name)
+                and (schema.parse_shard_name(name) or name in _RECORDED_REPORTS)
                 and shards.load_done(work, out, name)
             ):
                 mine.append(name)
         mine += _stale_temporaries(out)
-    # dataset.json last: until it goes, it marks `out` as ours.
-    reports = (metadata.LABELS_FILE, metadata.SKIPPED_FILE, metadata.METADATA_FILE)
-    return mine + [f for f in reports if _regular(os.path.join(out, f))]
+    if has_meta:  # dataset.json last: until it goes, it marks `out` as ours.
+        mine += [f for f in _REPORTS if f not in mine and _regular(os.path.join(out, f))]
+    return mine
 
 
 def _regular(path: str) -> bool:
@@ -223,8 +229,8 @@ def _stale_temporaries(out: str) -> list[str]:
 
 
 def _check_no_collision(out: str, name: str, ours: Sequence[str]) -> None:
-    """Refuses, before anything is deleted, when a file that is not ours has a name
-    the new run writes (a report, a shard of its `name`, the work dir)."""
+    """Refuses, before anything is written or deleted, when a file that is not ours
+    has a name the run writes (a report, a shard of its `name`, the work dir)."""
     mine = set(ours)
     for entry in sorted(os.listdir(out)):
         if entry in mine:
@@ -270,6 +276,9 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
     has_work = os.path.isdir(os.path.join(out, WORK_DIR))
     if options.resume:
         if has_work:
+            # What the run left is proven as --overwrite proves it: a file at a name
+            # still to write without a done record that matches is someone else's.
+            _check_no_collision(out, options.name, _ours(out, has_work, "resume"))
             for entry in _stale_temporaries(out):  # a shard the kill interrupted
                 os.remove(os.path.join(out, entry))
             return None
@@ -292,7 +301,7 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
                 f"refusing to overwrite {out}: it holds no tfclassify output (no "
                 f"{metadata.METADATA_FILE}), so its files were not created by tfclassify"
             )
-        ours = _ours(out, has_work)
+        ours = _ours(out, has_work, "overwrite")
         _check_no_collision(out, options.name, ours)
         for f in ours:
             os.remove(os.path.join(out, f))
@@ -351,15 +360,24 @@ def _load_state(path: str) -> dict:
     )
 
 
-def _write_reports(out: str, listing: sources.Listing, skipped: list[tuple[str, str]]) -> None:
-    fileio.atomic_write_text(
-        os.path.join(out, metadata.LABELS_FILE), "".join(f"{label}\n" for label in listing.labels)
-    )
+def _write_reports(
+    out: str, work: str, listing: sources.Listing, skipped: list[tuple[str, str]]
+) -> None:
+    """labels.txt and skipped.csv, each recorded as done (its rows, size and sha256)
+    before it gets its name, as a shard is: a resume finding one proves it ours."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "reason"])
     w.writerows(skipped)
-    fileio.atomic_write_text(os.path.join(out, metadata.SKIPPED_FILE), buf.getvalue())
+    reports = {
+        metadata.LABELS_FILE: (listing.labels, "".join(f"{label}\n" for label in listing.labels)),
+        metadata.SKIPPED_FILE: (skipped, buf.getvalue()),
+    }
+    for name, (rows, text) in reports.items():
+        data = fileio.encode_text(text)
+        digest = hashlib.sha256(data).hexdigest()
+        shards.mark_done(work, shards.ShardResult(name, len(rows), len(data), digest))
+        fileio.atomic_write_bytes(os.path.join(out, name), data)
 
 
 def convert(options: ConvertOptions) -> metadata.DatasetInfo:
@@ -459,7 +477,7 @@ def _plan_and_write(
         empty_classes=tuple(lb for i, lb in enumerate(listing.labels) if i not in used),
         options=options.fingerprint(),
     )
-    _write_reports(out, listing, skipped)
+    _write_reports(out, work, listing, skipped)
     info.save()  # last: its presence means everything it lists is complete
     shutil.rmtree(work, ignore_errors=True)
     for label in info.empty_classes:

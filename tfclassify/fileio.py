@@ -103,8 +103,13 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def atomic_write_text(path: str, text: str) -> None:
+def encode_text(text: str) -> bytes:
     """UTF-8; a file name that is not UTF-8 (its bytes held as surrogates, as
     os.listdir gives them) is written as its original bytes, so a report still
     names the file as it is on disk."""
-    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+    return text.encode("utf-8", "surrogateescape")
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """`text` as `encode_text` gives it."""
+    atomic_write_bytes(path, encode_text(text))
