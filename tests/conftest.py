@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,6 +29,14 @@ def hostile_tree(tmp_path_factory) -> tuple[str, dict[str, str]]:
     testing.make_class_tree(root, classes=("plain",), per_class=4, seed=2, max_side=96)
     kinds = testing.make_hostile_files(root / "odd")
     return str(root), kinds
+
+
+@pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])
+def umask(request) -> Iterator[int]:
+    """Runs a test under each usual umask (process-wide: restored after)."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
 
 
 @pytest.fixture()

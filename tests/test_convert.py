@@ -356,12 +356,13 @@ def test_kill_and_resume(tmp_path, phase):
     # Whatever has a final shard name at the moment of the kill is complete: the
     # same bytes as the clean run's shard of that name.
     finished = {f: os.stat(out / f) for f in os.listdir(out) if schema.parse_shard_name(f)}
-    # A shard killed between its rename and its done record is written again (the
-    # same bytes); one with a done record must be kept.
+    # Each has its done record (written before the rename), which proves it is ours
+    # to --overwrite and lets --resume keep it.
     done_dir = work / "done"
     done_at_kill = (
         {f.removesuffix(".json") for f in os.listdir(done_dir)} if done_dir.is_dir() else set()
     )
+    assert set(finished) <= done_at_kill
     for f in finished:
         assert filecmp.cmp(out / f, os.path.join(clean, f), shallow=False), f
     with pytest.raises(OutputError, match="--resume"):

@@ -16,12 +16,14 @@ import collections
 import contextlib
 import csv
 import dataclasses
+import errno
 import functools
+import hashlib
 import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from absl import logging
 
@@ -99,9 +101,12 @@ def _write_shards(
         name = sh.filename(options.name)
         records = scan.ordered(sh.keys, record, options.workers)
         result = shards.write_shard(
-            os.path.join(out, name), records, before_commit, expected_bytes=sh.num_bytes
+            os.path.join(out, name),
+            records,
+            before_commit,
+            expected_bytes=sh.num_bytes,
+            record_done=functools.partial(shards.mark_done, work),
         )
-        shards.mark_done(work, result)
         results[result.file] = result
         progress.update(result.num_examples, result.num_bytes)
     progress.close()
@@ -115,7 +120,7 @@ def _list(options: ConvertOptions) -> sources.Listing:
     else:
         listing = sources.list_manifest(options.manifest or "", options.follow_external_links)
         where = options.manifest
-    if options.input_dir is not None and _inside(options.output_dir, listing.root):
+    if options.input_dir is not None and _reachable(options.output_dir, listing):
         raise OutputError(
             f"output_dir {options.output_dir} is inside input_dir {options.input_dir}: its "
             "files would be listed as input images; choose an output_dir outside it"
@@ -130,59 +135,115 @@ def _list(options: ConvertOptions) -> sources.Listing:
     return listing
 
 
-def _inside(path: str, root: str) -> bool:
-    path, root = os.path.realpath(path), os.path.realpath(root)
-    return os.path.commonpath([path, root]) == root
+def _reachable(path: str, listing: sources.Listing) -> bool:
+    """Whether `path` is in a folder the listing went through: below the root, or
+    below where a linked folder in it leads (the links resolved on both sides).
+
+    The folders are those holding listed files and the folders above them up to the
+    root: a linked folder holding nothing yet is not seen, but once the output is
+    in it, its files are listed and the next run refuses it.
+    """
+    folders = {listing.root}
+    last = ""
+    for source in listing.sources:
+        folder = os.path.dirname(source.path)
+        if folder == last:  # the listing is sorted: most files share the previous folder
+            continue
+        last = folder
+        while folder not in folders and folder.startswith(os.path.join(listing.root, "")):
+            folders.add(folder)
+            folder = os.path.dirname(folder)
+    real = os.path.realpath(path)
+    for folder in map(os.path.realpath, folders):
+        if os.path.commonpath([real, folder]) == folder:
+            return True
+    return False
 
 
-def _remove_ours(out: str, name: str) -> None:
-    """Deletes only what a previous tfclassify run in `out` created."""
+# Written before dataset.json, each recorded as done first as a shard is.
+_RECORDED_REPORTS = (metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+_REPORTS = (*_RECORDED_REPORTS, metadata.METADATA_FILE)
+
+
+def _ours(out: str, has_work: bool, doing: str) -> list[str]:
+    """The files in `out` a previous tfclassify run provably wrote, dataset.json last.
+
+    A shard is ours when its name is a shard's and its size and sha256 are those
+    dataset.json or the work dir's done record gives it; labels.txt and skipped.csv,
+    by their name beside dataset.json (written before it) or by their done record;
+    a temporary, by the exact form of its name, and only beside the work dir (a run
+    that has written dataset.json has left none). Whatever dataset.json or a done
+    record names otherwise is not ours. `doing` ("overwrite", "resume") goes in the
+    error when dataset.json is unreadable.
+    """
     meta = os.path.join(out, metadata.METADATA_FILE)
-    mine = [metadata.LABELS_FILE, metadata.SKIPPED_FILE]
-    if os.path.isfile(meta):
+    has_meta = os.path.isfile(meta)
+    recorded: dict[str, tuple[int, str]] = {}
+    if has_meta:
         try:
             info = metadata.load(out)
         except Exception as e:
             # Without it there is no telling which shards this run wrote: delete nothing.
             raise OutputError(
-                f"cannot overwrite {out}: its {metadata.METADATA_FILE} is unreadable ({e}), "
+                f"cannot {doing} {out}: its {metadata.METADATA_FILE} is unreadable ({e}), "
                 "so which files tfclassify wrote is unknown; remove them by hand"
             ) from None
-        mine += [s.file for split in info.splits.values() for s in split.shards]
+        for split in info.splits.values():
+            recorded.update({s.file: (s.num_bytes, s.sha256) for s in split.shards})
     work = os.path.join(out, WORK_DIR)
-    done_dir = os.path.join(work, "done")
-    if os.path.isdir(done_dir):
-        mine += [f.removesuffix(".json") for f in os.listdir(done_dir)]
-    mine += _stale_temporaries(out)
-    for f in mine:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(out, f))
-    shutil.rmtree(work, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(meta)  # last: it is what marks the directory as ours
+    mine = [
+        f
+        for f, (size, sha) in recorded.items()
+        if schema.parse_shard_name(f) and shards.is_written(os.path.join(out, f), size, sha)
+    ]
+    if has_work:
+        done = os.path.join(work, "done")
+        for entry in os.listdir(done) if os.path.isdir(done) else []:
+            name = entry.removesuffix(".json")
+            # load_done checks the file's size and sha256 against the record.
+            if (
+                name not in mine
+                and (schema.parse_shard_name(name) or name in _RECORDED_REPORTS)
+                and shards.load_done(work, out, name)
+            ):
+                mine.append(name)
+        mine += _stale_temporaries(out)
+    if has_meta:  # dataset.json last: until it goes, it marks `out` as ours.
+        mine += [f for f in _REPORTS if f not in mine and _regular(os.path.join(out, f))]
+    return mine
 
 
-_REPORTS = (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+def _regular(path: str) -> bool:
+    return os.path.isfile(path) and not os.path.islink(path)
 
 
 def _stale_temporaries(out: str) -> list[str]:
-    """Temporary shards and reports a killed run left behind (ours by their name)."""
+    """Temporary shards and reports a killed run left beside its work dir (ours by
+    the exact form of their names)."""
     found = []
     for entry in os.listdir(out):
-        if not entry.startswith(fileio.TMP_PREFIX):
-            continue
-        base = entry[len(fileio.TMP_PREFIX) :].rsplit(".", 1)[0]
-        if base in _REPORTS or schema.parse_shard_name(base):
+        target = fileio.temporary_target(entry)
+        if target is not None and (target in _REPORTS or schema.parse_shard_name(target)):
             found.append(entry)
     return found
 
 
-def _check_no_collision(out: str, name: str) -> None:
+def _check_no_collision(out: str, name: str, ours: Sequence[str]) -> None:
+    """Refuses, before anything is written or deleted, when a file that is not ours
+    has a name the run writes (a report, a shard of its `name`, the work dir)."""
+    mine = set(ours)
     for entry in sorted(os.listdir(out)):
+        if entry in mine:
+            continue
         parsed = schema.parse_shard_name(entry)
-        if entry in _REPORTS or (parsed and parsed["name"] == name):
+        path = os.path.join(out, entry)
+        if (
+            entry in _REPORTS
+            or (parsed and parsed["name"] == name)
+            or (entry == WORK_DIR and (os.path.islink(path) or not os.path.isdir(path)))
+        ):
             raise OutputError(
-                f"{os.path.join(out, entry)} was not created by tfclassify and would be "
+                f"{path} was not created by tfclassify (or changed since) and would be "
                 "overwritten; move it or choose another output_dir"
             )
 
@@ -215,6 +276,9 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
     has_work = os.path.isdir(os.path.join(out, WORK_DIR))
     if options.resume:
         if has_work:
+            # What the run left is proven as --overwrite proves it: a file at a name
+            # still to write without a done record that matches is someone else's.
+            _check_no_collision(out, options.name, _ours(out, has_work, "resume"))
             for entry in _stale_temporaries(out):  # a shard the kill interrupted
                 os.remove(os.path.join(out, entry))
             return None
@@ -237,8 +301,11 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
                 f"refusing to overwrite {out}: it holds no tfclassify output (no "
                 f"{metadata.METADATA_FILE}), so its files were not created by tfclassify"
             )
-        _remove_ours(out, options.name)
-        _check_no_collision(out, options.name)
+        ours = _ours(out, has_work, "overwrite")
+        _check_no_collision(out, options.name, ours)
+        for f in ours:
+            os.remove(os.path.join(out, f))
+        shutil.rmtree(os.path.join(out, WORK_DIR), ignore_errors=True)
         return None
     raise OutputError(
         f"output_dir {out} is not empty; pass --resume to finish an interrupted run or "
@@ -256,8 +323,7 @@ def _start_state(work: str, options: ConvertOptions, listing: sources.Listing) -
     state = {"fingerprint": options.fingerprint(), "listing": listing.digest()}
     path = os.path.join(work, _STATE)
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
+        old = _load_state(path)
         if old["fingerprint"] != state["fingerprint"]:
             raise OptionsError(
                 f"cannot resume {options.output_dir}: options differ from the interrupted run "
@@ -274,15 +340,44 @@ def _start_state(work: str, options: ConvertOptions, listing: sources.Listing) -
     fileio.atomic_write_text(path, json.dumps(state, ensure_ascii=False))
 
 
-def _write_reports(out: str, listing: sources.Listing, skipped: list[tuple[str, str]]) -> None:
-    fileio.atomic_write_text(
-        os.path.join(out, metadata.LABELS_FILE), "".join(f"{label}\n" for label in listing.labels)
+def _load_state(path: str) -> dict:
+    """state.json as `_start_state` wrote it; damaged (by a disk, by hand), it says so."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except ValueError as e:  # not UTF-8, not JSON
+        problem = str(e)
+    else:
+        if (
+            isinstance(state, dict)
+            and isinstance(state.get("fingerprint"), dict)
+            and isinstance(state.get("listing"), str)
+        ):
+            return state
+        problem = "it is not what tfclassify writes there"
+    raise OutputError(
+        f"cannot resume: {path} is damaged ({problem}); use --overwrite to start over"
     )
+
+
+def _write_reports(
+    out: str, work: str, listing: sources.Listing, skipped: list[tuple[str, str]]
+) -> None:
+    """labels.txt and skipped.csv, each recorded as done (its rows, size and sha256)
+    before it gets its name, as a shard is: a resume finding one proves it ours."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "reason"])
     w.writerows(skipped)
-    fileio.atomic_write_text(os.path.join(out, metadata.SKIPPED_FILE), buf.getvalue())
+    reports = {
+        metadata.LABELS_FILE: (listing.labels, "".join(f"{label}\n" for label in listing.labels)),
+        metadata.SKIPPED_FILE: (skipped, buf.getvalue()),
+    }
+    for name, (rows, text) in reports.items():
+        data = fileio.encode_text(text)
+        digest = hashlib.sha256(data).hexdigest()
+        shards.mark_done(work, shards.ShardResult(name, len(rows), len(data), digest))
+        fileio.atomic_write_bytes(os.path.join(out, name), data)
 
 
 def convert(options: ConvertOptions) -> metadata.DatasetInfo:
@@ -297,16 +392,31 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
     finished = _prepare_output(options)
     if finished is not None:
         return finished
-    out = options.output_dir
-    work = os.path.join(out, WORK_DIR)
-    _start_state(work, options, listing)
-    job = scan.Job(listing, {label: i for i, label in enumerate(listing.labels)}, options, work)
-    scanned, pending = scan.scan(job)
+    work = os.path.join(options.output_dir, WORK_DIR)
+    with _resumable_when_full(options.output_dir):
+        _start_state(work, options, listing)
+        job = scan.Job(listing, {label: i for i, label in enumerate(listing.labels)}, options, work)
+        scanned, pending = scan.scan(job)
+        try:
+            return _plan_and_write(job, scanned, pending)
+        finally:
+            if pending is not None:
+                pending.checks.close()
+
+
+@contextlib.contextmanager
+def _resumable_when_full(out: str) -> Iterator[None]:
+    """A full disk or quota is one error naming the file and what to do: all written
+    so far is kept (complete files only) and --resume finishes the run."""
     try:
-        return _plan_and_write(job, scanned, pending)
-    finally:
-        if pending is not None:
-            pending.checks.close()
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OutputError(
+            f"{e.strerror} writing {e.filename or out}: free some space, then rerun with "
+            "--resume to finish"
+        ) from e
 
 
 def _plan_and_write(
@@ -367,7 +477,7 @@ def _plan_and_write(
         empty_classes=tuple(lb for i, lb in enumerate(listing.labels) if i not in used),
         options=options.fingerprint(),
     )
-    _write_reports(out, listing, skipped)
+    _write_reports(out, work, listing, skipped)
     info.save()  # last: its presence means everything it lists is complete
     shutil.rmtree(work, ignore_errors=True)
     for label in info.empty_classes:

@@ -281,12 +281,13 @@ class _Journal:
     def __init__(self, path: str):
         self.path = path
         self.lines = _read_journal(path)
-        # Drop a partial last line left by a kill before appending after it.
-        with open(path, "ab") as f:
+        # Drop a partial last line left by a kill (or a full disk) before appending.
+        with fileio.naming(path), open(path, "ab") as f:
             f.truncate(sum(len((json.dumps(vars(s)) + "\n").encode()) for s in self.lines))
 
     def append(self, lines: Sequence[Scanned]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
+        # A failed write names no file: a full disk must say which.
+        with fileio.naming(self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(json.dumps(vars(s)) + "\n" for s in lines))
 
 

@@ -1,14 +1,16 @@
 """Atomic shard writing and verification.
 
-A shard is written under a temporary name, fsynced, then renamed, and only then
-recorded as done: a run killed at any moment leaves no partial file under a
-final shard name, and `--resume` can trust every done record it finds.
+A shard is written under a temporary name and fsynced, recorded as done (its size
+and sha256), and only then renamed: a run killed at any moment leaves no partial
+file under a final shard name, every file under one has a record that proves it is
+tfclassify's, and `--resume` checks each done record against the file it finds.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -86,14 +88,19 @@ def write_shard(
     records: Iterable[bytes],
     before_commit: Callable[[], None] | None = None,
     expected_bytes: int | None = None,
+    record_done: Callable[[ShardResult], None] | None = None,
 ) -> ShardResult:
     """Writes serialized records to `path` atomically; returns what was written.
 
     TF's writer neither fsyncs nor hashes: every _SYNC_BYTES the writer is flushed
     and a _Follower hashes and syncs the new bytes while the next ones are written.
     The rename happens only after the whole file is durable, holds `expected_bytes`
-    (when given: the plan's size), and `before_commit()` has returned: if any of
-    these fails, the temporary file is removed and nothing has the final name.
+    (when given: the plan's size), and `before_commit()` and then
+    `record_done(result)` have returned: if any of these fails, the temporary file
+    is removed and nothing has the final name.
+
+    Raises:
+      OSError: a full disk (TF's writer raises ResourceExhaustedError), naming `path`.
     """
     import tensorflow as tf
 
@@ -102,15 +109,20 @@ def write_shard(
         follower = _Follower(tmp)
         try:
             written = flushed = 0
-            with tf.io.TFRecordWriter(tmp) as writer:
-                for record in records:
-                    writer.write(record)
-                    count += 1
-                    written += len(record) + schema.TFRECORD_OVERHEAD
-                    if written - flushed >= _SYNC_BYTES:
-                        writer.flush()
-                        follower.advance(written)
-                        flushed = written
+            try:
+                with tf.io.TFRecordWriter(tmp) as writer:
+                    for record in records:
+                        writer.write(record)
+                        count += 1
+                        written += len(record) + schema.TFRECORD_OVERHEAD
+                        if written - flushed >= _SYNC_BYTES:
+                            writer.flush()
+                            follower.advance(written)
+                            flushed = written
+            except tf.errors.ResourceExhaustedError as e:
+                # How TF reports a full disk or quota: "<file>; <strerror>".
+                reason = e.message.rsplit("; ", 1)[-1]
+                raise OSError(errno.ENOSPC, reason, path) from None
             size = os.path.getsize(tmp)
             if size != written:
                 raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
@@ -121,10 +133,12 @@ def write_shard(
                 )
             if before_commit is not None:
                 before_commit()
-            digest = follower.finish(size)
+            result = ShardResult(os.path.basename(path), count, size, follower.finish(size))
+            if record_done is not None:
+                record_done(result)
         finally:
             follower.close()
-    return ShardResult(os.path.basename(path), count, size, digest)
+    return result
 
 
 def done_path(work_dir: str, filename: str) -> str:
@@ -143,14 +157,20 @@ def load_done(work_dir: str, directory: str, filename: str) -> ShardResult | Non
     try:
         with open(done_path(work_dir, filename), encoding="utf-8") as f:
             result = ShardResult(**json.load(f))
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+    except (OSError, ValueError, TypeError):  # missing or damaged: not done
         return None
     path = os.path.join(directory, filename)
-    if not os.path.isfile(path) or os.path.getsize(path) != result.num_bytes:
-        return None
-    if file_sha256(path) != result.sha256:
-        return None
-    return result
+    return result if is_written(path, result.num_bytes, result.sha256) else None
+
+
+def is_written(path: str, num_bytes: int, sha256: str) -> bool:
+    """Whether `path` is a regular file (not a link) of this size and sha256: the
+    proof that a file is the shard tfclassify wrote and recorded."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == num_bytes and file_sha256(path) == sha256
 
 
 def check_records(path: str, num_labels: int | None = None) -> int:
