@@ -452,6 +452,27 @@ def test_cli_model_and_batch_errors_are_one_line(model_dir, dataset_dir, tmp_pat
     assert "batch_size must be an integer in [1, 2147483647]" in _one_error_line(capsys)
 
 
+_THREAD_FLAGS = ("intra_op_threads", "inter_op_threads", "tf_data_threads")
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [(f, v) for f in _THREAD_FLAGS for v in ("1e20", str(2**31), "-1", "99999999999")]
+    + [("top_k", v) for v in ("1e20", str(2**31), "-1")]
+    + [("max_images", v) for v in ("1e20", str(2**63), "-1")]
+    + [("image_size", v) for v in ("1e20", str(2**31), "-1")],
+)
+def test_cli_numeric_flag_extremes_are_one_line(tmp_path, capsys, flag, value):
+    """Refused before TF starts (--intra_op_threads 99999999999 was a ValueError from
+    TF), in one line that names the flag: absl's bound for the thread flags, whose
+    option fields are named otherwise, the option's own check for the rest."""
+    argv = ["infer", "--model", str(tmp_path), "--data", str(tmp_path), f"--{flag}", value]
+    assert infer_mod.main(argv) == 2
+    err = _one_error_line(capsys)
+    names = any(n in err for n in (f"flag --{flag}=", f"error: {flag} ", f"error: --{flag} "))
+    assert names and ("must be" in err or "not an integer" in err or "invalid" in err), err
+
+
 def test_cli_help_offers_only_loadable_models(capsys):
     assert infer_mod.main(["infer", "--help"]) == 0
     out = capsys.readouterr().out

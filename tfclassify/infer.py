@@ -487,7 +487,9 @@ def _flags() -> Any:
     i("top_k", d["top_k"], "Classes listed per image.")
     s("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
     s("device", d["device"], "auto, cpu or gpu.")
-    i("tf_data_threads", None, "tf.data private thread pool size (default: shared pool).")
+    cli.define_threads_flag(
+        "tf_data_threads", "tf.data private thread pool size (default: shared pool).", fv
+    )
     cli.define_runtime_flags(fv)
     s("data_format", None, "NHWC or NCHW (default: from the model; NCHW needs a GPU).")
     s("image_size", None, "N or HxW (default: from the model's input shape).")
