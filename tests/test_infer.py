@@ -280,6 +280,37 @@ def test_a_bad_record_follows_the_readers_rules_in_every_mode(
         assert "1 bad records skipped" in str(r)
 
 
+def test_a_key_that_is_not_utf8_round_trips_in_every_mode(predictor, tmp_path):
+    """Linux file names are bytes: convert stores one that is not UTF-8 as it is, every
+    mode reads it, the CSV holds its bytes and the JSONL (valid UTF-8) an escape that
+    decodes back to them."""
+    from tfclassify import testing
+    from tfclassify.convert import convert
+    from tfclassify.options import ConvertOptions
+
+    root = tmp_path / "in"
+    first = testing.make_shapes_corpus(root, classes=LABELS, per_class=2, min_side=20)[0]
+    odd = os.path.join(os.path.dirname(os.fsencode(first)), b"caf\xe9.jpg")
+    try:
+        os.rename(first, odd)
+    except OSError as e:  # a file system that takes only UTF-8 names
+        pytest.skip(f"cannot name a file with non-UTF-8 bytes here: {e}")
+    key = os.path.relpath(odd, os.fsencode(root))  # b"circle/caf\xe9.jpg"
+    out = str(tmp_path / "out")
+    convert(ConvertOptions(input_dir=str(root), output_dir=out, num_workers=1, quiet=True))
+    for mode in MODES:
+        csv_path, jsonl_path = tmp_path / mode / "p.csv", tmp_path / mode / "p.jsonl"
+        r = infer(predictor, out, InferOptions(mode=mode, batch_size=4, output=str(csv_path)))
+        assert r.count == 2 * len(LABELS) and os.fsdecode(key) in r.keys
+        infer_mod.write_predictions(r, str(jsonl_path))
+        assert b"\n" + key + b"," in csv_path.read_bytes()  # the name's own bytes
+        with open(csv_path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            assert [row[0] for row in csv.reader(f)][1:] == r.keys
+        lines = jsonl_path.read_bytes().decode("utf-8").splitlines()  # strict UTF-8
+        keys = [json.loads(x)["key"].encode("utf-8", "surrogateescape") for x in lines]
+        assert keys == [os.fsencode(k) for k in r.keys] and keys.count(key) == 1, mode
+
+
 def test_uint8_model_gets_raw_pixels(dataset_dir, tmp_path):
     """A uint8 input takes pixel values 0-255: cast from the reader's [0, 1] floats it
     would be all zeros."""

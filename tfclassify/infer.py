@@ -159,7 +159,10 @@ def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
         n = int(images.shape[0])
         labels = e["label"].numpy().astype(np.int64) if "label" in e else np.full([n], -1, np.int64)
         if "key" in e:
-            keys = [k.decode("utf-8") for k in e["key"].numpy()]
+            # A file name that is not UTF-8 keeps its bytes as surrogates, as os.listdir
+            # and the record parser give them; the writers put them back (see
+            # `write_predictions`).
+            keys = [k.decode("utf-8", "surrogateescape") for k in e["key"].numpy()]
         else:
             keys = [str(i) for i in range(seen, seen + n)]
         seen += n
