@@ -281,6 +281,37 @@ def test_a_bad_record_follows_the_readers_rules_in_every_mode(
         assert "1 bad records skipped" in str(r)
 
 
+def test_a_key_that_is_not_utf8_round_trips_in_every_mode(predictor, tmp_path):
+    """Linux file names are bytes: convert stores one that is not UTF-8 as it is, every
+    mode reads it, the CSV holds its bytes and the JSONL (valid UTF-8) an escape that
+    decodes back to them."""
+    from tfclassify import testing
+    from tfclassify.convert import convert
+    from tfclassify.options import ConvertOptions
+
+    root = tmp_path / "in"
+    first = testing.make_shapes_corpus(root, classes=LABELS, per_class=2, min_side=20)[0]
+    odd = os.path.join(os.path.dirname(os.fsencode(first)), b"caf\xe9.jpg")
+    try:
+        os.rename(first, odd)
+    except OSError as e:  # a file system that takes only UTF-8 names
+        pytest.skip(f"cannot name a file with non-UTF-8 bytes here: {e}")
+    key = os.path.relpath(odd, os.fsencode(root))  # b"circle/caf\xe9.jpg"
+    out = str(tmp_path / "out")
+    convert(ConvertOptions(input_dir=str(root), output_dir=out, num_workers=1, quiet=True))
+    for mode in MODES:
+        csv_path, jsonl_path = tmp_path / mode / "p.csv", tmp_path / mode / "p.jsonl"
+        r = infer(predictor, out, InferOptions(mode=mode, batch_size=4, output=str(csv_path)))
+        assert r.count == 2 * len(LABELS) and os.fsdecode(key) in r.keys
+        infer_mod.write_predictions(r, str(jsonl_path))
+        assert b"\n" + key + b"," in csv_path.read_bytes()  # the name's own bytes
+        with open(csv_path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            assert [row[0] for row in csv.reader(f)][1:] == r.keys
+        lines = jsonl_path.read_bytes().decode("utf-8").splitlines()  # strict UTF-8
+        keys = [json.loads(x)["key"].encode("utf-8", "surrogateescape") for x in lines]
+        assert keys == [os.fsencode(k) for k in r.keys] and keys.count(key) == 1, mode
+
+
 def test_uint8_model_gets_raw_pixels(dataset_dir, tmp_path):
     """A uint8 input takes pixel values 0-255: cast from the reader's [0, 1] floats it
     would be all zeros."""
@@ -331,40 +362,108 @@ def test_cli_writes_predictions_for_a_converted_dataset(model_dir, dataset_dir, 
     assert summary["split"] == "validation" and summary["count"] == len(rows)
 
 
-def _channels_first_model(path: str, conv: bool) -> str:
+def _channels_first_twins(tmp_path, conv_first: bool) -> tuple[Predictor, Predictor]:
+    """A model that declares channels-first input [3, H, W], and its channels-last twin
+    with the same weights (so the same predictions), both on the CPU.
+
+    conv_first: its convolution and pooling are channels-first (oneDNN's CPU kernels
+    run them, Eigen's do not); else it transposes first, and runs on any CPU.
+    """
     import keras
 
-    inp = keras.Input((3, SIZE, SIZE), name="image")
-    x = keras.layers.Conv2D(2, 3, data_format="channels_first")(inp) if conv else inp
-    out = keras.layers.Dense(len(LABELS), activation="softmax")(keras.layers.Flatten()(x))
-    keras.Model(inp, out).save(path)
-    return path
+    keras.utils.set_random_seed(0)
+
+    def build(shape: tuple[int, int, int], fmt: str, permute: bool):
+        inp = keras.Input(shape, name="image")
+        x = keras.layers.Permute((2, 3, 1))(inp) if permute else inp
+        x = keras.layers.Conv2D(4, 3, activation="relu", data_format=fmt)(x)
+        x = keras.layers.GlobalAveragePooling2D(data_format=fmt)(x)
+        return keras.Model(inp, keras.layers.Dense(len(LABELS), activation="softmax")(x))
+
+    nhwc = build((SIZE, SIZE, 3), "channels_last", False)
+    fmt = "channels_first" if conv_first else "channels_last"
+    nchw = build((3, SIZE, SIZE), fmt, not conv_first)
+    nchw.set_weights(nhwc.get_weights())
+    twins = []
+    for name, model in (("nchw", nchw), ("nhwc", nhwc)):
+        model.save(str(tmp_path / f"{name}.keras"))
+        twins.append(Predictor.load(str(tmp_path / f"{name}.keras"), device="cpu"))
+    assert twins[0].expects_channels_first and twins[0].input_shape == (3, SIZE, SIZE)
+    return twins[0], twins[1]
 
 
-def test_channels_first_model_runs_on_cpu_when_it_can(tmp_path, dataset_dir):
-    """It declares NCHW input: it gets NCHW batches, and without channels-first
-    convolutions it runs on a CPU, with the predictions of NHWC reads transposed."""
-    from tfclassify import data
+def _nchw(ds):
+    import tensorflow as tf
 
-    p = Predictor.load(_channels_first_model(str(tmp_path / "nchw.keras"), False), device="cpu")
-    assert p.expects_channels_first and p.input_shape == (3, SIZE, SIZE)
-    r = infer(p, dataset_dir, InferOptions(device="cpu", top_k=1, batch_size=64))
-    nhwc = next(
-        iter(
-            data.make_dataset(
-                dataset_dir, ReadOptions(split="validation", image_size=SIZE, batch_size=64)
-            )
-        )
+    return ds.map(lambda e: {**e, "image": tf.transpose(e["image"], [0, 3, 1, 2])})
+
+
+def _agree_with_twin(nchw: Predictor, nhwc: Predictor, dataset_dir: str, modes) -> None:
+    """`nchw` gives the predictions of its channels-last twin in every mode, on a
+    dataset directory and on a caller's pipeline in NHWC (the reader's default) or
+    already in NCHW."""
+    inputs = {  # name: (the twin's input, the same images for `nchw`)
+        "directory": (dataset_dir, dataset_dir),
+        "NHWC pipeline": (_dataset(), _dataset()),
+        "NCHW pipeline": (_dataset(), _nchw(_dataset())),
+    }
+    for name, (twin_data, data) in inputs.items():
+        want = infer(nhwc, twin_data, InferOptions(top_k=1))
+        assert np.ptp(want.probabilities) > 1e-3  # the pixels decide the output
+        for mode in modes:
+            got = infer(nchw, data, InferOptions(mode=mode, batch_size=4, top_k=1))
+            assert got.keys == want.keys, (name, mode)
+            np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5)
+
+
+def test_a_channels_first_model_gets_nchw_from_every_input_in_every_mode(tmp_path, dataset_dir):
+    """It transposes before its convolution, so it runs on any CPU: the probe passes
+    and every input path must feed it NCHW (a caller's NHWC pipeline failed with
+    "images of shape (11, 16, 16, 3) do not fit model input [batch, 3, 16, 16]")."""
+    nchw, nhwc = _channels_first_twins(tmp_path, conv_first=False)
+    _agree_with_twin(nchw, nhwc, dataset_dir, MODES)
+
+
+def test_channels_first_convolutions_on_a_cpu_run_or_are_one_clear_error(tmp_path, dataset_dir):
+    """Whether they run depends on TF's CPU kernels (oneDNN's do, Eigen's do not):
+    infer's probe decides. Where it passes, the predictions are the channels-last
+    twin's; where not, infer is one clear error for every input."""
+    nchw, nhwc = _channels_first_twins(tmp_path, conv_first=True)
+    try:
+        infer_mod._check_runs_channels_first(nchw, (SIZE, SIZE))
+        runs = True
+    except OptionsError:
+        runs = False
+    print(f"channels-first convolutions run on this CPU: {runs}")
+    if runs:
+        _agree_with_twin(nchw, nhwc, dataset_dir, ("sequential", "pipelined"))
+        return
+    for data in (dataset_dir, _dataset(), _nchw(_dataset())):
+        with pytest.raises(
+            OptionsError, match=r"channels-first \(NCHW\) input and cannot run"
+        ) as e:
+            infer(nchw, data, InferOptions(device="cpu"))
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_channels_first_convolutions_with_the_other_cpu_kernels():
+    """The test above in a fresh process whose TF has oneDNN switched the other way,
+    so that both of the probe's verdicts are checked on one host."""
+    from tfclassify import runtime
+
+    env = {**os.environ, runtime.ONEDNN_ENV: "0" if runtime.onednn_enabled() else "1"}
+    test = f"{__file__}::test_channels_first_convolutions_on_a_cpu_run_or_are_one_clear_error"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", test],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
     )
-    assert r.keys == [k.decode() for k in nhwc["key"].numpy()]
-    expected = p.predict(np.transpose(nhwc["image"].numpy(), (0, 3, 1, 2)))
-    np.testing.assert_allclose(r.probabilities, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_channels_first_convolutions_on_cpu_are_one_clear_error(tmp_path):
-    p = Predictor.load(_channels_first_model(str(tmp_path / "nchw.keras"), True), device="cpu")
-    with pytest.raises(OptionsError, match=r"takes channels-first \(NCHW\) input and cannot run"):
-        infer(p, _dataset(), InferOptions(device="cpu"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "channels-first convolutions run on this CPU" in proc.stdout
 
 
 # ---------------------------------------------------------------- command line
@@ -494,6 +593,27 @@ def test_cli_model_and_batch_errors_are_one_line(model_dir, dataset_dir, tmp_pat
     big = ["--batch_size", "99999999999999999999"]
     assert infer_mod.main(["infer", "--model", model_dir, "--data", dataset_dir, *big]) == 2
     assert "batch_size must be an integer in [1, 2147483647]" in _one_error_line(capsys)
+
+
+_THREAD_FLAGS = ("intra_op_threads", "inter_op_threads", "tf_data_threads")
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [(f, v) for f in _THREAD_FLAGS for v in ("1e20", str(2**31), "-1", "99999999999")]
+    + [("top_k", v) for v in ("1e20", str(2**31), "-1")]
+    + [("max_images", v) for v in ("1e20", str(2**63), "-1")]
+    + [("image_size", v) for v in ("1e20", str(2**31), "-1")],
+)
+def test_cli_numeric_flag_extremes_are_one_line(tmp_path, capsys, flag, value):
+    """Refused before TF starts (--intra_op_threads 99999999999 was a ValueError from
+    TF), in one line that names the flag: absl's bound for the thread flags, whose
+    option fields are named otherwise, the option's own check for the rest."""
+    argv = ["infer", "--model", str(tmp_path), "--data", str(tmp_path), f"--{flag}", value]
+    assert infer_mod.main(argv) == 2
+    err = _one_error_line(capsys)
+    names = any(n in err for n in (f"flag --{flag}=", f"error: {flag} ", f"error: --{flag} "))
+    assert names and ("must be" in err or "not an integer" in err or "invalid" in err), err
 
 
 def test_cli_help_offers_only_loadable_models(capsys):

@@ -17,7 +17,7 @@ import pytest
 
 from tfclassify import runtime
 from tfclassify.errors import OptionsError
-from tfclassify.options import ThreadOptions
+from tfclassify.options import InferOptions, ThreadOptions, TrainOptions
 
 _FRESH = textwrap.dedent(
     """
@@ -108,6 +108,40 @@ def test_effective_threads_reports_default_meaning():
 def test_thread_options_validate(bad):
     with pytest.raises(OptionsError, match=str(bad)):
         ThreadOptions(intra_op=bad)
+
+
+_EXTREMES = (1e20, 2**31, -1, 0, 99999999999, True)
+_INFER = {"make": InferOptions, "base": {}}
+_TRAIN = {"make": TrainOptions, "base": {"data": "d", "output": "o"}}
+_THREADS = {"make": ThreadOptions, "base": {}}
+
+
+@pytest.mark.parametrize(
+    "kind, field, bad, good",
+    [
+        (_THREADS, "intra_op", (*_EXTREMES, 4097), (1, 4096, None)),
+        (_THREADS, "inter_op", (*_EXTREMES, 4097), (1, 4096, None)),
+        (_THREADS, "tf_data_threads", (*_EXTREMES, 4097), (1, 4096, None)),
+        (_INFER, "batch_size", _EXTREMES, (1, 2**31 - 1)),
+        (_INFER, "top_k", _EXTREMES, (1, 2**31 - 1)),
+        (_INFER, "max_images", (1e20, 2**63, -1, 0, True), (1, 2**63 - 1, None)),
+        (_INFER, "image_size", (1e20, 2**31, -1, 0, (16, 2**31)), (1, 2**31 - 1, None)),
+        (_TRAIN, "epochs", _EXTREMES, (1, 2**31 - 1)),
+        (_TRAIN, "batch_size", _EXTREMES, (1, 2**31 - 1)),
+        (_TRAIN, "image_size", (1e20, 2**31, -1, 0), (14, 4096)),
+        (_TRAIN, "seed", (1e20, 2**32, -1, True), (0, 2**32 - 1)),
+        (_TRAIN, "learning_rate", (1e400, float("nan"), -1, 0, "1"), (1e-9, 10)),
+    ],
+)
+def test_every_numeric_thread_infer_and_train_option_is_bounded(kind, field, bad, good):
+    """Extreme values are one line naming the field where the options are made, not
+    an overflow deep in TF (intra_op=99999999999 was a ValueError at TF's start)."""
+    for value in bad:
+        with pytest.raises(OptionsError, match=rf"^{field}( sides)? must be ") as e:
+            kind["make"](**kind["base"], **{field: value})
+        assert "\n" not in str(e.value) and repr(value) in str(e.value), value
+    for value in good:
+        kind["make"](**kind["base"], **{field: value})
 
 
 def test_resolve_device():

@@ -30,9 +30,19 @@ def define_runtime_flags(fv: Any) -> None:
     """The ThreadOptions flags every command that runs a model takes (`thread_options`)."""
     from absl import flags
 
-    flags.DEFINE_integer("intra_op_threads", None, "TF intra-op threads.", flag_values=fv)
-    flags.DEFINE_integer("inter_op_threads", None, "TF inter-op threads.", flag_values=fv)
+    define_threads_flag("intra_op_threads", "TF intra-op threads.", fv)
+    define_threads_flag("inter_op_threads", "TF inter-op threads.", fv)
     flags.DEFINE_bool("onednn", None, ONEDNN_HELP, flag_values=fv)
+
+
+def define_threads_flag(name: str, help_: str, fv: Any) -> None:
+    """An integer flag for a ThreadOptions count, bounded as ThreadOptions bounds it,
+    so that a bad value is one line naming the flag (not the option field)."""
+    from absl import flags
+
+    from tfclassify.options import MAX_THREADS
+
+    flags.DEFINE_integer(name, None, help_, lower_bound=1, upper_bound=MAX_THREADS, flag_values=fv)
 
 
 def thread_options(fv: Any, **extra: Any) -> Any:

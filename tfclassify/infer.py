@@ -147,6 +147,23 @@ def _rebatched(ds: Any, mode: str, batch_size: int) -> Any:
     return ds.prefetch(tf.data.AUTOTUNE) if mode == "pipelined" else ds
 
 
+def _in_model_layout(ds: Any, predictor: Predictor) -> Any:
+    """A caller's batches in the model's layout: channels-last images (`make_dataset`'s
+    default) are transposed to NCHW for a model that takes channels-first input, in
+    the pipeline (on the CPU, as all input work); batches already in the model's
+    layout, or whose channels axis cannot be told from their shape, pass as they are.
+    """
+    import tensorflow as tf
+
+    spec = ds.element_spec.get("image") if isinstance(ds.element_spec, dict) else None
+    if spec is None or not predictor.expects_channels_first or spec.shape.rank != 4:
+        return ds
+    channels = predictor.input_shape[0]
+    if spec.shape[-1] != channels or spec.shape[1] == channels:
+        return ds
+    return ds.map(lambda e: {**e, "image": tf.transpose(e["image"], [0, 3, 1, 2])})
+
+
 def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
     """(images, labels, keys) per element; a missing label is -1, a missing key the index.
 
@@ -159,7 +176,10 @@ def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
         n = int(images.shape[0])
         labels = e["label"].numpy().astype(np.int64) if "label" in e else np.full([n], -1, np.int64)
         if "key" in e:
-            keys = [k.decode("utf-8") for k in e["key"].numpy()]
+            # A file name that is not UTF-8 keeps its bytes as surrogates, as os.listdir
+            # and the record parser give them; the writers put them back (see
+            # `write_predictions`).
+            keys = [k.decode("utf-8", "surrogateescape") for k in e["key"].numpy()]
         else:
             keys = [str(i) for i in range(seen, seen + n)]
         seen += n
@@ -189,9 +209,10 @@ def _input(
     info: metadata.DatasetInfo | None,
     read_options: ReadOptions | None,
     options: InferOptions,
-    device: str,
+    predictor: Predictor,
 ) -> _Input:
-    """The pipeline every mode reads; built now, read when iterated.
+    """The pipeline every mode reads, in the model's layout; built now, read when
+    iterated.
 
     A dataset directory goes through `make_dataset` in every mode, so the records,
     their order and the bad-record rules (an error naming the shard, or with
@@ -205,14 +226,14 @@ def _input(
         ds = reader.make_dataset(info.directory, read_options, stats=stats)
         name = info.directory
     else:
-        ds = _rebatched(data, options.mode, options.batch_size)
+        ds = _rebatched(_in_model_layout(data, predictor), options.mode, options.batch_size)
         name = "<tf.data.Dataset>"
     ds = runtime.configure_dataset(ds)
     # Read back from the pipeline: the pool in effect, whichever setting supplied it.
     pool = ds.options().threading.private_threadpool_size or None
     pipelined = options.mode == "pipelined"
     if pipelined and options.prefetch_to_device:
-        ds = runtime.prefetch_to_device(ds, device)  # must be the last transformation
+        ds = runtime.prefetch_to_device(ds, predictor.device)  # the last transformation
     return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
 
 
@@ -301,19 +322,23 @@ def _resolve_input(predictor: Predictor, options: InferOptions) -> tuple[tuple[i
 
 def _check_runs_channels_first(predictor: Predictor, size: tuple[int, int]) -> None:
     """A model that declares channels-first input gets NCHW batches, on a CPU too,
-    if it runs there: one without convolutions (or that transposes first) does. One
-    whose convolutions are channels-first fails at TF's NHWC-only CPU kernels: found
-    on one blank image now, as one clear line, not at the first batch deep in TF."""
+    if it runs there. Whether it does is this probe's verdict, on one blank image: a
+    model without convolutions (or that transposes first) does; channels-first
+    convolutions run on oneDNN's CPU kernels but not on Eigen's (NHWC-only), so
+    they depend on the host's TF. Where it fails, it fails here as one clear line,
+    not at the first batch deep in TF."""
     import tensorflow as tf
 
-    blank = np.zeros((1, 3, *size), predictor.input_dtype)
     try:
-        predictor.predict(blank)
+        # A blank image through the model's call, which leaves the logits/probabilities
+        # decision to real images.
+        predictor.warmup(size)
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
         first = (e.message or str(e)).strip().splitlines()[0]
+        onednn = "" if runtime.onednn_enabled() else " or try oneDNN's CPU kernels (--onednn)"
         raise OptionsError(
             f"{predictor.path} takes channels-first (NCHW) input and cannot run on "
-            f"{predictor.device} ({first}); run it on a GPU (--device gpu)"
+            f"{predictor.device} ({first}); run it on a GPU (--device gpu){onednn}"
         ) from None
 
 
@@ -345,7 +370,9 @@ def infer(
     Args:
       model: a model path (see `Predictor.load`) or a loaded `Predictor`.
       data: a converted dataset directory, or a `tf.data.Dataset` of batched dicts
-        {"image", "label" (-1 unknown), "key"} in the model's input layout.
+        {"image", "label" (-1 unknown), "key"}, images channels-last (NHWC, as
+        `make_dataset` gives them; transposed for a channels-first model) or in the
+        model's own layout.
       options: mode, batch size, device, threads, output file...
       clock: seconds counter (injectable for tests).
 
@@ -355,7 +382,8 @@ def infer(
 
     Raises:
       InputError: missing/unusable model or dataset, unknown split or signature.
-      OptionsError: bad options, TF already initialised with other threads, NCHW on CPU.
+      OptionsError: bad options, TF already initialised with other threads, a
+        channels-first model whose ops the CPU does not run.
       OutputError: the output cannot be written.
     """
     options = options or InferOptions()
@@ -391,7 +419,7 @@ def infer(
     read_options = None
     if info is not None:
         read_options = _read_options(options, split, image_size, predictor, data_format)
-    source = _input(data, info, read_options, options, predictor.device)
+    source = _input(data, info, read_options, options, predictor)
 
     dataset_labels = info.labels if info is not None else None
     class_names = _class_names(predictor, dataset_labels)
@@ -492,7 +520,9 @@ def _flags() -> Any:
     i("top_k", d["top_k"], "Classes listed per image.")
     s("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
     s("device", d["device"], "auto, cpu or gpu.")
-    i("tf_data_threads", None, "tf.data private thread pool size (default: shared pool).")
+    cli.define_threads_flag(
+        "tf_data_threads", "tf.data private thread pool size (default: shared pool).", fv
+    )
     cli.define_runtime_flags(fv)
     s("data_format", None, "NHWC or NCHW (default: from the model; NCHW needs a GPU).")
     s("image_size", None, "N or HxW (default: from the model's input shape).")

@@ -20,15 +20,28 @@ def _check(cond: bool, msg: str) -> None:
         raise OptionsError(msg)
 
 
-# TF takes batch sizes as int32: an absurd one would overflow deep in tf.data.
-MAX_BATCH_SIZE = 2**31 - 1
+# TF takes batch sizes, image sides and counts as int32: an absurd one would
+# overflow deep in TF (tf.data, resize) instead of failing where it is set.
+INT32_MAX = 2**31 - 1
+MAX_BATCH_SIZE = INT32_MAX
+# TF starts every op and tf.data thread it is given: more than any CPU has is a typo.
+MAX_THREADS = 4096
+
+
+def _check_int_range(name: str, value: Any, low: int, high: int, *, optional: bool = False) -> None:
+    """Raises OptionsError unless `value` is an int (not a bool) in [low, high], or
+    None when `optional`; the message names `name` and the range."""
+    if optional and value is None:
+        return
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+        f"{name} must be an integer in [{low}, {high}]{' or None' if optional else ''}, "
+        f"got {value!r}",
+    )
 
 
 def _check_batch_size(value: Any) -> None:
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BATCH_SIZE,
-        f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {value!r}",
-    )
+    _check_int_range("batch_size", value, 1, MAX_BATCH_SIZE)
 
 
 def _positive_or_none(name: str, value: int | None) -> None:
@@ -214,7 +227,10 @@ def _hw_size(value: Any) -> tuple[int, int] | None:
         raise OptionsError(
             f"image_size must be an int or a (height, width) pair, got {value!r}"
         ) from None
-    _check(h > 0 and w > 0, f"image_size must be positive, got {value!r}")
+    _check(
+        0 < h <= INT32_MAX and 0 < w <= INT32_MAX,
+        f"image_size sides must be in [1, {INT32_MAX}], got {value!r}",
+    )
     return (h, w)
 
 
@@ -232,6 +248,7 @@ class ThreadOptions:
       inter_op: ops run concurrently; None keeps TF's default.
       tf_data_threads: private thread pool of each tf.data pipeline tfclassify builds;
         None keeps tf.data's shared default pool.
+      Each thread count is an integer in [1, `MAX_THREADS`] or None.
       onednn: run CPU ops on oneDNN (TF's `TF_ENABLE_ONEDNN_OPTS`). None means on,
         unless that variable is set in the environment: TF enables oneDNN by itself
         only on CPUs with AVX-512 VNNI/AMX, yet on an AVX2 CPU it ran the frozen
@@ -245,9 +262,8 @@ class ThreadOptions:
     onednn: bool | None = None
 
     def __post_init__(self) -> None:
-        _positive_or_none("intra_op", self.intra_op)
-        _positive_or_none("inter_op", self.inter_op)
-        _positive_or_none("tf_data_threads", self.tf_data_threads)
+        for name in ("intra_op", "inter_op", "tf_data_threads"):
+            _check_int_range(name, getattr(self, name), 1, MAX_THREADS, optional=True)
 
 
 def _check_runtime(device: str, threads: Any) -> None:
@@ -323,10 +339,7 @@ class InferOptions:
     def __post_init__(self) -> None:
         _check(self.mode in INFER_MODES, f"mode must be one of {INFER_MODES}, got {self.mode!r}")
         _check_batch_size(self.batch_size)
-        _check(
-            isinstance(self.top_k, int) and self.top_k > 0,
-            f"top_k must be a positive integer, got {self.top_k!r}",
-        )
+        _check_int_range("top_k", self.top_k, 1, INT32_MAX)
         object.__setattr__(self, "image_size", _hw_size(self.image_size))
         _check(
             self.data_format is None or self.data_format in INFER_DATA_FORMATS,
@@ -342,7 +355,8 @@ class InferOptions:
             self.output is None or self.output.lower().endswith((".csv", ".jsonl")),
             f"output must end in .csv or .jsonl, got {self.output!r}",
         )
-        _positive_or_none("max_images", self.max_images)
+        # Record counts are int64 (dataset.json, tf.data's cardinality).
+        _check_int_range("max_images", self.max_images, 1, 2**63 - 1, optional=True)
         _check(
             self.read is None or isinstance(self.read, ReadOptions),
             f"read must be a ReadOptions or None, got {self.read!r}",
@@ -397,10 +411,7 @@ class TrainOptions:
         _check(bool(self.data), f"data must be set, got {self.data!r}")
         _check(bool(self.output), f"output must be set, got {self.output!r}")
         _check(self.arch in TRAIN_ARCHS, f"arch must be one of {TRAIN_ARCHS}, got {self.arch!r}")
-        _check(
-            isinstance(self.epochs, int) and self.epochs > 0,
-            f"epochs must be a positive integer, got {self.epochs!r}",
-        )
+        _check_int_range("epochs", self.epochs, 1, INT32_MAX)
         size = _hw_size(self.image_size)
         _check(size is not None, "image_size must be set for training, got None")
         # The smallest side each arch runs on, found by building them: small_cnn's two
@@ -414,11 +425,11 @@ class TrainOptions:
         object.__setattr__(self, "image_size", size)
         _check_batch_size(self.batch_size)
         # Keras/numpy take seeds as uint32: refused here with the range, not as a traceback.
+        _check_int_range("seed", self.seed, 0, 2**32 - 1)
         _check(
-            isinstance(self.seed, int) and 0 <= self.seed <= 2**32 - 1,
-            f"seed must be an integer in [0, {2**32 - 1}], got {self.seed!r}",
+            isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf,
+            f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
         )
-        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate!r}")
         _check_runtime(self.device, self.threads)
         _check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose!r}")
         _check(

@@ -38,7 +38,8 @@ class InferResult:
       model / data / split: what was run on what.
       class_names: name of each output class (model labels.txt, else dataset labels,
         else the class index as text).
-      keys: one per image, in the order read (`image/filename` of the record).
+      keys: one per image, in the order read (`image/filename` of the record; bytes
+        that are not UTF-8 held as surrogates: `key.encode("utf-8", "surrogateescape")`).
       true_ids: int64 [N] true class index in the model's output order; -1 unknown.
       topk_ids / topk_probs: [N, k] best classes first.
       probabilities: float32 [N, num_classes], or None if not kept.
@@ -195,6 +196,13 @@ def write_predictions(result: InferResult, path: str) -> str:
     CSV columns: key, true_label, then top{i}_label, top{i}_prob for i = 1..k.
     JSONL: {"key", "true_label" (null if unknown), "top_k": [{"label", "prob"}, ...]}.
 
+    Keys are the records' file names, which need not be UTF-8 (Linux names are
+    bytes; `result.keys` holds such bytes as surrogates, Python's surrogateescape).
+    CSV writes them back as the original bytes, so a key names the file on disk
+    (read it with `errors="surrogateescape"`). JSONL stays valid UTF-8: each such
+    byte 0xXY is the JSON escape `\\udcXY`, so
+    `json.loads(line)["key"].encode("utf-8", "surrogateescape")` is the original name.
+
     Returns:
       The path of `summary.json`.
 
@@ -207,7 +215,13 @@ def write_predictions(result: InferResult, path: str) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     result.output = path
-    with fileio.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+    # backslashreplace writes a surrogate as \udcXY, which inside a JSON string is
+    # that JSON escape; json.dumps leaves surrogates only inside strings.
+    errors = "surrogateescape" if ext == ".csv" else "backslashreplace"
+    with (
+        fileio.atomic_path(path) as tmp,
+        open(tmp, "w", encoding="utf-8", errors=errors, newline="") as f,
+    ):
         if ext == ".csv":
             w = csv.writer(f)
             header = ["key", "true_label"]

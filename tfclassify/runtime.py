@@ -8,8 +8,9 @@ that says what to do, and `effective_threads` reports what is actually in effect
 which TF reads once, when it is imported.
 
 Device rules (see DESIGN.md "Known traps"): input work (read, decode, resize) is
-always pinned to the CPU; the model runs on `resolve_device(...)`. The layout check
-(NCHW only on a GPU) is `tfclassify.data.validate_data_format`.
+always pinned to the CPU; the model runs on `resolve_device(...)`. A channels-first
+model runs on a CPU where TF's kernels there take NCHW (oneDNN's do for convolutions,
+Eigen's do not): `infer` tries one blank image before reading any data.
 """
 
 from __future__ import annotations
