@@ -240,7 +240,8 @@ def _written(info: metadata.DatasetInfo) -> list[str]:
 @pytest.mark.parametrize("target", ["class", "above"])
 def test_output_dir_reachable_through_a_linked_folder_is_refused(tmp_path, class_tree, target):
     """A class folder that links to a folder holding output_dir (directly, or above
-    the folders with the images) would list the output as images on the next run."""
+    the folders with the images) would list the output as images on the next run
+    (links out of the input are followed only when asked)."""
     photos = tmp_path / "photos"
     shutil.copytree(class_tree, photos)
     root = tmp_path / "in"
@@ -253,7 +254,14 @@ def test_output_dir_reachable_through_a_linked_folder_is_refused(tmp_path, class
         os.symlink(photos, root / "animals")  # its images are in its subfolders
         out = photos / "converted"
     with pytest.raises(OutputError, match="is inside input_dir"):
-        convert(ConvertOptions(input_dir=str(root), output_dir=str(out), quiet=True))
+        convert(
+            ConvertOptions(
+                input_dir=str(root),
+                output_dir=str(out),
+                follow_external_links=True,
+                quiet=True,
+            )
+        )
     assert not out.exists()
 
 

@@ -7,6 +7,7 @@ notebook cell, a flag) with a message that shows the value, not deep inside TF.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
@@ -28,20 +29,8 @@ MAX_BATCH_SIZE = INT32_MAX
 MAX_THREADS = 4096
 
 
-def _check_int_range(name: str, value: Any, low: int, high: int, *, optional: bool = False) -> None:
-    """Raises OptionsError unless `value` is an int (not a bool) in [low, high], or
-    None when `optional`; the message names `name` and the range."""
-    if optional and value is None:
-        return
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
-        f"{name} must be an integer in [{low}, {high}]{' or None' if optional else ''}, "
-        f"got {value!r}",
-    )
-
-
 def _check_batch_size(value: Any) -> None:
-    _check_int_range("batch_size", value, 1, MAX_BATCH_SIZE)
+    _check_range("batch_size", value, 1, MAX_BATCH_SIZE)
 
 
 def _positive_or_none(name: str, value: int | None) -> None:
@@ -73,7 +62,7 @@ def to_json(options: Any) -> dict[str, Any]:
 # was made. Shards: ~1 KiB (below any record: one record a shard) to 16 GiB.
 SHARD_SIZE_MB_RANGE = (0.001, 16384)
 MAX_WORKERS = 1024  # more threads than any host has cores, each holding files in flight
-MAX_SIDE = 2**31 - 1  # Pillow's and TF's image sides are int32
+MAX_SIDE = INT32_MAX  # Pillow's and TF's image sides are int32
 MAX_PIXELS_LIMIT = 2**40  # ~3 TiB as RGB: no host decodes more, so a higher cap means nothing
 MAX_SEED = 2**32 - 1  # as TrainOptions': one seed fits convert and train
 # 1 GiB: above the largest file holding an image within DEFAULT_MAX_PIXELS (8 bytes a
@@ -263,7 +252,7 @@ class ThreadOptions:
 
     def __post_init__(self) -> None:
         for name in ("intra_op", "inter_op", "tf_data_threads"):
-            _check_int_range(name, getattr(self, name), 1, MAX_THREADS, optional=True)
+            _check_range(name, getattr(self, name), 1, MAX_THREADS, optional=True)
 
 
 def _check_runtime(device: str, threads: Any) -> None:
@@ -339,7 +328,7 @@ class InferOptions:
     def __post_init__(self) -> None:
         _check(self.mode in INFER_MODES, f"mode must be one of {INFER_MODES}, got {self.mode!r}")
         _check_batch_size(self.batch_size)
-        _check_int_range("top_k", self.top_k, 1, INT32_MAX)
+        _check_range("top_k", self.top_k, 1, INT32_MAX)
         object.__setattr__(self, "image_size", _hw_size(self.image_size))
         _check(
             self.data_format is None or self.data_format in INFER_DATA_FORMATS,
@@ -356,7 +345,7 @@ class InferOptions:
             f"output must end in .csv or .jsonl, got {self.output!r}",
         )
         # Record counts are int64 (dataset.json, tf.data's cardinality).
-        _check_int_range("max_images", self.max_images, 1, 2**63 - 1, optional=True)
+        _check_range("max_images", self.max_images, 1, 2**63 - 1, optional=True)
         _check(
             self.read is None or isinstance(self.read, ReadOptions),
             f"read must be a ReadOptions or None, got {self.read!r}",
@@ -411,7 +400,7 @@ class TrainOptions:
         _check(bool(self.data), f"data must be set, got {self.data!r}")
         _check(bool(self.output), f"output must be set, got {self.output!r}")
         _check(self.arch in TRAIN_ARCHS, f"arch must be one of {TRAIN_ARCHS}, got {self.arch!r}")
-        _check_int_range("epochs", self.epochs, 1, INT32_MAX)
+        _check_range("epochs", self.epochs, 1, INT32_MAX)
         size = _hw_size(self.image_size)
         _check(size is not None, "image_size must be set for training, got None")
         # The smallest side each arch runs on, found by building them: small_cnn's two
@@ -425,7 +414,7 @@ class TrainOptions:
         object.__setattr__(self, "image_size", size)
         _check_batch_size(self.batch_size)
         # Keras/numpy take seeds as uint32: refused here with the range, not as a traceback.
-        _check_int_range("seed", self.seed, 0, 2**32 - 1)
+        _check_range("seed", self.seed, 0, MAX_SEED)
         _check(
             isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf,
             f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
