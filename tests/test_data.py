@@ -57,6 +57,18 @@ def test_read_options_defaults_and_normalised_size():
         ({"deterministic": "yes"}, "'yes'"),
         ({"dct_method": "FLOAT"}, "'FLOAT'"),
         ({"ram_budget_mb": 64}, "autotune=True"),  # the budget is the autotuner's
+        # Every number is bounded where it is set, not deep in tf.data.
+        ({"shuffle_buffer": 2**31}, "2147483648"),
+        ({"seed": 2**64}, str(2**64)),
+        ({"cycle_length": 0}, "0"),
+        ({"block_length": 1e20}, "1e+20"),
+        ({"interleave_parallelism": 99999999999}, "99999999999"),
+        ({"map_parallelism": True}, "True"),
+        ({"prefetch": 2**40}, str(2**40)),
+        ({"private_threadpool_size": "4"}, "'4'"),
+        ({"max_intra_op_parallelism": 10**6}, "1000000"),
+        ({"ram_budget_mb": 2**40, "autotune": True}, str(2**40)),
+        ({"reader_buffer_kb": 2**40}, str(2**40)),
     ],
 )
 def test_read_options_reject_bad_values_showing_them(kwargs, shown):

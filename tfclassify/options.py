@@ -33,10 +33,6 @@ def _check_batch_size(value: Any) -> None:
     _check_range("batch_size", value, 1, MAX_BATCH_SIZE)
 
 
-def _positive_or_none(name: str, value: int | None) -> None:
-    _check(value is None or value > 0, f"{name} must be a positive integer or None, got {value!r}")
-
-
 def _check_range(
     name: str, value: Any, low: float, high: float, *, integer: bool = True, optional: bool = False
 ) -> None:
@@ -444,11 +440,17 @@ READ_DATA_FORMATS = ("NHWC", "NCHW")
 READ_DCT_METHODS = ("INTEGER_ACCURATE", "INTEGER_FAST")
 
 
-def _parallelism(name: str, value: int | None) -> None:
+def _parallelism(name: str, value: Any) -> None:
     _check(
-        value is None or (isinstance(value, int) and (value == -1 or value > 0)),
-        f"{name} must be None (no parallelism), -1 (AUTOTUNE) or a positive integer, got {value!r}",
+        value is None
+        or (isinstance(value, int) and not isinstance(value, bool))
+        and (value == -1 or 0 < value <= MAX_THREADS),
+        f"{name} must be None (no parallelism), -1 (AUTOTUNE) or an integer in "
+        f"[1, {MAX_THREADS}], got {value!r}",
     )
+
+
+MAX_READER_BUFFER_KB = 2**21  # 2 GiB a file: far beyond any gain, short of int32 bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -584,41 +586,32 @@ class ReadOptions:
             self.data_format in READ_DATA_FORMATS,
             f"data_format must be one of {READ_DATA_FORMATS}, got {self.data_format!r}",
         )
-        _check(
-            isinstance(self.shuffle_buffer, int) and self.shuffle_buffer >= 0,
-            f"shuffle_buffer must be an integer >= 0, got {self.shuffle_buffer!r}",
-        )
-        _check(
-            self.seed is None or (isinstance(self.seed, int) and self.seed >= 0),
-            f"seed must be None or an integer >= 0, got {self.seed!r}",
-        )
-        _positive_or_none("cycle_length", self.cycle_length)
-        _check(
-            isinstance(self.block_length, int) and self.block_length > 0,
-            f"block_length must be a positive integer, got {self.block_length!r}",
-        )
+        _check_range("shuffle_buffer", self.shuffle_buffer, 0, INT32_MAX)
+        _check_range("seed", self.seed, 0, MAX_SEED, optional=True)
+        _check_range("cycle_length", self.cycle_length, 1, INT32_MAX, optional=True)
+        _check_range("block_length", self.block_length, 1, INT32_MAX)
         _parallelism("interleave_parallelism", self.interleave_parallelism)
         _parallelism("map_parallelism", self.map_parallelism)
         _check(
-            isinstance(self.prefetch, int) and self.prefetch >= -1,
-            f"prefetch must be -1 (AUTOTUNE), 0 (off) or a positive integer, got {self.prefetch!r}",
+            isinstance(self.prefetch, int)
+            and not isinstance(self.prefetch, bool)
+            and -1 <= self.prefetch <= INT32_MAX,
+            f"prefetch must be -1 (AUTOTUNE), 0 (off) or an integer in [1, {INT32_MAX}], "
+            f"got {self.prefetch!r}",
         )
         _check(
             self.deterministic in (None, True, False),
             f"deterministic must be None, True or False, got {self.deterministic!r}",
         )
-        _positive_or_none("private_threadpool_size", self.private_threadpool_size)
-        _positive_or_none("max_intra_op_parallelism", self.max_intra_op_parallelism)
-        _positive_or_none("ram_budget_mb", self.ram_budget_mb)
+        for name in ("private_threadpool_size", "max_intra_op_parallelism"):
+            _check_range(name, getattr(self, name), 1, MAX_THREADS, optional=True)
+        _check_range("ram_budget_mb", self.ram_budget_mb, 1, INT32_MAX, optional=True)
         _check(
             self.ram_budget_mb is None or self.autotune,
             f"ram_budget_mb={self.ram_budget_mb} caps the autotuning model's buffers: "
             "it needs autotune=True",
         )
-        _check(
-            isinstance(self.reader_buffer_kb, int) and self.reader_buffer_kb > 0,
-            f"reader_buffer_kb must be a positive integer, got {self.reader_buffer_kb!r}",
-        )
+        _check_range("reader_buffer_kb", self.reader_buffer_kb, 1, MAX_READER_BUFFER_KB)
         _check(
             self.dct_method in READ_DCT_METHODS,
             f"dct_method must be one of {READ_DCT_METHODS}, got {self.dct_method!r}",
