@@ -168,11 +168,17 @@ def fuzz_sniffer(seeds: list[bytes], examples: int) -> None:
     run()
 
 
+# Pillow warns about the damage it reads past (corrupt EXIF, TIFF tags beyond the end).
+PILLOW_WARNINGS = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
+
+
+@PILLOW_WARNINGS
 def test_sniffer_fuzz(image_seeds):
     fuzz_sniffer(image_seeds, examples=60)
 
 
 @pytest.mark.slow
+@PILLOW_WARNINGS
 def test_sniffer_fuzz_full(image_seeds):
     fuzz_sniffer(image_seeds, examples=3000)
 
