@@ -275,14 +275,7 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
     has_meta = os.path.isfile(os.path.join(out, metadata.METADATA_FILE))
     has_work = os.path.isdir(os.path.join(out, WORK_DIR))
     if options.resume:
-        if has_work:
-            # What the run left is proven as --overwrite proves it: a file at a name
-            # still to write without a done record that matches is someone else's.
-            _check_no_collision(out, options.name, _ours(out, has_work, "resume"))
-            for entry in _stale_temporaries(out):  # a shard the kill interrupted
-                os.remove(os.path.join(out, entry))
-            return None
-        if has_meta:
+        if has_meta:  # written last: the run finished, even if its work dir is still here
             info = metadata.load(out)
             if info.options != options.fingerprint():
                 raise OptionsError(
@@ -290,8 +283,17 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
                     f"(old, new): {_changed(info.options, options.fingerprint())}"
                 )
             _check_complete(info)
+            # A kill while the finished run cleared its work dir leaves part of it.
+            shutil.rmtree(os.path.join(out, WORK_DIR), ignore_errors=True)
             logging.info("%s is already complete; nothing to resume", out)
             return info
+        if has_work:
+            # What the run left is proven as --overwrite proves it: a file at a name
+            # still to write without a done record that matches is someone else's.
+            _check_no_collision(out, options.name, _ours(out, has_work, "resume"))
+            for entry in _stale_temporaries(out):  # a shard the kill interrupted
+                os.remove(os.path.join(out, entry))
+            return None
         raise OutputError(
             f"nothing to resume in {out}: no interrupted tfclassify run there ({WORK_DIR} missing)"
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from tfclassify.errors import DataError
+
 SCHEMA_VERSION = 1
 
 ENCODED = "image/encoded"
@@ -116,10 +118,18 @@ def feature_spec(with_label: bool = True) -> dict:
 
 
 def parse(serialized: bytes) -> Record:
-    """Decode one serialized Example in Python (verification, tests, debugging)."""
-    import tensorflow as tf
+    """Decode one serialized Example in Python (verification, tests, debugging).
 
-    ex = tf.train.Example.FromString(serialized)
+    Raises:
+      DataError: `serialized` is not an Example, or its text fields are not UTF-8.
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    try:
+        ex = tf.train.Example.FromString(serialized)
+    except DecodeError as e:
+        raise DataError(f"not a tf.train.Example ({e})") from None
     f = ex.features.feature
 
     def b(k: str) -> bytes:
@@ -128,15 +138,18 @@ def parse(serialized: bytes) -> Record:
     def i(k: str) -> int:
         return int(f[k].int64_list.value[0]) if f[k].int64_list.value else -1
 
-    return Record(
-        encoded=b(ENCODED),
-        format=b(FORMAT).decode(),
-        label=i(LABEL),
-        text=b(TEXT).decode("utf-8"),
-        # Written with surrogateescape: a file name that is not UTF-8 comes back as it was.
-        filename=b(FILENAME).decode("utf-8", "surrogateescape"),
-        height=i(HEIGHT),
-        width=i(WIDTH),
-        channels=i(CHANNELS),
-        sha256=b(SHA256).decode(),
-    )
+    try:
+        return Record(
+            encoded=b(ENCODED),
+            format=b(FORMAT).decode(),
+            label=i(LABEL),
+            text=b(TEXT).decode("utf-8"),
+            # Written with surrogateescape: a file name that is not UTF-8 comes back as it was.
+            filename=b(FILENAME).decode("utf-8", "surrogateescape"),
+            height=i(HEIGHT),
+            width=i(WIDTH),
+            channels=i(CHANNELS),
+            sha256=b(SHA256).decode(),
+        )
+    except UnicodeDecodeError as e:
+        raise DataError(f"a text field is not UTF-8 ({e.reason} at byte {e.start})") from None

@@ -181,7 +181,10 @@ def check_records(path: str, num_labels: int | None = None) -> int:
     n = 0
     try:
         for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            record = schema.parse(serialized)
+            try:
+                record = schema.parse(serialized)
+            except DataError as e:
+                raise DataError(f"{path}: record {n} is unreadable: {e}") from None
             if hashlib.sha256(record.encoded).hexdigest() != record.sha256:
                 raise DataError(f"{path}: record {n} ({record.filename}) fails its sha256 check")
             if num_labels is not None and not 0 <= record.label < num_labels:
