@@ -36,3 +36,11 @@ def test_system_errors_about_a_path_are_one_line(capsys):
 
     with pytest.raises(OSError, match="something else"):
         cli.exit_status(bug)
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert cli.exit_status(interrupted) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"

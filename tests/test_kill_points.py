@@ -101,8 +101,9 @@ def run_killed(corpus: dict, out: str, kill: Kill, *flags: str) -> None:
     env = {**os.environ, "TFCLASSIFY_KILL_AT": json.dumps(spec)}
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert os.path.exists(mark), f"kill point not reached (rc {p.returncode}): {p.stderr[-2000:]}"
-    if kill.signal == "SIGINT":
-        assert p.returncode != 0
+    if kill.signal == "SIGINT":  # Ctrl-C: one line, the shell's status for it
+        assert (p.returncode, p.stderr.strip().splitlines()[-1:]) == (130, ["error: interrupted"])
+        assert "Traceback" not in p.stderr
     else:
         assert p.returncode == -getattr(signal, kill.signal), p.stderr[-2000:]
 

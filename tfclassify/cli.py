@@ -57,11 +57,16 @@ def thread_options(fv: Any, **extra: Any) -> Any:
 def exit_status(fn: Callable[[], int | None]) -> int:
     """Runs `fn`, turning user errors into one line on stderr and exit status 2, and
     errors of the system (a folder that may not be written, a full disk) into one
-    line naming the path and exit status 1: neither is a bug, so no traceback."""
+    line naming the path and exit status 1: neither is a bug, so no traceback. Ctrl-C
+    is one line too, with the shell's status for it (130)."""
     from absl import flags
 
     try:
         return fn() or 0
+    except KeyboardInterrupt:
+        # What was written is complete or a temporary: a convert can be resumed.
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except (TfclassifyError, flags.Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
