@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
-import dataclasses
 import errno
 import functools
 import hashlib
@@ -27,19 +26,10 @@ from collections.abc import Callable, Iterator, Sequence
 
 from absl import logging
 
-from tfclassify import (
-    _callable,
-    fileio,
-    images,
-    metadata,
-    plan,
-    scan,
-    schema,
-    shards,
-    sources,
-)
-from tfclassify.errors import DataError, InputError, OptionsError, OutputError
-from tfclassify.options import ConvertOptions
+from tfclassify.conversion import images, plan, scan, shards, sources
+from tfclassify.core import fileio, metadata, schema, shardfiles
+from tfclassify.core.errors import DataError, InputError, OptionsError, OutputError
+from tfclassify.core.options import ConvertOptions
 
 WORK_DIR = ".tfclassify-work"
 _STATE = "state.json"
@@ -194,7 +184,7 @@ def _ours(out: str, has_work: bool, doing: str) -> list[str]:
     mine = [
         f
         for f, (size, sha) in recorded.items()
-        if schema.parse_shard_name(f) and shards.is_written(os.path.join(out, f), size, sha)
+        if schema.parse_shard_name(f) and shardfiles.is_written(os.path.join(out, f), size, sha)
     ]
     if has_work:
         done = os.path.join(work, "done")
@@ -483,79 +473,3 @@ def _plan_and_write(
     for label in info.empty_classes:
         logging.warning("class %r has no usable images (kept in the label map)", label)
     return info
-
-
-# ---------------------------------------------------------------- command line
-
-
-def _define_flags() -> None:
-    from absl import flags
-
-    d = ConvertOptions.__dataclass_fields__
-    flags.DEFINE_string(
-        "input_dir", None, "Folder per class (optionally below train/, validation/)."
-    )
-    flags.DEFINE_string("manifest", None, "CSV with header path,label[,split].")
-    flags.DEFINE_string("output_dir", None, "Where shards and dataset.json go.")
-    flags.DEFINE_string("name", d["name"].default, "Shard name prefix.")
-    flags.DEFINE_float("shard_size_mb", d["shard_size_mb"].default, "Target shard size, MiB.")
-    flags.DEFINE_integer("num_workers", None, "Worker threads (default: all cores).")
-    flags.DEFINE_integer("seed", d["seed"].default, "Shuffle / split seed.")
-    flags.DEFINE_float(
-        "validation_fraction", d["validation_fraction"].default, "Stratified validation share."
-    )
-    flags.DEFINE_enum("validate", "full", ["full", "header", "none"], "How hard to check images.")
-    flags.DEFINE_enum("image_format", "keep", ["keep", "jpeg", "png"], "Stored image format.")
-    flags.DEFINE_integer("resize_shorter_side", None, "Shrink so the shorter side is at most this.")
-    flags.DEFINE_integer("max_side", None, "Shrink so the longer side is at most this.")
-    flags.DEFINE_integer("jpeg_quality", d["jpeg_quality"].default, "Quality of encoded JPEGs.")
-    flags.DEFINE_integer("max_pixels", d["max_pixels"].default, "Refuse larger images.")
-    flags.DEFINE_float(
-        "max_file_mb", d["max_file_mb"].default, "Skip larger files, MiB (checked before reading)."
-    )
-    flags.DEFINE_bool(
-        "follow_external_links",
-        False,
-        "Follow links leading outside input_dir (or the manifest's folder); off: skipped.",
-    )
-    flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
-    flags.DEFINE_bool("overwrite", False, "Replace a previous conversion in output_dir.")
-    flags.DEFINE_bool("quiet", False, "No progress bar.")
-
-
-def options_from_flags() -> ConvertOptions:
-    from absl import flags
-
-    f = flags.FLAGS
-    return ConvertOptions(
-        **{fld.name: getattr(f, fld.name) for fld in dataclasses.fields(ConvertOptions)}
-    )
-
-
-def main(argv: list[str]) -> None:
-    """`python -m tfclassify.convert` (run by `cli.run_app`: user errors are one line)."""
-    from absl import flags
-
-    from tfclassify import cli
-
-    cli.no_positional(argv)
-    # Checked here, not by absl's mark_flag_as_required: its error is two lines and
-    # exit status 1, where every other user error is one line and status 2.
-    cli.require(flags.FLAGS, ("output_dir",))
-    info = convert(options_from_flags())
-    print(
-        f"{info.accepted} images in "
-        f"{sum(len(s.shards) for s in info.splits.values())} shards "
-        f"({', '.join(f'{k}: {v.num_examples}' for k, v in sorted(info.splits.items()))}) "
-        f"-> {info.directory}; {info.skipped} skipped"
-        + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
-    )
-
-
-_callable.forward_calls(__name__, "convert")
-
-if __name__ == "__main__":
-    from tfclassify import cli
-
-    _define_flags()
-    cli.run_app(main)

@@ -14,7 +14,7 @@ The mode changes *when* work happens, never what is computed:
 On a dataset directory all three read through `make_dataset` (the first two with
 no parallel stage and no prefetch), so they read the same records in the same
 order (`max_images` covers the same images, rows come out alike), decode them with
-the same `tfclassify.preprocess` code, and follow the reader's bad-record rules: an
+the same `tfclassify.reading.preprocess` code, and follow the reader's bad-record rules: an
 error naming the shard by default, a counted and logged skip with `skip_errors`.
 All call the same compiled model, so predictions agree (to float tolerance across
 batch sizes).
@@ -31,8 +31,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,24 +38,17 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from tfclassify import _callable, cli, metadata, runtime
-from tfclassify.errors import DataError, InputError, OptionsError
-from tfclassify.options import INFER_MODES, READ_DTYPES, InferOptions, ReadOptions
-from tfclassify.predictions import InferResult, write_predictions
-from tfclassify.predictor import Predictor, describe
+from tfclassify.core import metadata
+from tfclassify.core.errors import InputError, OptionsError
+from tfclassify.core.options import READ_DTYPES, InferOptions, ReadOptions
+from tfclassify.inference.predictions import InferResult, write_predictions
+from tfclassify.models import runtime
+from tfclassify.models.predictor import Predictor
 
-__all__ = [
-    "InferOptions",
-    "InferResult",
-    "describe",
-    "infer",
-    "main",
-    "write_predictions",
-]
+__all__ = ["infer"]
 
 # One batch: images (array or tensor), int64 labels (-1 = unknown), keys (str).
 Batch = tuple[Any, np.ndarray, list[str]]
-_TF_FUNCTION = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
 
 
 # ---------------------------------------------------------------- reading
@@ -193,7 +184,7 @@ class _Input:
     batches: Iterator[Batch]
     name: str
     tf_data_threads: int | None  # the private pool the pipeline runs with; None: shared
-    stats: Any = None  # data.ReadStats for a dataset directory; None for a caller's pipeline
+    stats: Any = None  # reading.ReadStats for a dataset directory; None for a caller's pipeline
 
     @property
     def skipped_records(self) -> int | None:
@@ -218,7 +209,7 @@ def _input(
     their order and the bad-record rules (an error naming the shard, or with
     `skip_errors` a skip that is counted and logged) are the reader's in all three.
     """
-    from tfclassify import data as reader
+    from tfclassify.reading import dataset as reader
 
     stats = None
     if info is not None:
@@ -237,23 +228,11 @@ def _input(
     return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
 
 
-def read_error(e: Any, data_name: str) -> DataError:
-    """A TF read error (corrupt shard, bad record) as a one-line `DataError`.
-
-    Shared with `tfclassify.train`, whose reads fail inside `model.fit`: there TF puts
-    "Graph execution error:" and node traces around the reader's message, so the line
-    kept is the reader's own ("tfclassify: ...") when there is one, else the first.
-    """
-    lines = [x.strip() for x in (e.message or str(e)).strip().splitlines() if x.strip()]
-    ours = [x for x in lines if "tfclassify:" in x]
-    line = (ours or lines or [str(e)])[0]
-    # Without the name of the TF function it ran in.
-    return DataError(f"reading {data_name} failed: {_TF_FUNCTION.sub('', line)}")
-
-
 def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
     """Read errors (corrupt shard, bad record) become one-line `DataError`s."""
     import tensorflow as tf
+
+    from tfclassify.reading.dataset import read_error
 
     while True:
         try:
@@ -479,120 +458,3 @@ def infer(
     if options.output:
         write_predictions(result, options.output)
     return result
-
-
-# ---------------------------------------------------------------- command line
-
-
-def _parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise OptionsError(f"--image_size must be N or HxW, got {text!r}") from None
-    if len(nums) == 1:
-        return (nums[0], nums[0])
-    if len(nums) == 2:
-        return (nums[0], nums[1])
-    raise OptionsError(f"--image_size must be N or HxW, got {text!r}")
-
-
-def _flags() -> Any:
-    from absl import flags
-
-    fv = flags.FlagValues()
-    d = {f.name: f.default for f in dataclasses.fields(InferOptions) if f.name != "threads"}
-
-    def s(name: str, default: Any, help_: str) -> None:
-        flags.DEFINE_string(name, default, help_, flag_values=fv)
-
-    def i(name: str, default: Any, help_: str) -> None:
-        flags.DEFINE_integer(name, default, help_, flag_values=fv)
-
-    # .tflite is recognised but not loadable yet (Predictor says so): not offered here.
-    s("model", None, "SavedModel dir, .keras file, or a tfclassify model dir (from train).")
-    s("data", None, "Converted dataset directory (has dataset.json).")
-    s("split", None, "Split to run on (default: validation if present, else train).")
-    s("mode", d["mode"], f"One of {', '.join(INFER_MODES)}.")
-    i("batch_size", d["batch_size"], "Images per model call (batch and pipelined modes).")
-    i("top_k", d["top_k"], "Classes listed per image.")
-    s("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
-    s("device", d["device"], "auto, cpu or gpu.")
-    cli.define_threads_flag(
-        "tf_data_threads", "tf.data private thread pool size (default: shared pool).", fv
-    )
-    cli.define_runtime_flags(fv)
-    s("data_format", None, "NHWC or NCHW (default: from the model; NCHW needs a GPU).")
-    s("image_size", None, "N or HxW (default: from the model's input shape).")
-    s("signature", d["signature"], "SavedModel signature to call.")
-    s("outputs", d["outputs"], "auto, probabilities or logits (softmax applied).")
-    i("max_images", None, "Stop after this many images.")
-    s("describe", None, "Print MODEL's signatures (inputs/outputs) and exit.")
-    flags.DEFINE_bool(
-        "freeze",
-        d["freeze"],
-        "Run the model as a frozen inference graph (faster); --nofreeze calls it as saved.",
-        flag_values=fv,
-    )
-    flags.DEFINE_bool(
-        "prefetch_to_device",
-        False,
-        "GPU only: copy batch N+1 to the GPU during batch N.",
-        flag_values=fv,
-    )
-    flags.DEFINE_bool(
-        "mixed_precision", False, "GPU only: float16 compute for the model.", flag_values=fv
-    )
-    flags.DEFINE_bool(
-        "skip_errors",
-        False,
-        "Skip, count and log corrupt records of --data instead of failing on the first.",
-        flag_values=fv,
-    )
-    return fv
-
-
-def _options_from_flags(fv: Any) -> InferOptions:
-    """InferOptions from the flags; InferOptions checks every value."""
-    return InferOptions(
-        mode=fv.mode,
-        batch_size=fv.batch_size,
-        top_k=fv.top_k,
-        split=fv.split,
-        image_size=_parse_size(fv.image_size),
-        data_format=fv.data_format.upper() if fv.data_format else None,
-        device=fv.device,
-        threads=cli.thread_options(fv, tf_data_threads=fv.tf_data_threads),
-        signature=fv.signature,
-        outputs=fv.outputs,
-        freeze=fv.freeze,
-        output=fv.output,
-        max_images=fv.max_images,
-        prefetch_to_device=fv.prefetch_to_device,
-        mixed_precision=fv.mixed_precision,
-        # The CLI writes rows as it reports; no need to hold [N, classes] probabilities.
-        keep_probabilities=False,
-        skip_errors=fv.skip_errors,
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m tfclassify.infer`; returns the exit status (2 for user errors)."""
-
-    def body(fv: Any) -> int:
-        if fv.describe:
-            print(describe(fv.describe))
-            return 0
-        cli.require(fv, ("model", "data"), " (or pass --describe MODEL)")
-        print(infer(fv.model, fv.data, _options_from_flags(fv)))
-        return 0
-
-    return cli.run("tfclassify.infer", _flags(), argv, body)
-
-
-_callable.forward_calls(__name__, "infer")
-
-if __name__ == "__main__":
-    sys.exit(main())

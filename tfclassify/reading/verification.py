@@ -1,20 +1,18 @@
-"""`python -m tfclassify.verify DIR`: re-read every shard and check it against dataset.json.
+"""Re-read every shard of a converted dataset and check it against dataset.json.
 
 Checks, per shard: present, a regular file, size, whole-file sha256, every record's
 CRC (TF's reader), every image's sha256 and label, and the record count; and that no
-file named like a shard is missing from dataset.json. Exits non-zero naming the
+file named like a shard is missing from dataset.json. `verify` raises naming the
 first bad shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import sys
 
-from tfclassify import _callable, metadata, shards
-from tfclassify.errors import DataError, OptionsError
-
-USAGE = "usage: python -m tfclassify.verify OUTPUT_DIR"
+from tfclassify.core import metadata, schema, shardfiles
+from tfclassify.core.errors import DataError
 
 
 def verify(directory: str) -> metadata.DatasetInfo:
@@ -31,8 +29,7 @@ def verify(directory: str) -> metadata.DatasetInfo:
     for split in info.splits.values():
         for s in split.shards:
             path = os.path.join(directory, s.file)
-            expected = shards.ShardResult(s.file, s.num_examples, s.num_bytes, s.sha256)
-            shards.verify_shard(path, expected, len(info.labels))
+            verify_shard(path, s, len(info.labels))
     total = sum(sp.num_examples for sp in info.splits.values())
     if total != info.accepted:
         raise DataError(
@@ -46,24 +43,38 @@ def verify(directory: str) -> metadata.DatasetInfo:
     return info
 
 
-def main(argv: list[str]) -> None:
-    """The command line. A wrong argument count is a user error like any other: one
-    `error: usage: ...` line and exit status 2, through `cli.exit_status`."""
-    from tfclassify import cli
+def check_records(path: str, num_labels: int | None = None) -> int:
+    """Reads every record through TF's reader (which checks each record's CRCs) and
+    checks each image's sha256 and label; returns the record count."""
+    import tensorflow as tf
 
-    def go() -> None:
-        if len(argv) != 2:
-            raise OptionsError(USAGE)
-        info = verify(argv[1])
-        n = sum(len(s.shards) for s in info.splits.values())
-        print(f"ok: {n} shards, {info.accepted} records in {argv[1]}")
+    n = 0
+    try:
+        for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            record = schema.parse(serialized)
+            if hashlib.sha256(record.encoded).hexdigest() != record.sha256:
+                raise DataError(f"{path}: record {n} ({record.filename}) fails its sha256 check")
+            if num_labels is not None and not 0 <= record.label < num_labels:
+                raise DataError(
+                    f"{path}: record {n} has label {record.label} outside the label map"
+                )
+            n += 1
+    except tf.errors.OpError as e:
+        raise DataError(f"{path}: unreadable at record {n} ({e.message.splitlines()[0]})") from e
+    return n
 
-    sys.exit(cli.exit_status(go))
 
-
-_callable.forward_calls(__name__, "verify")
-
-if __name__ == "__main__":
-    from tfclassify import cli
-
-    cli.run_app(main)
+def verify_shard(path: str, expected: metadata.ShardInfo, num_labels: int | None = None) -> None:
+    """Raises DataError naming `path` when it differs from what dataset.json promises."""
+    st = shardfiles.shard_stat(path)
+    if st is None:
+        raise DataError(f"{path}: shard missing")
+    size = st.st_size
+    if size != expected.num_bytes:
+        raise DataError(f"{path}: size {size} != {expected.num_bytes} in dataset.json")
+    digest = shardfiles.file_sha256(path)
+    if digest != expected.sha256:
+        raise DataError(f"{path}: sha256 {digest} != {expected.sha256} in dataset.json")
+    n = check_records(path, num_labels)
+    if n != expected.num_examples:
+        raise DataError(f"{path}: {n} records != {expected.num_examples} in dataset.json")
