@@ -60,8 +60,9 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     import tfclassify
-    from tfclassify import bench, testing, tfdata
-    from tfclassify.options import ReadOptions
+    from tfclassify import bench, testing
+    from tfclassify.core import tfdata
+    from tfclassify.core.options import ReadOptions
 
     scratch = tempfile.mkdtemp(prefix="convert_bench_")
     corpus = FLAGS.corpus or os.path.join(scratch, "corpus")

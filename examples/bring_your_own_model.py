@@ -17,8 +17,7 @@ import sys
 import tempfile
 
 import tfclassify
-from tfclassify import testing
-from tfclassify.options import InferOptions, ReadOptions
+from tfclassify import InferOptions, ReadOptions, testing
 
 SIZE = 48
 

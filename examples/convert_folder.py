@@ -13,7 +13,8 @@ import sys
 import tempfile
 
 import tfclassify
-from tfclassify import schema, testing
+from tfclassify import testing
+from tfclassify.core import schema
 
 
 def main(workdir: str) -> None:

@@ -57,7 +57,7 @@ def converted_shapes(tmp_path_factory):
 
     def make(classes, splits) -> str:
         from tfclassify.convert import convert
-        from tfclassify.options import ConvertOptions
+        from tfclassify.core.options import ConvertOptions
 
         root = tmp_path_factory.mktemp("shapes")
         testing.make_shapes_corpus(

@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tfclassify import metadata, schema
-from tfclassify.options import ReadOptions
+from tfclassify.core import metadata, schema
+from tfclassify.core.options import ReadOptions
 
 LABELS = ("cat", "dog", "eel")
 # (height, width, format, mode): wide, tall, square, grayscale and RGBA PNGs.

@@ -69,8 +69,9 @@ def test_keras_subset_holds_the_images_the_modes_read(tmp_path):
     """Keras must decode the images the tfclassify modes read (the reader's first
     records), not the first files by name, which are mostly one class."""
     import tfclassify
-    from tfclassify import metadata, testing
-    from tfclassify.options import ConvertOptions, InferOptions
+    from tfclassify import testing
+    from tfclassify.core import metadata
+    from tfclassify.core.options import ConvertOptions, InferOptions
 
     images, full = str(tmp_path / "images"), str(tmp_path / "full")
     testing.make_photo_corpus(images, num_images=12, width=96, height=72)

@@ -18,9 +18,10 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 from recordlib import read_records
 
-from tfclassify import convert, schema, testing
-from tfclassify.errors import InputError, OptionsError, OutputError
-from tfclassify.options import ConvertOptions
+from tfclassify import convert, testing
+from tfclassify.core import schema
+from tfclassify.core.errors import InputError, OptionsError, OutputError
+from tfclassify.core.options import ConvertOptions
 from tfclassify.verify import verify
 
 
@@ -129,7 +130,7 @@ def test_deterministic_across_worker_counts(tmp_path, class_tree, monkeypatch):
     a = run("a", 1)
     # Also: files held in memory since the scan and files read again when written
     # (the memory budget runs out part way) give the same bytes.
-    monkeypatch.setattr("tfclassify.scan._HOLD_BYTES", 20_000)
+    monkeypatch.setattr("tfclassify.conversion.scan._HOLD_BYTES", 20_000)
     b = run("b", 4)
     files = sorted(os.listdir(a.directory))
     assert files == sorted(os.listdir(b.directory))

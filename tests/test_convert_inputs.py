@@ -18,10 +18,12 @@ from PIL import Image
 from recordlib import read_records
 from test_convert import opts, run_cli
 
-from tfclassify import convert, images, metadata, schema, testing
-from tfclassify.errors import OptionsError
-from tfclassify.metadata import DatasetInfo
-from tfclassify.predictor import read_labels
+from tfclassify import convert, testing
+from tfclassify.conversion import images
+from tfclassify.core import metadata, schema
+from tfclassify.core.errors import OptionsError
+from tfclassify.core.metadata import DatasetInfo
+from tfclassify.models.predictor import read_labels
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

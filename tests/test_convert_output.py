@@ -19,9 +19,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tfclassify import convert, fileio, metadata, scan, schema, shards
-from tfclassify.errors import DataError, OutputError
-from tfclassify.options import ConvertOptions
+from tfclassify import convert
+from tfclassify.conversion import scan, shards
+from tfclassify.conversion.converter import WORK_DIR
+from tfclassify.core import fileio, metadata, schema
+from tfclassify.core.errors import DataError, OutputError
+from tfclassify.core.options import ConvertOptions
 
 
 def opts(tmp_path, input_dir: str, **kw) -> ConvertOptions:
@@ -59,7 +62,7 @@ def test_temporary_reports_of_a_killed_run_are_cleared(tmp_path, class_tree):
     form its temporaries take, is left alone."""
     info = convert(opts(tmp_path, class_tree))
     clean = sorted(os.listdir(info.directory))
-    os.makedirs(os.path.join(info.directory, convert.WORK_DIR))  # the killed run's
+    os.makedirs(os.path.join(info.directory, WORK_DIR))  # the killed run's
     for report in (metadata.METADATA_FILE, metadata.SKIPPED_FILE):
         fd, _ = tempfile.mkstemp(prefix=f"{fileio.TMP_PREFIX}{report}.", dir=info.directory)
         os.close(fd)
@@ -209,7 +212,7 @@ def test_overwrite_deletes_only_files_proven_to_be_ours(tmp_path, class_tree):
     listed.append({**other, "sha256": "0" * 64, "num_examples": 1})
     with open(meta, "w", encoding="utf-8") as f:
         json.dump(d, f)
-    done = os.path.join(out, convert.WORK_DIR, "done")
+    done = os.path.join(out, WORK_DIR, "done")
     os.makedirs(done)
     notes = user_file("notes.txt", b"my notes")
     with open(os.path.join(done, "notes.txt.json"), "w", encoding="utf-8") as f:
@@ -217,7 +220,7 @@ def test_overwrite_deletes_only_files_proven_to_be_ours(tmp_path, class_tree):
     looks_temporary = f"{fileio.TMP_PREFIX}{schema.shard_name('data', 'train', 0, 1)}"
     user_file(looks_temporary, b"mine too")
     user_file(f"{looks_temporary}.ABCD1234", b"mine too")  # not the form mkstemp gives
-    kept = {k: v for k, v in _files(out).items() if not k.startswith(convert.WORK_DIR)}
+    kept = {k: v for k, v in _files(out).items() if not k.startswith(WORK_DIR)}
     for name in _written(info):
         del kept[name]
 
@@ -271,7 +274,7 @@ def test_output_dir_reachable_through_a_linked_folder_is_refused(tmp_path, class
 def test_resume_with_a_damaged_state_file_is_one_error(tmp_path, class_tree, state):
     """The work dir's state.json is tfclassify's own, but a disk or a hand may damage
     it: --resume says so and points to --overwrite, which then starts over."""
-    work = tmp_path / "out" / convert.WORK_DIR
+    work = tmp_path / "out" / WORK_DIR
     work.mkdir(parents=True)
     path = work / "state.json"
     path.write_bytes(state if isinstance(state, bytes) else state.encode())
@@ -286,7 +289,7 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, class_tree, umask):
     (mkstemp alone makes them private to the owner)."""
     import numpy as np
 
-    from tfclassify import predictions
+    from tfclassify.inference import predictions
 
     info = convert(opts(tmp_path, class_tree, shard_size_mb=0.05))
     paths = [os.path.join(info.directory, f) for f in _written(info)]
@@ -397,8 +400,8 @@ def _fill_the_shards(monkeypatch) -> None:
 @pytest.mark.parametrize(
     "fill, written",
     [
-        (_fill_the_cache, rf"{convert.WORK_DIR}/cache/\d+\.bin"),
-        (_fill_the_journal, rf"{convert.WORK_DIR}/scan\.jsonl"),
+        (_fill_the_cache, rf"{WORK_DIR}/cache/\d+\.bin"),
+        (_fill_the_journal, rf"{WORK_DIR}/scan\.jsonl"),
         (_fill_the_shards, r"data-train\.tfrecord-\d{5}-of-\d{5}"),
     ],
     ids=["cache", "journal", "shard"],
@@ -498,7 +501,7 @@ def test_reports_of_a_killed_run_are_proven_by_their_done_records(
     with pytest.raises(KeyboardInterrupt):
         convert(opts(tmp_path, class_tree, **_FILLING))
     monkeypatch.undo()
-    work = str(out / convert.WORK_DIR)
+    work = str(out / WORK_DIR)
     for report in (metadata.LABELS_FILE, metadata.SKIPPED_FILE):
         assert shards.load_done(work, str(out), report), report
     labels = out / metadata.LABELS_FILE
@@ -512,7 +515,7 @@ def test_reports_of_a_killed_run_are_proven_by_their_done_records(
 def test_a_shard_is_recorded_as_done_before_it_gets_its_name(tmp_path):
     """So whatever has a final shard name has a record proving it is tfclassify's
     (for --overwrite) and complete (for --resume), however a run is killed."""
-    work, name = str(tmp_path / convert.WORK_DIR), schema.shard_name("data", "train", 0, 1)
+    work, name = str(tmp_path / WORK_DIR), schema.shard_name("data", "train", 0, 1)
     path = str(tmp_path / name)
     named_when_recorded = []
 

@@ -1,4 +1,4 @@
-"""tfclassify.data: make_dataset against an independent reference decode, layouts, keys,
+"""tfclassify.reading.dataset: make_dataset against an independent reference decode, layouts, keys,
 sources, options and errors, on hand-written shards (recordlib)."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 from recordlib import by_key, collect, make_record, reference, write_shard
 
-from tfclassify import data, metadata, schema
-from tfclassify.errors import InputError, OptionsError
-from tfclassify.options import ReadOptions
+from tfclassify.core import metadata, schema
+from tfclassify.core.errors import InputError, OptionsError
+from tfclassify.core.options import ReadOptions
+from tfclassify.reading import dataset as data
 
 # ------------------------------------------------------------- options and pure helpers
 

@@ -14,9 +14,10 @@ import tensorflow as tf
 from recordlib import DAMAGE, collect, damage
 
 import tfclassify
-from tfclassify import data, metadata, schema
-from tfclassify.errors import DataError
-from tfclassify.options import ConvertOptions, ReadOptions
+from tfclassify.core import metadata, schema
+from tfclassify.core.errors import DataError
+from tfclassify.core.options import ConvertOptions, ReadOptions
+from tfclassify.reading import dataset as data
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_a_consumer_that_stops_early_still_sees_a_bad_record_logged(converted, t
             w.write(schema.serialize(r))
     script = (
         "import sys, tfclassify\n"
-        "from tfclassify.options import ReadOptions\n"
+        "from tfclassify.core.options import ReadOptions\n"
         "ds = tfclassify.make_dataset(sys.argv[1], ReadOptions(image_size=32, batch_size=4))\n"
         "print(len(next(iter(ds))['key']))\n"
     )

@@ -10,8 +10,10 @@ import tensorflow as tf
 from PIL import Image
 from recordlib import read_records
 
-from tfclassify import convert, decode_check, images, plan, testing
-from tfclassify.options import ConvertOptions
+from tfclassify import convert, testing
+from tfclassify.conversion import decode_check, images, plan
+from tfclassify.conversion.converter import WORK_DIR
+from tfclassify.core.options import ConvertOptions
 from tfclassify.verify import verify
 
 
@@ -81,7 +83,7 @@ def test_full_validation_leaves_plain_jpegs_to_tf(tmp_path, hostile_tree, monkey
     assert info.skipped_by_reason["undecodable"] == 1
     assert info.skipped_by_reason["truncated"] == 2  # and a truncated PNG
     assert verify(info.directory).accepted == info.accepted
-    assert not os.path.exists(os.path.join(info.directory, convert.WORK_DIR))
+    assert not os.path.exists(os.path.join(info.directory, WORK_DIR))
 
 
 def test_progress_waits_for_a_prefix_and_close_stops_the_checks(tmp_path):

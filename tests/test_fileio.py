@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tfclassify import fileio
+from tfclassify.core import fileio
 
 
 def test_errors_name_the_target_not_the_temporary(tmp_path):

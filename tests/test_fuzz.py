@@ -1,5 +1,5 @@
 """Bounded fuzzing of the two parsers that read untrusted bytes: the format sniffer and
-image inspection (`images`), and the record readers (`shards.check_records`, verify's;
+image inspection (`images`), and the record readers (`verification.check_records`, verify's;
 `make_dataset`'s exact and default paths). Random and mutated inputs (bit flips,
 truncations, splices of valid JPEG/PNG files and shards, dropped, duplicated and
 zeroed records) may give a verdict or raise the library's typed errors, nothing else,
@@ -34,9 +34,13 @@ from recordlib import (
     write_shard,
 )
 
-from tfclassify import data, images, metadata, schema, shards, testing
-from tfclassify.errors import DataError, TfclassifyError
-from tfclassify.options import ReadOptions
+from tfclassify import testing
+from tfclassify.conversion import images
+from tfclassify.core import metadata, schema
+from tfclassify.core.errors import DataError, TfclassifyError
+from tfclassify.core.options import ReadOptions
+from tfclassify.reading import dataset as data
+from tfclassify.reading import verification
 from tfclassify.verify import verify
 
 # Every verdict `images.inspect` may give: a stored format, or one of these skip codes.
@@ -331,7 +335,7 @@ def check_verify_reader(path: str, raw: bytes, what: str) -> None:
     """verify's record parser: a record count, or a DataError."""
     write_file(path, raw)
     try:
-        n = bounded(lambda: shards.check_records(path, num_labels=3), what)
+        n = bounded(lambda: verification.check_records(path, num_labels=3), what)
     except TfclassifyError:
         return
     assert n >= 0, what

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfclassify import images, testing
+from tfclassify import testing
+from tfclassify.conversion import images
 
 KEPT = {
     "grayscale_jpeg": ("jpeg", 1),

@@ -16,11 +16,12 @@ import pytest
 import recordlib
 from recordlib import make_record, read_file, save_dataset_info, shard_info, write_file, write_shard
 
-from tfclassify import metadata, schema
-from tfclassify.errors import DataError, InputError, OptionsError
+from tfclassify.core import metadata, schema
+from tfclassify.core.errors import DataError, InputError, OptionsError
+from tfclassify.core.options import InferOptions, ReadOptions
 from tfclassify.infer import infer
-from tfclassify.options import InferOptions, ReadOptions
-from tfclassify.predictor import Predictor
+from tfclassify.inference import modes
+from tfclassify.models.predictor import Predictor
 
 # The package binds `tfclassify.infer` to the function; the module holds main().
 infer_mod = importlib.import_module("tfclassify.infer")
@@ -180,7 +181,7 @@ def test_writers(predictor, tmp_path, ext):
 
 @pytest.fixture(scope="module")
 def dataset_dir(converted_shapes) -> str:
-    pytest.importorskip("tfclassify.data")
+    pytest.importorskip("tfclassify.reading.dataset")
     return converted_shapes(LABELS, {"train": 2, "validation": 3})
 
 
@@ -287,7 +288,7 @@ def test_a_key_that_is_not_utf8_round_trips_in_every_mode(predictor, tmp_path):
     decodes back to them."""
     from tfclassify import testing
     from tfclassify.convert import convert
-    from tfclassify.options import ConvertOptions
+    from tfclassify.core.options import ConvertOptions
 
     root = tmp_path / "in"
     first = testing.make_shapes_corpus(root, classes=LABELS, per_class=2, min_side=20)[0]
@@ -430,7 +431,7 @@ def test_channels_first_convolutions_on_a_cpu_run_or_are_one_clear_error(tmp_pat
     twin's; where not, infer is one clear error for every input."""
     nchw, nhwc = _channels_first_twins(tmp_path, conv_first=True)
     try:
-        infer_mod._check_runs_channels_first(nchw, (SIZE, SIZE))
+        modes._check_runs_channels_first(nchw, (SIZE, SIZE))
         runs = True
     except OptionsError:
         runs = False
@@ -450,7 +451,7 @@ def test_channels_first_convolutions_on_a_cpu_run_or_are_one_clear_error(tmp_pat
 def test_channels_first_convolutions_with_the_other_cpu_kernels():
     """The test above in a fresh process whose TF has oneDNN switched the other way,
     so that both of the probe's verdicts are checked on one host."""
-    from tfclassify import runtime
+    from tfclassify.models import runtime
 
     env = {**os.environ, runtime.ONEDNN_ENV: "0" if runtime.onednn_enabled() else "1"}
     test = f"{__file__}::test_channels_first_convolutions_on_a_cpu_run_or_are_one_clear_error"
@@ -629,11 +630,11 @@ def test_dataset_classes_the_model_does_not_know_are_warned_about(caplog):
     import logging
 
     with caplog.at_level(logging.WARNING):
-        remap = infer_mod._label_remap(("cat", "dog"), ("cat", "eel", "dog"))
+        remap = modes._label_remap(("cat", "dog"), ("cat", "eel", "dog"))
     assert remap.tolist() == [0, -1, 1]
     assert "1 of the dataset's 3 classes are not among the model's classes" in caplog.text
     assert caplog.text.rstrip().endswith("eel")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert infer_mod._label_remap(("dog", "cat"), ("cat", "dog")).tolist() == [1, 0]
+        assert modes._label_remap(("dog", "cat"), ("cat", "dog")).tolist() == [1, 0]
     assert caplog.text == ""  # the same classes in another order: nothing to warn about

@@ -23,13 +23,15 @@ import sys
 
 import pytest
 
-from tfclassify import convert, fileio, metadata, schema, testing
-from tfclassify.errors import OutputError
-from tfclassify.options import ConvertOptions
+from tfclassify import convert, testing
+from tfclassify.conversion.converter import WORK_DIR
+from tfclassify.core import fileio, metadata, schema
+from tfclassify.core.errors import OutputError
+from tfclassify.core.options import ConvertOptions
 from tfclassify.verify import verify
 
 HOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "killhook.py")
-WORK = convert.WORK_DIR
+WORK = WORK_DIR
 REPORTS = (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE)
 SHARD_MB = 0.02
 
@@ -49,10 +51,10 @@ class Kill:
         return {**dataclasses.asdict(self), "targets": list(self.targets), "mark": mark}
 
 
-ATOMIC = ("tfclassify.fileio:atomic_path",)
-DONE = ("tfclassify.shards:mark_done",)
+ATOMIC = ("tfclassify.core.fileio:atomic_path",)
+DONE = ("tfclassify.conversion.shards:mark_done",)
 REMOVE = ("os:remove", "os:unlink")
-ORDERED = ("tfclassify.scan:ordered",)
+ORDERED = ("tfclassify.conversion.scan:ordered",)
 
 
 def shard(n: int | str) -> str:
@@ -163,10 +165,10 @@ FAST = {
 }
 SLOW = {
     "state.json written": Kill(ATOMIC, "exit", match="state.json"),
-    "journal written": Kill(("tfclassify.scan:_Journal.append",), "after"),
+    "journal written": Kill(("tfclassify.conversion.scan:_Journal.append",), "after"),
     "scan cache temp open": Kill(ATOMIC, "inside", match="*.bin"),
     "scan cache written": Kill(ATOMIC, "exit", nth=3, match="*.bin"),
-    "scan done, before the plan": Kill(("tfclassify.plan:plan_shards",), "before"),
+    "scan done, before the plan": Kill(("tfclassify.conversion.plan:plan_shards",), "before"),
     "temp shard open": Kill(ATOMIC, "inside", match=shard(1)),
     # Call 1 of scan.ordered is the scan's; each shard written makes one more.
     "mid-shard, 2 records in the writer": Kill(ORDERED, "yield", nth=3, items=2),
@@ -217,7 +219,10 @@ def test_kill_and_resume_point_slow(tmp_path, corpus, kill):
             Kill(DONE, "after", nth=1),
         ],
         # A resume killed while it checks the shards already done.
-        [Kill(DONE, "after", nth=3), Kill(("tfclassify.shards:load_done",), "before", nth=2)],
+        [
+            Kill(DONE, "after", nth=3),
+            Kill(("tfclassify.conversion.shards:load_done",), "before", nth=2),
+        ],
     ],
     ids=["mid-write twice", "scan twice, then write", "while checking done shards"],
 )

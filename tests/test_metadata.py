@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from tfclassify import metadata
-from tfclassify.errors import InputError
+from tfclassify.core import metadata
+from tfclassify.core.errors import InputError
 
 
 def valid_json() -> dict:

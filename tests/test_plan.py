@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from tfclassify import plan, schema
+from tfclassify.conversion import plan
+from tfclassify.core import schema
 
 
 def items(labels_sizes, split="train"):

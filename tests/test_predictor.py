@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from tfclassify import predictor as pred
-from tfclassify.errors import InputError, OptionsError
-from tfclassify.predictor import Predictor
+from tfclassify.core.errors import InputError, OptionsError
+from tfclassify.models import predictor as pred
+from tfclassify.models.predictor import Predictor
 
 LABELS = ("cat", "dog", "fish")
 
@@ -80,7 +80,7 @@ def test_properties_and_labels(models):
 
 
 def test_model_dir_resolves_to_its_saved_model(models, monkeypatch):
-    from tfclassify import runtime
+    from tfclassify.models import runtime
 
     asked = []
     monkeypatch.setattr(runtime, "prefer_onednn", lambda: asked.append(1))

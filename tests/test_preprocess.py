@@ -1,4 +1,4 @@
-"""tfclassify.preprocess: the decode geometry tables (Python and graph twins) and
+"""tfclassify.reading.preprocess: the decode geometry tables (Python and graph twins) and
 single-image decoding against an independent reference."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from recordlib import reference
 
-from tfclassify import preprocess
-from tfclassify.options import ReadOptions
+from tfclassify.core.options import ReadOptions
+from tfclassify.reading import preprocess
 
 
 def test_choose_ratio_table():

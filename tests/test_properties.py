@@ -5,7 +5,7 @@ bigger than the target plus one record.
 The records are `schema.Record`s with arbitrary payloads (0-200 KB, not images: the
 writer and the record readers never look inside `image/encoded`), arbitrary labels and
 non-UTF-8 file names. Each example goes `plan.plan_shards` -> `shards.write_shard` ->
-`shards.verify_shard` (verify's reader: CRCs, every payload's sha256, counts) and
+`verification.verify_shard` (verify's reader: CRCs, every payload's sha256, counts) and
 `records.tfrecords` (the exact reader's shard reader) -> `schema.parse`.
 """
 
@@ -21,8 +21,10 @@ import tensorflow as tf
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tfclassify import plan, records, schema, shards
-from tfclassify.tfdata import plain
+from tfclassify.conversion import plan, shards
+from tfclassify.core import schema, shardfiles
+from tfclassify.core.tfdata import plain
+from tfclassify.reading import records, verification
 
 LABELS = ("cat", "dög", "日本", "two words")
 KB = 1024
@@ -133,11 +135,13 @@ def check_write_then_read(case: dict) -> None:
             assert result.num_bytes == sh.num_bytes == os.path.getsize(path)
             # Each shard: at most the target plus one of its own records.
             assert sh.num_bytes <= target + max(sizes[k] for k in sh.keys)
-            assert shards.file_sha256(path) == result.sha256
+            assert shardfiles.file_sha256(path) == result.sha256
         # verify's reader on the shard of fewest records (its eager reads cost ~1 ms a
         # record): size, sha256, every CRC, every payload's sha256 and label, the count.
         for result in sorted(results, key=lambda r: r.num_examples)[:1]:
-            shards.verify_shard(os.path.join(out, result.file), result, num_labels=len(LABELS))
+            verification.verify_shard(
+                os.path.join(out, result.file), result, num_labels=len(LABELS)
+            )
         # Nothing else was left in the output folder (no temporaries).
         assert sorted(os.listdir(out)) == sorted(r.file for r in results)
         # The same bytes in the same order, through the reader, and the same records.

@@ -1,4 +1,4 @@
-"""tfclassify.records: the exact reader path names, skips and counts every bad record
+"""tfclassify.reading.records: the exact reader path names, skips and counts every bad record
 (framing and content), and never hangs on a shard that vanishes."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from recordlib import (
     write_shard,
 )
 
-from tfclassify import data, metadata, schema
-from tfclassify.options import ReadOptions
-from tfclassify.records import _WINDOW
+from tfclassify.core import metadata, schema
+from tfclassify.core.options import ReadOptions
+from tfclassify.reading import dataset as data
+from tfclassify.reading.records import _WINDOW
 
 GOOD = [make_record(i, 20 + 4 * i, 28, "jpeg" if i % 2 else "png", seed=7) for i in range(5)]
 

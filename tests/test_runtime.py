@@ -15,16 +15,16 @@ import textwrap
 
 import pytest
 
-from tfclassify import runtime
-from tfclassify.errors import OptionsError
-from tfclassify.options import InferOptions, ThreadOptions, TrainOptions
+from tfclassify.core.errors import OptionsError
+from tfclassify.core.options import InferOptions, ThreadOptions, TrainOptions
+from tfclassify.models import runtime
 
 _FRESH = textwrap.dedent(
     """
     import json
-    from tfclassify import runtime
-    from tfclassify.errors import OptionsError
-    from tfclassify.options import ThreadOptions
+    from tfclassify.models import runtime
+    from tfclassify.core.errors import OptionsError
+    from tfclassify.core.options import ThreadOptions
 
     out = {}
     out["listed_gpu"] = runtime.gpu_available()  # listing devices must not initialise TF
@@ -178,8 +178,8 @@ def test_onednn_switch_after_import_raises_options_error(fresh):
 _ONEDNN = textwrap.dedent(
     """
     import json, sys
-    from tfclassify import runtime
-    from tfclassify.options import ThreadOptions
+    from tfclassify.models import runtime
+    from tfclassify.core.options import ThreadOptions
     wanted = {"on": True, "off": False, "none": None}[sys.argv[1]]
     runtime.apply_threads(ThreadOptions(onednn=wanted))
     print("RESULT" + json.dumps(runtime.effective_threads()["onednn"]))
@@ -206,7 +206,7 @@ def test_prefer_onednn_before_the_first_tf_import_turns_it_on():
     script = textwrap.dedent(
         """
         import json
-        from tfclassify import runtime
+        from tfclassify.models import runtime
         runtime.prefer_onednn()  # what Predictor.load does before loading
         import tensorflow
         print("RESULT" + json.dumps(runtime.onednn_enabled()))

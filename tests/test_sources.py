@@ -8,8 +8,9 @@ import os
 import pytest
 from PIL import Image
 
-from tfclassify import sources, testing
-from tfclassify.errors import InputError
+from tfclassify import testing
+from tfclassify.conversion import sources
+from tfclassify.core.errors import InputError
 
 
 def _touch_image(path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfclassify import testing
-from tfclassify.errors import OptionsError
+from tfclassify.core.errors import OptionsError
 
 MAGIC = {
     "JPEG": (b"\xff\xd8\xff",),

@@ -10,10 +10,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from tfclassify import metadata
-from tfclassify.errors import OptionsError, OutputError
-from tfclassify.options import TrainOptions
-from tfclassify.predictor import Predictor
+from tfclassify.core import metadata
+from tfclassify.core.errors import OptionsError, OutputError
+from tfclassify.core.options import TrainOptions
+from tfclassify.models.predictor import Predictor
 
 train_mod = importlib.import_module("tfclassify.train")
 
@@ -61,7 +61,7 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def dataset_dir(converted_shapes) -> str:
-    pytest.importorskip("tfclassify.data")
+    pytest.importorskip("tfclassify.reading.dataset")
     return converted_shapes(LABELS, {"train": 6, "validation": 2})
 
 
@@ -89,8 +89,8 @@ def test_train_saves_loadable_artifacts(dataset_dir, tmp_path):
 
 
 def test_cli_trains_and_infer_reads_the_result(dataset_dir, tmp_path, capsys):
+    from tfclassify.core.options import InferOptions
     from tfclassify.infer import infer
-    from tfclassify.options import InferOptions
 
     out = str(tmp_path / "cli_model")
     argv = ["train", "--data", dataset_dir, "--output", out, "--epochs", "1"]

@@ -15,8 +15,9 @@ import shutil
 import pytest
 from test_convert import opts, run_cli
 
-from tfclassify import convert, metadata, testing
-from tfclassify.errors import DataError
+from tfclassify import convert, testing
+from tfclassify.core import metadata
+from tfclassify.core.errors import DataError
 from tfclassify.verify import verify
 
 

@@ -1,5 +1,9 @@
 """tfclassify: offline image-classification data processing on TensorFlow.
 
+The stages live in packages (`conversion`, `reading`, `models`, `inference`) over a
+shared `core`; imports run one way: commands -> stages -> core. The top level holds
+what a user runs: one thin module per command, and this curated API.
+
 The public API is resolved lazily (PEP 562) so `import tfclassify` does not
 import TensorFlow, and `python -m tfclassify.convert` does not import its own
 module twice. `convert`, `verify`, `train` and `infer` are submodules (they also
@@ -15,23 +19,23 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "ConvertOptions": "tfclassify.options",
-    "ReadOptions": "tfclassify.options",
-    "ThreadOptions": "tfclassify.options",
-    "InferOptions": "tfclassify.options",
-    "TrainOptions": "tfclassify.options",
-    "TfclassifyError": "tfclassify.errors",
-    "OptionsError": "tfclassify.errors",
-    "InputError": "tfclassify.errors",
-    "OutputError": "tfclassify.errors",
-    "DataError": "tfclassify.errors",
+    "ConvertOptions": "tfclassify.core.options",
+    "ReadOptions": "tfclassify.core.options",
+    "ThreadOptions": "tfclassify.core.options",
+    "InferOptions": "tfclassify.core.options",
+    "TrainOptions": "tfclassify.core.options",
+    "TfclassifyError": "tfclassify.core.errors",
+    "OptionsError": "tfclassify.core.errors",
+    "InputError": "tfclassify.core.errors",
+    "OutputError": "tfclassify.core.errors",
+    "DataError": "tfclassify.core.errors",
     "convert": "tfclassify.convert",
     "verify": "tfclassify.verify",
-    "make_dataset": "tfclassify.data",
-    "Predictor": "tfclassify.predictor",
+    "make_dataset": "tfclassify.reading.dataset",
+    "Predictor": "tfclassify.models.predictor",
     "infer": "tfclassify.infer",
     "train": "tfclassify.train",
-    "load_dataset_info": "tfclassify.metadata",
+    "load_dataset_info": "tfclassify.core.metadata",
 }
 _RENAMED = {"load_dataset_info": "load"}
 _CALLABLE_MODULES = ("convert", "verify", "train", "infer")

@@ -37,8 +37,8 @@ from typing import Any
 from absl import flags
 
 from tfclassify import cli
-from tfclassify.errors import OptionsError
-from tfclassify.options import ThreadOptions
+from tfclassify.core.errors import OptionsError
+from tfclassify.core.options import ThreadOptions
 
 TARGETS = {
     "pipelined_vs_combined_ceiling": 0.90,
@@ -138,12 +138,12 @@ def _prepare(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _save_model(arch: str, size: int, labels: tuple[str, ...], out: str) -> str:
-    from tfclassify import train
+    from tfclassify.models import architectures
 
-    if not os.path.isfile(os.path.join(out, train.KERAS_FILE)):
+    if not os.path.isfile(os.path.join(out, architectures.KERAS_FILE)):
         os.makedirs(out, exist_ok=True)
-        model = train.build_model(arch, (size, size), len(labels))
-        train.save_model(model, labels, out)
+        model = architectures.build_model(arch, (size, size), len(labels))
+        architectures.save_model(model, labels, out)
     return out
 
 
@@ -161,7 +161,7 @@ def _keras_subset(
       The linked files, in the order the modes read them.
     """
     import tfclassify
-    from tfclassify.options import InferOptions
+    from tfclassify.core.options import InferOptions
 
     options = InferOptions(
         batch_size=batch_size, max_images=limit, top_k=1, keep_probabilities=False
@@ -180,8 +180,9 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
     import numpy as np
 
     import tfclassify
-    from tfclassify import metadata, tfdata
-    from tfclassify.options import InferOptions, ReadOptions
+    from tfclassify.core import metadata, tfdata
+    from tfclassify.core.options import InferOptions, ReadOptions
+    from tfclassify.models import architectures
 
     size = MODELS[arch]
     labels = metadata.load(dirs["full"]).labels
@@ -227,7 +228,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
 
         return run
 
-    keras_model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
+    keras_model = keras.models.load_model(os.path.join(model_dir, architectures.KERAS_FILE))
     keras_root = os.path.join(cfg.workdir, f"keras_subset_{limit}")
     keras_files = _keras_subset(predictor, dirs, keras_root, limit, bs)
 
@@ -269,7 +270,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
     """Runs every contender; returns {figure: value} (also printed)."""
-    from tfclassify import runtime
+    from tfclassify.models import runtime
 
     runtime.apply_threads(cfg.threads)
     import tensorflow as tf

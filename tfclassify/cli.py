@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tfclassify.errors import OptionsError, TfclassifyError
+from tfclassify.core.errors import OptionsError, TfclassifyError
 
 _HELP = ("-h", "--help", "-help", "--helpfull")
 ONEDNN_HELP = "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set)."
@@ -40,14 +40,14 @@ def define_threads_flag(name: str, help_: str, fv: Any) -> None:
     so that a bad value is one line naming the flag (not the option field)."""
     from absl import flags
 
-    from tfclassify.options import MAX_THREADS
+    from tfclassify.core.options import MAX_THREADS
 
     flags.DEFINE_integer(name, None, help_, lower_bound=1, upper_bound=MAX_THREADS, flag_values=fv)
 
 
 def thread_options(fv: Any, **extra: Any) -> Any:
     """ThreadOptions from `define_runtime_flags`' flags (plus command-specific fields)."""
-    from tfclassify.options import ThreadOptions
+    from tfclassify.core.options import ThreadOptions
 
     return ThreadOptions(
         intra_op=fv.intra_op_threads, inter_op=fv.inter_op_threads, onednn=fv.onednn, **extra

@@ -16,7 +16,7 @@ import time
 from absl import flags
 
 from tfclassify import cli
-from tfclassify.errors import OptionsError, OutputError
+from tfclassify.core.errors import OptionsError, OutputError
 
 flags.DEFINE_string("output_dir", "tfclassify_demo", "Where the demo writes everything.")
 flags.DEFINE_integer("per_class", 500, "Images per class in the generated corpus.")
@@ -52,15 +52,15 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
         raise OptionsError(f"per_class must be >= 5 (a fifth is held out), got {per_class}")
     if epochs < 1:
         raise OptionsError(f"epochs must be >= 1, got {epochs}")
-    from tfclassify import runtime
-    from tfclassify.options import ThreadOptions
+    from tfclassify.core.options import ThreadOptions
+    from tfclassify.models import runtime
 
     runtime.apply_threads(ThreadOptions())  # before TF is imported: oneDNN's switch
     import tensorflow as tf  # noqa: F401  (imported up front so no stage's timing pays for it)
 
     import tfclassify
     from tfclassify import testing
-    from tfclassify.verify import verify
+    from tfclassify.reading.verification import verify
 
     _fresh_dir(output_dir)
     images_dir = os.path.join(output_dir, "images")
@@ -95,7 +95,7 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
     print(f"[3/5] verified every shard against {data_dir}/dataset.json")
     figures["accepted"] = info.accepted
 
-    from tfclassify.options import InferOptions, TrainOptions
+    from tfclassify.core.options import InferOptions, TrainOptions
 
     model_dir = os.path.join(output_dir, "model")
     t = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tfclassify.errors import DataError
+from tfclassify.core.errors import DataError
 
 SCHEMA_VERSION = 1
 

@@ -31,19 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tfclassify.errors import OptionsError
-
-__all__ = [
-    "HOSTILE_KINDS",
-    "UNREADABLE_KINDS",
-    "make_class_tree",
-    "make_hostile_files",
-    "make_manifest",
-    "make_photo_corpus",
-    "make_shapes_corpus",
-    "photo_like",
-    "write_image",
-]
+from tfclassify.core.errors import OptionsError
 
 # Extension written for each Pillow format name; the converter sniffs magic bytes, but
 # realistic extensions keep the listing code honest too.

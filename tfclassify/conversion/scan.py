@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from tfclassify import decode_check, fileio, images, schema, sources
-from tfclassify.options import ConvertOptions
+from tfclassify.conversion import decode_check, images, sources
+from tfclassify.core import fileio, schema
+from tfclassify.core.options import ConvertOptions
 
 _JOURNAL = "scan.jsonl"
 # Serialized records kept in memory between the scan and the write pass. A corpus (or the

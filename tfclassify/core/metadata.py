@@ -11,8 +11,8 @@ import json
 import os
 from typing import Any, NoReturn
 
-from tfclassify import fileio, schema
-from tfclassify.errors import InputError
+from tfclassify.core import fileio, schema
+from tfclassify.core.errors import InputError
 
 METADATA_FILE = "dataset.json"
 SKIPPED_FILE = "skipped.csv"

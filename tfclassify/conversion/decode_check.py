@@ -17,6 +17,8 @@ import os
 import threading
 from collections.abc import Sequence
 
+from tfclassify.core.cpus import available_cpus
+
 # Files per call of the check function. Verdicts arrive a chunk at a time, and each
 # call ends with a drain (its last decodes leave threads idle): a chunk is ~0.5 s of
 # decoding on 2 cores, well below the converter's lead (scan._CHECK_LEAD).
@@ -69,9 +71,7 @@ class DecodeChecks:
             if paths:
                 import tensorflow as tf
 
-                from tfclassify import runtime
-
-                check = _checker(parallelism or runtime.available_cpus())
+                check = _checker(parallelism or available_cpus())
                 cap = tf.constant(max_pixels, tf.int64)
                 for start in range(0, len(paths), _CHUNK):
                     chunk = paths[start : start + _CHUNK]
@@ -141,8 +141,8 @@ def _checker(parallelism: int):
     """
     import tensorflow as tf
 
-    from tfclassify import tfdata
-    from tfclassify.options import ReadOptions
+    from tfclassify.core import tfdata
+    from tfclassify.core.options import ReadOptions
 
     def decodes(position: tf.Tensor, path: tf.Tensor, max_pixels: tf.Tensor) -> tf.Tensor:
         contents = tf.io.read_file(path)

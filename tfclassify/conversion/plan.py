@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 
-from tfclassify import schema
+from tfclassify.core import schema
 
 VALIDATION = "validation"
 

@@ -20,8 +20,9 @@ import platform
 import sys
 from typing import Any
 
-from tfclassify.errors import OptionsError
-from tfclassify.options import ThreadOptions
+from tfclassify.core.cpus import available_cpus
+from tfclassify.core.errors import OptionsError
+from tfclassify.core.options import ThreadOptions
 
 INPUT_DEVICE = "/CPU:0"
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
@@ -35,14 +36,6 @@ def _tf():
     import tensorflow as tf  # deferred: `python -m ... --help` and option parsing stay fast
 
     return tf
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (affinity-aware, like TF's own default)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def apply_threads(options: ThreadOptions) -> dict[str, Any]:

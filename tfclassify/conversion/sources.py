@@ -14,7 +14,7 @@ import os
 import re
 import unicodedata
 
-from tfclassify.errors import InputError
+from tfclassify.core.errors import InputError
 
 SPLIT_DIRS = ("train", "validation", "val", "test")
 # Folder names that are spellings of a canonical split name.

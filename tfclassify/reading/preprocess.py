@@ -1,6 +1,6 @@
 """Decode, resize and normalize one stored image: the reader's per-image work.
 
-Kept apart from the pipeline (`data.py`) because more than the pipeline runs it:
+Kept apart from the pipeline (`dataset.py`) because more than the pipeline runs it:
 both of the reader's paths, `infer`'s one-image-at-a-time mode (`decode_and_resize`),
 and tests that compare it with a reference decode. Each graph step has a plain
 Python twin (`resize_target`, `choose_ratio`) that does the same arithmetic, so the
@@ -13,7 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfclassify.options import ReadOptions
+from tfclassify.core.options import ReadOptions
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -1,7 +1,7 @@
 """The exact reader: every bad record named by shard and position, skipped or raised.
 
 `make_dataset` takes this path for `skip_errors=True`, and for shards whose record
-counts no dataset.json gives; otherwise its plain pipeline (`data._fast_dataset`)
+counts no dataset.json gives; otherwise its plain pipeline (`dataset._fast_dataset`)
 is several times cheaper and still fails loudly.
 
 Every bad record is reported with its shard path and its index in that shard. It is
@@ -59,9 +59,11 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfclassify import preprocess, runtime, schema
-from tfclassify.options import ReadOptions
-from tfclassify.tfdata import parallel, plain
+from tfclassify.core import schema
+from tfclassify.core.cpus import available_cpus
+from tfclassify.core.options import ReadOptions
+from tfclassify.core.tfdata import parallel, plain
+from tfclassify.reading import preprocess
 
 __all__ = ["ReadStats", "exact_dataset", "tfrecords"]
 
@@ -157,7 +159,7 @@ def exact_dataset(
     and an excess to `stats.extra`, each logged naming the shard.
     """
     sizes = [tf.io.gfile.stat(p).length for p in paths]
-    cycle = min(len(paths), options.cycle_length or runtime.available_cpus())
+    cycle = min(len(paths), options.cycle_length or available_cpus())
     reader = functools.partial(
         _read_shard,
         buffer_bytes=options.reader_buffer_kb * 1024,

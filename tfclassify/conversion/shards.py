@@ -1,4 +1,4 @@
-"""Atomic shard writing and verification.
+"""Atomic shard writing, and the done records that let a run resume.
 
 A shard is written under a temporary name and fsynced, recorded as done (its size
 and sha256), and only then renamed: a run killed at any moment leaves no partial
@@ -14,13 +14,11 @@ import errno
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Callable, Iterable
 
-from tfclassify import fileio, schema
-from tfclassify.errors import DataError
+from tfclassify.core import fileio, schema, shardfiles
+from tfclassify.core.errors import DataError
 
-_CHUNK = 1 << 20
 # How much the writer may run ahead of the hashed, durable part of a shard.
 _SYNC_BYTES = 8 << 20
 
@@ -31,14 +29,6 @@ class ShardResult:
     num_examples: int
     num_bytes: int
     sha256: str
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Follower:
@@ -60,7 +50,7 @@ class _Follower:
 
     def _catch_up(self, upto: int, sync: Callable[[int], None]) -> None:
         while self._done < upto:
-            chunk = os.pread(self._fd, min(_CHUNK, upto - self._done), self._done)
+            chunk = os.pread(self._fd, min(shardfiles.CHUNK, upto - self._done), self._done)
             if not chunk:
                 raise DataError(f"shard ended at byte {self._done}, {upto} were written")
             self._hash.update(chunk)
@@ -160,71 +150,4 @@ def load_done(work_dir: str, directory: str, filename: str) -> ShardResult | Non
     except (OSError, ValueError, TypeError):  # missing or damaged: not done
         return None
     path = os.path.join(directory, filename)
-    return result if is_written(path, result.num_bytes, result.sha256) else None
-
-
-def is_written(path: str, num_bytes: int, sha256: str) -> bool:
-    """Whether `path` is a regular file (not a link) of this size and sha256: the
-    proof that a file is the shard tfclassify wrote and recorded."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_size == num_bytes and file_sha256(path) == sha256
-
-
-def check_records(path: str, num_labels: int | None = None) -> int:
-    """Reads every record through TF's reader (which checks each record's CRCs) and
-    checks each image's sha256 and label; returns the record count."""
-    import tensorflow as tf
-
-    n = 0
-    try:
-        for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            try:
-                record = schema.parse(serialized)
-            except DataError as e:
-                raise DataError(f"{path}: record {n} is unreadable: {e}") from None
-            if hashlib.sha256(record.encoded).hexdigest() != record.sha256:
-                raise DataError(f"{path}: record {n} ({record.filename}) fails its sha256 check")
-            if num_labels is not None and not 0 <= record.label < num_labels:
-                raise DataError(
-                    f"{path}: record {n} has label {record.label} outside the label map"
-                )
-            n += 1
-    except tf.errors.OpError as e:
-        raise DataError(f"{path}: unreadable at record {n} ({e.message.splitlines()[0]})") from e
-    return n
-
-
-def shard_stat(path: str) -> os.stat_result | None:
-    """`path`'s stat; None when it does not exist here (or is not a local path).
-
-    Raises:
-      DataError: `path` exists but is not a regular file (a named pipe, a device, a
-        folder): reading or hashing a pipe blocks forever, and calling it "missing"
-        would send the user looking for the wrong problem.
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: not a regular file")
-    return st
-
-
-def verify_shard(path: str, expected: ShardResult, num_labels: int | None = None) -> None:
-    """Raises DataError naming `path` when it differs from what dataset.json promises."""
-    st = shard_stat(path)
-    if st is None:
-        raise DataError(f"{path}: shard missing")
-    size = st.st_size
-    if size != expected.num_bytes:
-        raise DataError(f"{path}: size {size} != {expected.num_bytes} in dataset.json")
-    digest = file_sha256(path)
-    if digest != expected.sha256:
-        raise DataError(f"{path}: sha256 {digest} != {expected.sha256} in dataset.json")
-    n = check_records(path, num_labels)
-    if n != expected.num_examples:
-        raise DataError(f"{path}: {n} records != {expected.num_examples} in dataset.json")
+    return result if shardfiles.is_written(path, result.num_bytes, result.sha256) else None

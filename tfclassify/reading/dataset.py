@@ -31,15 +31,18 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Sequence
 
 import tensorflow as tf
 from absl import logging
 
-from tfclassify import metadata, runtime, schema, shards
-from tfclassify.errors import DataError, InputError, OptionsError
-from tfclassify.options import READ_DATA_FORMATS, ReadOptions
-from tfclassify.preprocess import (
+from tfclassify.core import metadata, schema, shardfiles
+from tfclassify.core.cpus import available_cpus
+from tfclassify.core.errors import DataError, InputError, OptionsError
+from tfclassify.core.options import READ_DATA_FORMATS, ReadOptions
+from tfclassify.core.tfdata import parallel, plain, tf_data_options
+from tfclassify.reading.preprocess import (
     choose_ratio,
     decode_and_resize,
     decode_placed,
@@ -47,14 +50,14 @@ from tfclassify.preprocess import (
     geometry,
     resize_target,
 )
-from tfclassify.records import ReadStats, exact_dataset, tfrecords
-from tfclassify.tfdata import parallel, plain, tf_data_options
+from tfclassify.reading.records import ReadStats, exact_dataset, tfrecords
 
 __all__ = [
     "ReadStats",
     "choose_ratio",
     "decode_and_resize",
     "make_dataset",
+    "read_error",
     "resize_target",
     "resolve_shards",
     "validate_data_format",
@@ -64,6 +67,7 @@ _GLOB_CHARS = "*?["
 # Records parsed per vectorized parse step; small enough that one that fails to parse
 # takes few others with it.
 _PARSE_BATCH = 16
+_TF_FUNCTION = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
 
 
 # ---------------------------------------------------------------- public helpers
@@ -122,8 +126,22 @@ def resolve_shards(
     if missing:
         raise InputError(f"shard not found: {_first_of(missing)}")
     for p in paths:
-        shards.shard_stat(p)
+        shardfiles.shard_stat(p)
     return paths
+
+
+def read_error(e: tf.errors.OpError, data_name: str) -> DataError:
+    """A TF read error (corrupt shard, bad record) as a one-line `DataError`.
+
+    Used by `infer`, and by `train`, whose reads fail inside `model.fit`: there TF puts
+    "Graph execution error:" and node traces around the reader's message, so the line
+    kept is the reader's own ("tfclassify: ...") when there is one, else the first.
+    """
+    lines = [x.strip() for x in (e.message or str(e)).strip().splitlines() if x.strip()]
+    ours = [x for x in lines if "tfclassify:" in x]
+    line = (ours or lines or [str(e)])[0]
+    # Without the name of the TF function it ran in.
+    return DataError(f"reading {data_name} failed: {_TF_FUNCTION.sub('', line)}")
 
 
 def validate_data_format(data_format: str, device: str | None = None) -> str:
@@ -168,7 +186,7 @@ def make_dataset(
     Args:
       source: a converted dataset directory (reads `options.split`), a glob, a
         shard path, or a list of shard paths. Shards must be uncompressed TFRecords
-        of `tfclassify.schema` Examples.
+        of `tfclassify.core.schema` Examples.
       options: every knob; defaults to `ReadOptions()`.
       stats: receives the skipped-record counts (see `ReadStats`). Pass one to
         report them; without it the pipeline still logs every skip. With
@@ -321,7 +339,7 @@ def _fast_dataset(
     # the shard count and the CPUs, since each open shard holds a read buffer.
     ds = ds.interleave(
         plain(read),
-        cycle_length=min(n, options.cycle_length or runtime.available_cpus()),
+        cycle_length=min(n, options.cycle_length or available_cpus()),
         **parallel(options.interleave_parallelism, options.deterministic),
     ).unbatch()
     if options.shuffle_buffer:

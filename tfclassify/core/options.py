@@ -11,7 +11,8 @@ import math
 import os
 from typing import Any
 
-from tfclassify.errors import OptionsError
+from tfclassify.core.cpus import available_cpus
+from tfclassify.core.errors import OptionsError
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit.
 
@@ -163,11 +164,9 @@ class ConvertOptions:
 
     @property
     def workers(self) -> int:
-        from tfclassify import runtime  # it imports this module
-
         # The CPUs this process may run on (a container's or taskset's share), not
         # the machine's.
-        return self.num_workers or runtime.available_cpus()
+        return self.num_workers or available_cpus()
 
     @property
     def shard_bytes(self) -> int:
@@ -222,7 +221,7 @@ def _hw_size(value: Any) -> tuple[int, int] | None:
 @dataclasses.dataclass(frozen=True)
 class ThreadOptions:
     """TensorFlow's CPU runtime: thread budget and kernel library, applied once by
-    `tfclassify.runtime.apply_threads`.
+    `tfclassify.models.runtime.apply_threads`.
 
     TF fixes its op thread pools when its runtime initialises (the first op, device
     listing aside), and reads its oneDNN switch when it is imported, so these must be
@@ -455,7 +454,7 @@ MAX_READER_BUFFER_KB = 2**21  # 2 GiB a file: far beyond any gain, short of int3
 
 @dataclasses.dataclass(frozen=True)
 class ReadOptions:
-    """How `tfclassify.data.make_dataset` reads, decodes and batches shards.
+    """How `tfclassify.make_dataset` reads, decodes and batches shards.
 
     -1 means `tf.data.AUTOTUNE` wherever it is allowed (`ReadOptions.AUTOTUNE`).
 

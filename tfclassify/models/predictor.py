@@ -28,13 +28,13 @@ from typing import Any, ClassVar
 import numpy as np
 from absl import logging
 
-from tfclassify import metadata, runtime
-from tfclassify.errors import InputError, OptionsError
-from tfclassify.options import MODEL_OUTPUTS
+from tfclassify.core import metadata
+from tfclassify.core.errors import InputError, OptionsError
+from tfclassify.core.options import MODEL_OUTPUTS
+from tfclassify.models import runtime
+from tfclassify.models.architectures import KERAS_FILE, SAVED_MODEL_DIR
 
 LABELS_FILE = metadata.LABELS_FILE
-SAVED_MODEL_SUBDIR = "saved_model"  # what `tfclassify.train` writes inside a model dir
-KERAS_FILE = "model.keras"
 
 # Output names that tell whether a model ends in a softmax.
 _PROB_HINTS = ("prob", "softmax", "score")
@@ -60,7 +60,7 @@ def model_kind(path: str) -> str:
             return "saved_model"
         raise InputError(
             f"{path} is a directory without saved_model.pb: not a SavedModel "
-            f"(a tfclassify model dir holds {SAVED_MODEL_SUBDIR}/ and {KERAS_FILE})"
+            f"(a tfclassify model dir holds {SAVED_MODEL_DIR}/ and {KERAS_FILE})"
         )
     ext = os.path.splitext(path)[1].lower()
     if ext in (".keras", ".h5"):
@@ -75,7 +75,7 @@ def model_kind(path: str) -> str:
 
 def resolve_model_path(path: str) -> str:
     """A tfclassify model dir (from `train`) resolves to its SavedModel; else `path`."""
-    sub = os.path.join(path, SAVED_MODEL_SUBDIR)
+    sub = os.path.join(path, SAVED_MODEL_DIR)
     if (
         os.path.isdir(path)
         and not os.path.isfile(os.path.join(path, "saved_model.pb"))

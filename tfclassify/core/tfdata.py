@@ -1,8 +1,9 @@
 """tf.data settings shared by every pipeline tfclassify builds.
 
-The reader's two paths (`data`, `records`), the converter's decode checks and the
-benchmark's Keras baseline must run under the same switches, or a comparison
-between them measures TF's defaults rather than the pipelines.
+The reader's two paths (`reading.dataset`, `reading.records`), the converter's decode
+checks and the benchmark's Keras baseline must run under the same switches, or a
+comparison between them measures TF's defaults rather than the pipelines. It is in
+the core because both the converter and the reader use it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfclassify.options import ReadOptions
+from tfclassify.core.options import ReadOptions
 
 __all__ = ["autotune_options", "parallel", "plain", "tf_data_options"]
 

@@ -1,6 +1,6 @@
 """What an inference run produced: the object a notebook shows, and the files users open.
 
-Kept apart from the modes (`infer.py`) because every way of running a model (the
+Kept apart from the modes (`modes.py`) because every way of running a model (the
 three modes, and later a Beam job or a LiteRT model) ends in the same rows: one
 per image with its key, true label and top-k classes, plus a summary of how it ran.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tfclassify import fileio
-from tfclassify.errors import OptionsError
+from tfclassify.core import fileio
+from tfclassify.core.errors import OptionsError
 
 __all__ = ["SUMMARY_FILE", "InferResult", "write_predictions"]
 

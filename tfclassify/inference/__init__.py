@@ -1,0 +1,3 @@
+"""Inference: a model over a dataset in three modes, and the prediction rows and
+summary it writes.
+"""

@@ -1,0 +1,460 @@
+"""Batch inference over a converted dataset in three modes with one API.
+
+The mode changes *when* work happens, never what is computed:
+
+* `sequential` - read one record, decode it, predict it (batch of 1), repeat. Nothing
+  overlaps: the baseline every tutorial loop starts from.
+* `batch` - read and decode `batch_size` records into a numpy batch, then predict
+  it. Model calls are batched but input and compute still alternate.
+* `pipelined` - parallel decode + prefetch produce batch N+1 on the CPU while the
+  model computes batch N; on a GPU, `prefetch_to_device=True` also copies the next
+  batch to the device ahead of time. The model stays outside tf.data (a
+  `tf.function` with a fixed signature, traced once).
+
+On a dataset directory all three read through `make_dataset` (the first two with
+no parallel stage and no prefetch), so they read the same records in the same
+order (`max_images` covers the same images, rows come out alike), decode them with
+the same `tfclassify.reading.preprocess` code, and follow the reader's bad-record rules: an
+error naming the shard by default, a counted and logged skip with `skip_errors`.
+All call the same compiled model, so predictions agree (to float tolerance across
+batch sizes).
+
+Usage:
+  result = infer("model_dir", "dataset_dir", InferOptions(mode="pipelined"))
+  print(result)                   # count, accuracy, images/s, threads in effect
+  python -m tfclassify.infer --model MODEL --data DIR --output preds.csv
+  python -m tfclassify.infer --describe MODEL
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from tfclassify.core import metadata
+from tfclassify.core.errors import InputError, OptionsError
+from tfclassify.core.options import READ_DTYPES, InferOptions, ReadOptions
+from tfclassify.inference.predictions import InferResult, write_predictions
+from tfclassify.models import runtime
+from tfclassify.models.predictor import Predictor
+
+__all__ = ["infer"]
+
+# One batch: images (array or tensor), int64 labels (-1 = unknown), keys (str).
+Batch = tuple[Any, np.ndarray, list[str]]
+
+
+# ---------------------------------------------------------------- reading
+
+# What the non-overlapping modes change in the reader: every stage runs in the
+# loop's own thread when the loop asks for the next batch, and nothing runs ahead
+# (graph rewrites could inject a prefetch). The records, their order and the
+# bad-record rules stay the reader's, so every mode reads the same images.
+_NO_OVERLAP = {
+    "interleave_parallelism": None,
+    "map_parallelism": None,
+    "prefetch": 0,
+    "graph_rewrites": False,
+}
+
+
+def _default_split(info: metadata.DatasetInfo) -> str:
+    return "validation" if "validation" in info.splits else "train"
+
+
+def _pixel_settings(predictor: Predictor, read: ReadOptions | None) -> dict[str, str]:
+    """The read `dtype` (and, for integer models, `normalize`) the model's input needs.
+
+    Float models get images in their own dtype (float64: float32, cast by the
+    predictor) with the caller's normalization. Integer models take raw pixel values
+    0-255: a normalized image cast to an integer type truncates to ~0, so they read
+    `normalize='none'` as uint8 (rounded once; the predictor widens it exactly). With
+    `read=None` that is chosen here; a `read` asking for another normalization is
+    refused rather than silently overridden.
+
+    Raises:
+      InputError: an input type that cannot hold pixel values (int8, bool, ...).
+      OptionsError: an integer model with a `read` that normalizes.
+    """
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(predictor.input_dtype)
+    if dtype.is_floating:
+        return {"dtype": dtype.name if dtype.name in READ_DTYPES else "float32"}
+    if not dtype.is_integer or dtype.max < 255:
+        raise InputError(
+            f"{predictor.path} takes {dtype.name} input, which cannot hold images: "
+            "tfclassify feeds float images or raw pixel values 0-255 (uint8 or wider)"
+        )
+    if read is not None and read.normalize != "none":
+        raise OptionsError(
+            f"{predictor.path} takes {dtype.name} input (raw pixel values 0-255) but "
+            f"read normalize={read.normalize!r} would be truncated to ~0 by the cast; "
+            "set read=ReadOptions(normalize='none', dtype='uint8'), or read=None"
+        )
+    return {"dtype": "uint8", "normalize": "none"}
+
+
+def _read_options(
+    options: InferOptions,
+    split: str,
+    image_size: tuple[int, int],
+    predictor: Predictor,
+    data_format: str,
+) -> ReadOptions:
+    """The caller's preprocessing (`options.read`), with what the model and mode dictate."""
+    base = options.read or ReadOptions()
+    return dataclasses.replace(
+        base,
+        split=split,
+        image_size=image_size,
+        batch_size=1 if options.mode == "sequential" else options.batch_size,
+        data_format=data_format,
+        with_labels=True,
+        private_threadpool_size=(options.threads.tf_data_threads or base.private_threadpool_size),
+        skip_errors=options.skip_errors or base.skip_errors,
+        **_pixel_settings(predictor, options.read),
+        **({} if options.mode == "pipelined" else _NO_OVERLAP),
+    )
+
+
+def _rebatched(ds: Any, mode: str, batch_size: int) -> Any:
+    """A caller's tf.data pipeline of batched {"image","label","key"} dicts, rebatched
+    to the mode's batch size.
+
+    Sequential and batch modes add no prefetch, but cannot remove read-ahead the
+    caller's pipeline already has.
+    """
+    import tensorflow as tf
+
+    ds = ds.unbatch().batch(1 if mode == "sequential" else batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE) if mode == "pipelined" else ds
+
+
+def _in_model_layout(ds: Any, predictor: Predictor) -> Any:
+    """A caller's batches in the model's layout: channels-last images (`make_dataset`'s
+    default) are transposed to NCHW for a model that takes channels-first input, in
+    the pipeline (on the CPU, as all input work); batches already in the model's
+    layout, or whose channels axis cannot be told from their shape, pass as they are.
+    """
+    import tensorflow as tf
+
+    spec = ds.element_spec.get("image") if isinstance(ds.element_spec, dict) else None
+    if spec is None or not predictor.expects_channels_first or spec.shape.rank != 4:
+        return ds
+    channels = predictor.input_shape[0]
+    if spec.shape[-1] != channels or spec.shape[1] == channels:
+        return ds
+    return ds.map(lambda e: {**e, "image": tf.transpose(e["image"], [0, 3, 1, 2])})
+
+
+def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
+    """(images, labels, keys) per element; a missing label is -1, a missing key the index.
+
+    Pipelined mode keeps images as tensors (possibly already on the GPU); the
+    non-overlapping modes hand the model numpy arrays, as a plain loop would.
+    """
+    seen = 0
+    for e in ds:
+        images = e["image"].numpy() if as_numpy else e["image"]
+        n = int(images.shape[0])
+        labels = e["label"].numpy().astype(np.int64) if "label" in e else np.full([n], -1, np.int64)
+        if "key" in e:
+            # A file name that is not UTF-8 keeps its bytes as surrogates, as os.listdir
+            # and the record parser give them; the writers put them back (see
+            # `write_predictions`).
+            keys = [k.decode("utf-8", "surrogateescape") for k in e["key"].numpy()]
+        else:
+            keys = [str(i) for i in range(seen, seen + n)]
+        seen += n
+        yield images, labels, keys
+
+
+@dataclasses.dataclass
+class _Input:
+    """What a run reads: its batches, and what the reading reports."""
+
+    batches: Iterator[Batch]
+    name: str
+    tf_data_threads: int | None  # the private pool the pipeline runs with; None: shared
+    stats: Any = None  # reading.ReadStats for a dataset directory; None for a caller's pipeline
+
+    @property
+    def skipped_records(self) -> int | None:
+        return None if self.stats is None else self.stats.skipped
+
+    @property
+    def extra_records(self) -> int | None:
+        return None if self.stats is None else self.stats.extra
+
+
+def _input(
+    data: Any,
+    info: metadata.DatasetInfo | None,
+    read_options: ReadOptions | None,
+    options: InferOptions,
+    predictor: Predictor,
+) -> _Input:
+    """The pipeline every mode reads, in the model's layout; built now, read when
+    iterated.
+
+    A dataset directory goes through `make_dataset` in every mode, so the records,
+    their order and the bad-record rules (an error naming the shard, or with
+    `skip_errors` a skip that is counted and logged) are the reader's in all three.
+    """
+    from tfclassify.reading import dataset as reader
+
+    stats = None
+    if info is not None:
+        stats = reader.ReadStats()
+        ds = reader.make_dataset(info.directory, read_options, stats=stats)
+        name = info.directory
+    else:
+        ds = _rebatched(_in_model_layout(data, predictor), options.mode, options.batch_size)
+        name = "<tf.data.Dataset>"
+    ds = runtime.configure_dataset(ds)
+    # Read back from the pipeline: the pool in effect, whichever setting supplied it.
+    pool = ds.options().threading.private_threadpool_size or None
+    pipelined = options.mode == "pipelined"
+    if pipelined and options.prefetch_to_device:
+        ds = runtime.prefetch_to_device(ds, predictor.device)  # the last transformation
+    return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
+
+
+def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
+    """Read errors (corrupt shard, bad record) become one-line `DataError`s."""
+    import tensorflow as tf
+
+    from tfclassify.reading.dataset import read_error
+
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:
+            raise read_error(e, data_name) from e
+        yield batch
+
+
+# ---------------------------------------------------------------- running
+
+
+def _class_names(predictor: Predictor, dataset_labels: tuple[str, ...] | None) -> tuple[str, ...]:
+    n = predictor.num_classes
+    if predictor.labels is not None:
+        return predictor.labels
+    if dataset_labels is not None and (n is None or len(dataset_labels) == n):
+        return tuple(dataset_labels)
+    if n is None:
+        raise InputError(
+            f"{predictor.path}: the model's class count is unknown and it has no labels.txt"
+        )
+    return tuple(str(i) for i in range(n))
+
+
+def _label_remap(
+    class_names: tuple[str, ...], dataset_labels: tuple[str, ...] | None
+) -> np.ndarray | None:
+    """Dataset label id -> model output index, when both name their classes differently.
+
+    Dataset classes the model does not know count as unlabeled; when that leaves
+    images out of the accuracy, a warning says which classes, since a model run on
+    the wrong dataset otherwise just reports "accuracy: n/a".
+    """
+    if dataset_labels is None or tuple(dataset_labels) == tuple(class_names):
+        return None
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = [n for n in dataset_labels if n not in index]
+    if unknown:
+        logging.warning(
+            "%d of the dataset's %d classes are not among the model's classes, so their "
+            "images count as unlabeled (no accuracy): %s",
+            len(unknown),
+            len(dataset_labels),
+            ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""),
+        )
+    return np.asarray([index.get(n, -1) for n in dataset_labels], np.int64)
+
+
+def _resolve_input(predictor: Predictor, options: InferOptions) -> tuple[tuple[int, int], str]:
+    """(image_size, data_format) from the model, checked against the options and device."""
+    model_fmt = predictor.data_format
+    fmt = options.data_format or model_fmt
+    if fmt != model_fmt:
+        raise OptionsError(
+            f"data_format {fmt} requested but {predictor.path} takes {model_fmt} input "
+            f"of shape {predictor.input_shape}"
+        )
+    size = _image_size(predictor, options)
+    if fmt == "NCHW" and not runtime.is_gpu(predictor.device):
+        _check_runs_channels_first(predictor, size)
+    return size, fmt
+
+
+def _check_runs_channels_first(predictor: Predictor, size: tuple[int, int]) -> None:
+    """A model that declares channels-first input gets NCHW batches, on a CPU too,
+    if it runs there. Whether it does is this probe's verdict, on one blank image: a
+    model without convolutions (or that transposes first) does; channels-first
+    convolutions run on oneDNN's CPU kernels but not on Eigen's (NHWC-only), so
+    they depend on the host's TF. Where it fails, it fails here as one clear line,
+    not at the first batch deep in TF."""
+    import tensorflow as tf
+
+    try:
+        # A blank image through the model's call, which leaves the logits/probabilities
+        # decision to real images.
+        predictor.warmup(size)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+        first = (e.message or str(e)).strip().splitlines()[0]
+        onednn = "" if runtime.onednn_enabled() else " or try oneDNN's CPU kernels (--onednn)"
+        raise OptionsError(
+            f"{predictor.path} takes channels-first (NCHW) input and cannot run on "
+            f"{predictor.device} ({first}); run it on a GPU (--device gpu){onednn}"
+        ) from None
+
+
+def _image_size(predictor: Predictor, options: InferOptions) -> tuple[int, int]:
+    size = predictor.image_size
+    if options.image_size is not None:
+        if size is not None and options.image_size != size:
+            raise OptionsError(
+                f"image_size {options.image_size} requested but {predictor.path} takes "
+                f"{size[0]}x{size[1]} images"
+            )
+        size = options.image_size
+    if size is None:
+        raise OptionsError(
+            f"{predictor.path} accepts any image size; pass image_size (--image_size)"
+        )
+    return size
+
+
+def infer(
+    model: str | Predictor,
+    data: Any,
+    options: InferOptions | None = None,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+) -> InferResult:
+    """Runs a classifier over a dataset split and reports predictions, accuracy and speed.
+
+    Args:
+      model: a model path (see `Predictor.load`) or a loaded `Predictor`.
+      data: a converted dataset directory, or a `tf.data.Dataset` of batched dicts
+        {"image", "label" (-1 unknown), "key"}, images channels-last (NHWC, as
+        `make_dataset` gives them; transposed for a channels-first model) or in the
+        model's own layout.
+      options: mode, batch size, device, threads, output file...
+      clock: seconds counter (injectable for tests).
+
+    Returns:
+      An `InferResult`; if `options.output` is set, the predictions file and
+      `summary.json` beside it have been written.
+
+    Raises:
+      InputError: missing/unusable model or dataset, unknown split or signature.
+      OptionsError: bad options, TF already initialised with other threads, a
+        channels-first model whose ops the CPU does not run.
+      OutputError: the output cannot be written.
+    """
+    options = options or InferOptions()
+    # Threads before anything touches TF's runtime (model load initialises it).
+    runtime.apply_threads(options.threads)
+    info: metadata.DatasetInfo | None = None
+    split: str | None = None
+    if isinstance(data, (str, os.PathLike)):
+        # Dataset checks first: they are cheap, the model load is not.
+        info = metadata.load(os.fspath(data))
+        split = options.split or _default_split(info)
+        info.split(split)  # clear error listing the available splits
+    elif not hasattr(data, "element_spec"):
+        raise InputError(
+            f"data must be a converted dataset directory or a tf.data.Dataset, got {type(data)}"
+        )
+    elif options.split is not None:
+        raise OptionsError("split applies to a dataset directory, not a tf.data.Dataset")
+    if options.mixed_precision:  # before the model's graph is built
+        runtime.enable_inference_mixed_precision(runtime.resolve_device(options.device))
+    predictor = (
+        model
+        if isinstance(model, Predictor)
+        else Predictor.load(
+            model,
+            signature=options.signature,
+            device=options.device,
+            outputs=options.outputs,
+            freeze=options.freeze,
+        )
+    )
+    image_size, data_format = _resolve_input(predictor, options)
+    read_options = None
+    if info is not None:
+        read_options = _read_options(options, split, image_size, predictor, data_format)
+    source = _input(data, info, read_options, options, predictor)
+
+    dataset_labels = info.labels if info is not None else None
+    class_names = _class_names(predictor, dataset_labels)
+    remap = _label_remap(class_names, dataset_labels)
+    k = min(options.top_k, len(class_names))
+
+    predictor.warmup(image_size)  # trace once outside the timed loop
+    keys: list[str] = []
+    labels: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    limit = options.max_images or math.inf
+    start = clock()
+    for images, batch_labels, batch_keys in _checked(source.batches, source.name):
+        room = limit - len(keys)
+        if room < len(batch_keys):
+            images, batch_labels, batch_keys = (
+                images[: int(room)],
+                batch_labels[: int(room)],
+                batch_keys[: int(room)],
+            )
+        if len(batch_keys):
+            probs.append(predictor.predict(images))
+            labels.append(batch_labels)
+            keys.extend(batch_keys)
+        if len(keys) >= limit:
+            break
+    seconds = clock() - start
+
+    num_classes = len(class_names)
+    p = np.concatenate(probs) if probs else np.zeros((0, num_classes), np.float32)
+    true_ids = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
+    if remap is not None:
+        true_ids = np.where(true_ids >= 0, remap[np.clip(true_ids, 0, len(remap) - 1)], -1)
+    true_ids = np.where(true_ids < num_classes, true_ids, -1).astype(np.int64)
+    # Stable sort: ties resolve to the lower class index in every mode.
+    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    result = InferResult(
+        mode=options.mode,
+        device=predictor.device,
+        threads={**runtime.effective_threads(), "tf_data_threads": source.tf_data_threads},
+        model=predictor.path,
+        data=source.name,
+        split=split,
+        batch_size=1 if options.mode == "sequential" else options.batch_size,
+        class_names=class_names,
+        keys=keys,
+        true_ids=true_ids,
+        topk_ids=order.astype(np.int64),
+        topk_probs=np.take_along_axis(p, order, axis=1),
+        probabilities=p if options.keep_probabilities else None,
+        seconds=seconds,
+        frozen=predictor.freeze,
+        skipped_records=source.skipped_records,
+        extra_records=source.extra_records,
+        mixed_precision=options.mixed_precision,
+    )
+    if options.output:
+        write_predictions(result, options.output)
+    return result
