@@ -44,7 +44,7 @@ def _files(root: str) -> list[str]:
 
 def _synced(fn: Callable[[], None], n: int) -> Callable[[], tuple[int, float]]:
     """fn timed from a clean page-cache writeback state: otherwise a contender pays for
-    flushing the previous one's output (copy swung 1.1k-3.3k img/s)."""
+    flushing the previous one's output, and its rate swings with the writeback."""
 
     def run() -> tuple[int, float]:
         os.sync()
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> None:
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         # As tfclassify's reader runs (ReadOptions.autotune): with tf.data's autotuning
-        # thread, half the passes ended ~0.6 s late, waiting for its next wake-up.
+        # thread, a pass can end late, waiting for that thread's next wake-up.
         ds = ds.batch(256).prefetch(1).with_options(tfdata.tf_data_options(ReadOptions()))
         count = 0
         for _ in ds:

@@ -12,7 +12,7 @@ not depend on the weights), on one generated corpus of photo-sized JPEGs:
                                (to the crop's shorter side, JPEG quality 85)
   keras_baseline     keras.utils.image_dataset_from_directory + model.predict
   keras_per_image    keras load_img + model.predict, one image at a time (the naive
-                     loop of the source articles; not a tfclassify mode)
+                     loop of many tutorials; not a tfclassify mode)
 
 Each contender runs once to warm up (traces, page cache), then `--repeats` times,
 round-robin; the median is reported. Absolute numbers drift on shared machines: the ratios,
@@ -53,16 +53,16 @@ PRERESIZE_QUALITY = 85
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
     workdir: str
-    # The tiny CNN's passes read them all: ~6 s at ~700 images/s, so the pipelined
-    # mode's start-up (~0.25 s: iterator, first batch), which the steady-state
-    # ceilings leave out, is a few percent of a pass. (At 2,000 it was 9%.)
+    # The tiny CNN's passes read them all: enough that the pipelined mode's start-up
+    # (iterator, first batch), which the steady-state ceilings leave out, is a few
+    # percent of a pass (benchmarks/NOTES.md).
     num_images: int = 4000
     models: tuple[str, ...] = ("small_cnn", "mobilenet_v2")
     batch_size: int = 32
     repeats: int = 3
     sequential_images: int = 128  # one-at-a-time is slow: time a prefix, report images/s
     # MobileNetV2 passes use a prefix of the corpus: long enough that the pipeline's
-    # start-up (~0.3 s) is a few percent of a pass, as on a real dataset.
+    # start-up is a few percent of a pass, as on a real dataset.
     mobilenet_images: int = 512
     min_decode_images: int = 2000  # decode-only passes: long enough for a steady state
     # Applied before TF is imported; every contender, Keras's too, runs under it.
@@ -126,8 +126,8 @@ def _prepare(cfg: BenchConfig) -> dict[str, Any]:
         # The shorter side the center-crop transform resizes to (resize_target rounds
         # it the same way): the reader then crops without resampling.
         # Quality 85 with 4:2:0 chroma, the usual setting for training/eval copies: the
-        # default 95 (4:4:4, for faithful conversions) makes 2.6x larger files that
-        # decode ~25% slower.
+        # default 95 (4:4:4, for faithful conversions) makes much larger files that
+        # decode slower (benchmarks/NOTES.md).
         dirs[f"small_{size}"] = convert(
             f"shards_{size}_q{PRERESIZE_QUALITY}",
             resize_shorter_side=round(size / 0.875),
@@ -199,8 +199,8 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
 
         def run() -> tuple[int, float]:
             # A ceiling is a steady-state rate: the clock starts at the first batch, so
-            # the pipeline's start-up (threads, opening shards: ~0.3 s, as long as a
-            # whole pass over small pre-resized images) is not in it.
+            # the pipeline's start-up (threads, opening shards: as long as a whole
+            # pass over small pre-resized images) is not in it.
             ds = tfclassify.make_dataset(directory, read).repeat().take(batches + 1)
             it = iter(ds)
             next(it)
@@ -237,13 +237,13 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
             keras_root, image_size=(size, size), batch_size=bs, shuffle=False, verbose=False
         ).map(lambda x, y: x / 255.0)
         # The one tf.data setting tfclassify changes (ReadOptions.autotune), given to
-        # Keras too: without it a pass may end up to ~1 s late waiting for the
-        # autotuner's thread, and the baseline would carry a TF quirk, not its design.
+        # Keras too: without it a pass may end late waiting for the autotuner's
+        # thread, and the baseline would carry a TF quirk, not its design.
         ds = ds.with_options(tfdata.autotune_options(read.autotune))
         return int(keras_model.predict(ds, verbose=0).shape[0])
 
     def keras_per_image() -> int:
-        # The one-image-at-a-time loop of the source articles: load, resize, predict.
+        # The one-image-at-a-time loop of many tutorials: load, resize, predict.
         files = keras_files[: cfg.sequential_images]
         for f in files:
             image = keras.utils.img_to_array(keras.utils.load_img(f, target_size=(size, size)))
@@ -291,7 +291,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         )
         out[f"pipelined_vs_sequential[{arch}]"] = round(fig["pipelined"] / fig["sequential"], 2)
         out[f"pipelined_vs_keras[{arch}]"] = round(fig["pipelined"] / fig["keras_baseline"], 2)
-        # Not the comparison (that one reads full-size shards), but the path the
+        # Not the target's comparison (that one reads full-size shards), but the path the
         # product recommends: shards pre-resized at conversion, against Keras reading
         # the original files.
         out[f"pipelined_preresized_vs_keras[{arch}]"] = round(

@@ -100,7 +100,7 @@ def quiet_tensorflow_info() -> None:
     are raised to WARNING, and its C++ INFO level is off (`quiet_native_info`).
 
     An absl app logs at INFO by default, and TF's logger reaches absl's handler through
-    the root logger: a command that saves a model (the demo, the bench) printed six
+    the root logger: a command that saves a model (the demo, the bench) would print six
     lines of SavedModel internals ("Assets written to ...") per model. The commands'
     own messages (absl logging) are not TF's, so they are unaffected.
     """

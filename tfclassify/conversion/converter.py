@@ -82,7 +82,7 @@ def _write_shards(
 
     def record(key: int) -> bytes | Callable[[], bytes]:
         # The very record scanned and hashed when held (handing it through the pool
-        # would cost more, ~50 us, than it saves); else read again on a worker.
+        # would cost more than it saves); else read again on a worker.
         return held.pop(key, None) or functools.partial(reread, key)
 
     # Shards are written one after another, their records in the plan's order, so the

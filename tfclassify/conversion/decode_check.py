@@ -1,8 +1,8 @@
 """`validate=full` decode checks on tf.data's threads, alongside the converter's scan
 and write.
 
-The decode is the bulk of a full validation (~1 ms per photo-sized JPEG, nearly all
-of it entropy decoding, which a 1/8-scale decode still does in full). Run on Python
+The decode is the bulk of a full validation (nearly all of it entropy decoding, which
+a 1/8-scale decode still does in full). Run on Python
 threads it competes for the GIL with the per-image Python of the scan; run here, on
 tf.data's C++ threads, it needs none, and the converter goes on scanning and writing
 shards while it runs. The converter commits no shard before every check is in (see
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from tfclassify.core.cpus import available_cpus
 
 # Files per call of the check function. Verdicts arrive a chunk at a time, and each
-# call ends with a drain (its last decodes leave threads idle): a chunk is ~0.5 s of
-# decoding on 2 cores, well below the converter's lead (scan._CHECK_LEAD).
+# call ends with a drain (its last decodes leave threads idle): a chunk is large enough
+# for the drain to be small, and well below the converter's lead (scan._CHECK_LEAD).
 _CHUNK = 1024
 
 
@@ -134,10 +134,10 @@ def _starts_like_jpeg(path: str, max_file_bytes: int) -> bool:
 def _checker(parallelism: int):
     """The check as one graph function, traced once per process and parallelism.
 
-    A tf.data pipeline built in Python for every conversion costs ~0.1 s of GIL-bound
+    A tf.data pipeline built in Python for every conversion would spend GIL-bound
     tracing and iterator set-up, contending with the converter's scan just as the
-    decodes should start (10-20% of a 1,000-file conversion). Built inside a
-    tf.function, the dataset is made by graph ops in C++ on every call.
+    decodes should start. Built inside a tf.function, the dataset is made by graph
+    ops in C++ on every call.
     """
     import tensorflow as tf
 
@@ -158,7 +158,7 @@ def _checker(parallelism: int):
         )
         with tf.control_dependencies([within, plain]):
             # Gray output: every component is still entropy-decoded (the bitstream
-            # interleaves them), without the colour conversion: ~7%.
+            # interleaves them), without the cost of the colour conversion.
             image = tf.io.decode_jpeg(contents, channels=1, ratio=8)
         # The result must depend on the decode's data: a decode reached through control
         # edges alone is pruned. (-1 cannot happen: decode_jpeg fails or gives pixels.)
@@ -179,7 +179,7 @@ def _checker(parallelism: int):
             deterministic=False,
         )
         # The reader's tf.data settings: no autotuning thread, and no static graph
-        # rewrites, which would run at every call (~40 ms) and apply to nothing here.
+        # rewrites, which would run at every call and apply to nothing here.
         ds = ds.ignore_errors().batch(256).with_options(tfdata.tf_data_options(ReadOptions()))
         return ds.reduce(tf.zeros([0], tf.int64), lambda acc, b: tf.concat([acc, b], 0))
 

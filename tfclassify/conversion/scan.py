@@ -9,7 +9,7 @@ tf.data's threads (`decode_check`), and `Pending` keeps what they have yet to co
 until the write pass asks, before it commits any shard.
 
 What both passes use (`Job`, `Progress`, `ordered`, `make_record`, `cache_path`) lives
-here, not in `convert`, so the dependency runs one way: `convert` drives the scan, and
+here, not in `converter`, so the dependency runs one way: `converter` drives the scan, and
 the scan writes only in the work dir it is handed, knowing nothing of how the output
 directory is made safe, nor of shards, reports or dataset.json.
 """
@@ -423,10 +423,9 @@ def _scan_files(
     workers: int,
 ) -> tuple[list[Scanned], Pending | None]:
     budget = _HOLD_BYTES
-    # Plain JPEGs are finished on this thread: ~0.1 ms of Python each, where a second
-    # Python thread would only contend for the GIL (measured: 1 thread 1.3x faster
-    # than 2). The rest (Pillow decodes and conversions, which release the GIL) go to
-    # the worker threads.
+    # Plain JPEGs are finished on this thread: a little Python each, where a second
+    # Python thread would only contend for the GIL. The rest (Pillow decodes and
+    # conversions, which release the GIL) go to the worker threads.
     results: list[Scanned] = []
     for i, (result, record) in enumerate(ordered(todo, one, workers), start=1):
         results.append(result)

@@ -35,8 +35,8 @@ class _Follower:
     """Hashes and flushes to disk what a writer has handed to the OS so far, on a
     background thread, from a descriptor of its own.
 
-    Run at the end, the shard's fsync and hash took as long as writing it (~0.1 s
-    per 50 MB here): following the writer overlaps both with the writing. The
+    Run at the end, the shard's fsync and hash would take about as long as writing
+    it: following the writer overlaps both with the writing. The
     thread spends its time in pread/sha256/fdatasync, which release the GIL, so it
     does not slow the Python that produces the records.
     """

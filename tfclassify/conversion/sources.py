@@ -132,7 +132,7 @@ def _real_root(root: str, follow_external_links: bool) -> str | None:
 
 def _rel(path: str, root: str) -> str:
     # Listed paths are `root` joined with names: cut the prefix. os.path.relpath
-    # made both absolute (a getcwd call each), ~5% of a header-mode conversion.
+    # would make both absolute, a getcwd call per file.
     prefix = os.path.join(root, "")
     rel = path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, root)
     return rel.replace(os.sep, "/")

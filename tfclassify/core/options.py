@@ -235,9 +235,9 @@ class ThreadOptions:
       Each thread count is an integer in [1, `MAX_THREADS`] or None.
       onednn: run CPU ops on oneDNN (TF's `TF_ENABLE_ONEDNN_OPTS`). None means on,
         unless that variable is set in the environment: TF enables oneDNN by itself
-        only on CPUs with AVX-512 VNNI/AMX, yet on an AVX2 CPU it ran the frozen
-        MobileNetV2 ~1.8x and the tiny CNN ~1.2x faster (predictions may differ in
-        the last float bits). False keeps TF's Eigen kernels.
+        only on CPUs with AVX-512 VNNI/AMX, yet it runs models faster on AVX2 CPUs too
+        (benchmarks/NOTES.md; predictions may differ in the last float bits). False
+        keeps TF's Eigen kernels.
     """
 
     intra_op: int | None = None
@@ -499,18 +499,18 @@ class ReadOptions:
       autotune: run tf.data's autotuning model, a background thread that retunes
         parallelism and buffer sizes during a pass. Off by default: while it runs,
         the end of a pass (and deleting an iterator) waits for the thread's next
-        wake-up, at 10 ms x (2^k - 1) after the start (... 0.63, 1.27, 2.55, 5.1 s,
-        the period doubling up to a minute); measured in half the passes, +0.6 s on
-        a 0.7 s pass and +1.1 s on a 1.6 s one (TF 2.21). Without it AUTOTUNE still
-        means something: parallel stages run min(16, tf.data's pool size: the CPU
-        count unless `private_threadpool_size`) calls at once, and prefetch grows its
-        buffer when the consumer waits (tf.data's settings before any tuning).
+        wake-up, at 10 ms x (2^k - 1) after the start, the period doubling up to a
+        minute: a short pass can end much later (benchmarks/NOTES.md). Without it
+        AUTOTUNE still means something: parallel stages run min(16, tf.data's pool
+        size: the CPU count unless `private_threadpool_size`) calls at once, and
+        prefetch grows its buffer when the consumer waits (tf.data's settings before
+        any tuning).
       ram_budget_mb: the autotuning model's memory cap for buffers (needs
         `autotune`); None keeps tf.data's default (half the host RAM).
       graph_rewrites: tf.data's default static optimizations (map/batch fusion,
         injected prefetches, ...). Off by default: the pipeline already has the
-        parallel stages and the prefetch they would add, and the rewrites cost ~0.1 s
-        at every iterator start (measured 5-10% slower passes over 2,000 images).
+        parallel stages and the prefetch they would add, and the rewrites cost time at
+        every iterator start.
       reader_buffer_kb: read buffer of each open shard (cycle_length of them, plus the
         ones interleave opens ahead).
       allow_ratio_decode: decode JPEGs at 1/2, 1/4 or 1/8 scale in the DCT domain

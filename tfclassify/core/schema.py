@@ -73,7 +73,7 @@ def parse_shard_name(filename: str) -> dict | None:
 def _example(record: Record):
     import tensorflow as tf  # deferred: planning and listing never need TF
 
-    # Filling the map in place is ~3x faster than building Feature/BytesList
+    # Filling the map in place is several times faster than building Feature/BytesList
     # wrappers and copying them in; this runs twice per image in the converter.
     example = tf.train.Example()
     feature = example.features.feature

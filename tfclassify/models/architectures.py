@@ -59,7 +59,7 @@ def build_model(arch: str, image_size: tuple[int, int], num_classes: int) -> Any
         x = keras.layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
         # A wide last pool: the flattened map stays small (3x3x64 at 64x64 input), so
         # the dense layer learns shapes anywhere in the image instead of memorising
-        # positions (held-out 0.94 vs 0.80 with a 2x2 pool on the demo corpus).
+        # positions (a 2x2 pool generalised worse on the demo corpus: benchmarks/NOTES.md).
         x = keras.layers.MaxPooling2D(pool_size=4, name="pool2")(x)
         x = keras.layers.Flatten(name="flatten")(x)
         x = keras.layers.Dropout(0.5, name="dropout")(x)

@@ -10,7 +10,7 @@ dimension is None, so it is traced exactly once: batch sizes 1, 32 and a short
 last batch all reuse the same graph, and pipelined inference never retraces.
 That graph is then frozen for inference (`freeze=True`, the default): variables
 become constants, so TF's graph optimizer can fold batch-norm and fuse ops as the
-TFLite and TF-TRT converters do (MobileNetV2 on 2 CPU cores: ~1.2-1.3x faster).
+TFLite and TF-TRT converters do (figures: benchmarks/NOTES.md).
 
 Usage:
   p = Predictor.load("out/model/saved_model")
@@ -391,11 +391,9 @@ class Predictor(abc.ABC):
             return
         self._frozen = frozen
 
-        # Called through a tf.function of its own, not directly: the frozen concrete
-        # function called as is ran the tiny CNN 25% slower than the unfrozen model
-        # (2 cores, oneDNN: 1,217 vs 1,678 images/s); wrapped, 1,645, and MobileNetV2
-        # keeps its speed-up (64.5 vs 65.0 direct, 50.3 unfrozen). It also takes numpy
-        # and returns one tensor.
+        # Called through a tf.function of its own, not directly: called as is, the
+        # frozen concrete function runs the tiny CNN slower than the unfrozen model
+        # (benchmarks/NOTES.md). The wrapper also takes numpy and returns one tensor.
         self._call = compiled(lambda x: frozen(x)[0])
 
     def _to_probabilities(self, raw: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ that says what to do, and `effective_threads` reports what is actually in effect
 (benchmarks print it next to every figure). The same call sets TF's oneDNN switch,
 which TF reads once, when it is imported.
 
-Device rules (see DESIGN.md "Known traps"): input work (read, decode, resize) is
+Device rules: input work (read, decode, resize) is
 always pinned to the CPU; the model runs on `resolve_device(...)`. A channels-first
 model runs on a CPU where TF's kernels there take NCHW (oneDNN's do for convolutions,
 Eigen's do not): `infer` tries one blank image before reading any data.
@@ -127,7 +127,7 @@ _hinted = False
 def _hint_onednn_off() -> None:
     """Says once when TF was imported before tfclassify could turn oneDNN on, on an
     x86 CPU where TF leaves it off by default (TF enables it only on recent Intel
-    CPUs): MobileNetV2 then ran 36 instead of 68 images/s on 2 cores here."""
+    CPUs): models then run markedly slower there (benchmarks/NOTES.md)."""
     global _hinted
     if (
         _hinted

@@ -18,7 +18,7 @@ and, for `skip_errors=True` or shards without known counts, the exact path
 Both run the same per-image work (`preprocess`) under the same tf.data options
 (`tfdata`). The default path drops a bad record where it fails and raises after the
 last batch, naming each shard that came up short; the exact path names every bad
-record by shard and position as it goes, at +0.4-0.6 ms of CPU per image.
+record by shard and position as it goes, at a CPU cost per image (benchmarks/NOTES.md).
 
 Before either, every shard must be a regular file, and each one dataset.json lists
 must have the size it gives: a shard emptied, cut, or with records dropped or added
@@ -391,8 +391,8 @@ def _check_counts(
 
         def at_end() -> tf.Tensor:
             bad = tf.not_equal(seen, expected)
-            # gather, not boolean_mask: the same result, for a tenth of the tracing
-            # time (boolean_mask is a dozen ops; this graph is traced on every call).
+            # gather, not boolean_mask: the same result in fewer ops (boolean_mask is a
+            # dozen), and this graph is traced on every call.
             short = tf.where(bad)[:, 0]
             lines = tf.strings.join(
                 [

@@ -242,8 +242,8 @@ def _place(image: tf.Tensor, need: tf.Tensor, options: ReadOptions) -> tf.Tensor
 
 def _normalize(image: tf.Tensor, options: ReadOptions) -> tf.Tensor:
     """Per image, right after the resize: the pixels are still in cache, and the work
-    is spread over the map's threads. (Once per batch it was a single pass over the
-    whole batch in memory: at 224 px, a third of the reader's time.) One multiply-add.
+    is spread over the map's threads, instead of one more pass over the whole batch
+    in memory. One multiply-add.
     """
     if options.antialias or options.resize_method in _OVERSHOOTING:
         # These kernels can leave [0, 255] (negative lobes, or rounding in a weighted

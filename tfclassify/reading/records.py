@@ -43,9 +43,8 @@ reading goes on.
 
 Cost: the bookkeeping adds a handful of per-record steps (a scan with a table insert,
 enumerate, a window scan, ignore_errors, a gap scan, a filter) to a bare
-read -> map -> batch pipeline. On the 2-core CI VM (224 px, 500x375 JPEGs, 600-record
-shards) that measured +0.4-0.6 ms CPU per image over ~1.9 ms, mostly tf.data's fixed
-cost per step and per op. So for a converted dataset in strict mode (record counts
+read -> map -> batch pipeline, each paying tf.data's fixed cost per step and per op
+(figures: benchmarks/NOTES.md). So for a converted dataset in strict mode (record counts
 known from dataset.json), `make_dataset` takes `_fast_dataset` instead: a plain
 pipeline that checks the counts per shard at the end.
 """
@@ -199,7 +198,7 @@ def exact_dataset(
     ds = ds.scan(_empty_window(), plain(_remember))
     # Parse, decode, resize, normalize: per image, in parallel. Per record
     # (parse_single_example), not batched, so a malformed Example fails alone; parsing
-    # costs ~1% of a decode. In order (deterministic=True), whatever `deterministic`
+    # is cheap next to a decode. In order (deterministic=True), whatever `deterministic`
     # says: the gap check below relies on it.
     ds = ds.map(
         plain(functools.partial(_decode_record, options=options)),
@@ -256,7 +255,7 @@ def tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
 
     def readable(p):
         # Opens the file and reads its first byte ("" when empty). get_single_element,
-        # not reduce: a reduce instantiates a function on each call (~10 ms a shard).
+        # not reduce: a reduce instantiates a function on each call, once per shard.
         first = tf.data.FixedLengthRecordDataset(p, record_bytes=1)
         read = first.concatenate(tf.data.Dataset.from_tensors("")).take(1).get_single_element()
         with tf.control_dependencies([read]):

@@ -376,8 +376,8 @@ def _contrasting_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     """A dark background colour and a bright foreground colour, each channel drawn at random.
 
     Hue is free but polarity is fixed (every channel of the shape is at least 55 brighter
-    than the background): with free polarity a small CNN must learn every edge twice and
-    1000 images are not enough for it to get past ~60 % accuracy.
+    than the background): with free polarity a small CNN must learn every edge twice, and
+    a demo-sized corpus is not enough for that (benchmarks/NOTES.md).
     """
     return rng.integers(0, 100, 3), rng.integers(155, 256, 3)
 
@@ -400,10 +400,9 @@ def make_shapes_corpus(
     brighter than its random dark, noisy background. Aspect ratio stays within 4:3 so a
     squash to a square input keeps shapes recognisable. Saved as JPEG quality 90.
 
-    Measured with seed 0 and splits {"train": 200, "validation": 50}: a plain CNN on 64x64
-    bilinear-resized inputs (conv16-pool-conv32-pool-conv64-pool-dense64, Adam, batch 32)
-    reaches 0.93 held-out accuracy after 12 epochs. Models that global-average-pool a
-    small receptive field learn far slower, as the classes differ only in global outline.
+    A plain CNN on 64x64 inputs learns it in a few epochs (benchmarks/NOTES.md). Models
+    that global-average-pool a small receptive field learn far slower, as the classes
+    differ only in global outline.
 
     Args:
         root: Folder to write into (created if missing).
@@ -473,7 +472,7 @@ def make_photo_corpus(
     """Writes photo-sized JPEGs (~50 KB at 640x480, quality 90) in class folders.
 
     Benchmarks need many realistic files: decode cost and bytes read per image should be
-    those of a photo. Drawing every image from scratch costs ~0.1 s each, so a few base
+    those of a photo. Drawing every image from scratch is slow, so a few base
     scenes are drawn once and each file is a base scene rolled by a random offset, maybe
     mirrored, with its own crop of a shared noise bank and a brightness shift. Every file
     has distinct bytes, so caches and dedup cannot flatter a benchmark.
