@@ -519,7 +519,7 @@ def test_a_shard_is_recorded_as_done_before_it_gets_its_name(tmp_path):
     path = str(tmp_path / name)
     named_when_recorded = []
 
-    def record_done(result: shards.ShardResult) -> None:
+    def record_done(result: metadata.ShardInfo) -> None:
         named_when_recorded.append(os.path.exists(path))
         shards.mark_done(work, result)
 

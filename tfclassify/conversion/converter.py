@@ -60,10 +60,10 @@ def _write_shards(
     shard_plan: Sequence[plan.Shard],
     scanned: Sequence[scan.Scanned],
     before_commit: Callable[[], None] | None = None,
-) -> dict[str, shards.ShardResult]:
+) -> dict[str, metadata.ShardInfo]:
     listing, options, work, held = job.listing, job.options, job.work, job.held
     out = options.output_dir
-    results: dict[str, shards.ShardResult] = {}
+    results: dict[str, metadata.ShardInfo] = {}
     pending = []
     for sh in shard_plan:
         name = sh.filename(options.name)
@@ -368,7 +368,7 @@ def _write_reports(
     for name, (rows, text) in reports.items():
         data = fileio.encode_text(text)
         digest = hashlib.sha256(data).hexdigest()
-        shards.mark_done(work, shards.ShardResult(name, len(rows), len(data), digest))
+        shards.mark_done(work, metadata.ShardInfo(name, len(rows), len(data), digest))
         fileio.atomic_write_bytes(os.path.join(out, name), data)
 
 
@@ -454,8 +454,7 @@ def _plan_and_write(
 
     splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
     for sh in shard_plan:
-        r = results[sh.filename(options.name)]
-        splits[sh.split].append(metadata.ShardInfo(r.file, r.num_examples, r.num_bytes, r.sha256))
+        splits[sh.split].append(results[sh.filename(options.name)])
     used = {it.label for it in items}
     info = metadata.DatasetInfo(
         directory=out,
