@@ -314,10 +314,11 @@ def _check_runs_channels_first(predictor: Predictor, size: tuple[int, int]) -> N
         predictor.warmup(size)
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
         first = (e.message or str(e)).strip().splitlines()[0]
-        onednn = "" if runtime.onednn_enabled() else " or try oneDNN's CPU kernels (--onednn)"
+        onednn = "" if runtime.onednn_enabled() else " or try oneDNN's CPU kernels (onednn=True)"
         raise OptionsError(
             f"{predictor.path} takes channels-first (NCHW) input and cannot run on "
-            f"{predictor.device} ({first}); run it on a GPU (--device gpu){onednn}"
+            f"{predictor.device} ({first}); run it on a GPU (device='gpu'){onednn}",
+            settings={"device": "gpu", "onednn": True},
         ) from None
 
 
@@ -331,9 +332,7 @@ def _image_size(predictor: Predictor, options: InferOptions) -> tuple[int, int]:
             )
         size = options.image_size
     if size is None:
-        raise OptionsError(
-            f"{predictor.path} accepts any image size; pass image_size (--image_size)"
-        )
+        raise OptionsError(f"{predictor.path} accepts any image size; pass image_size")
     return size
 
 

@@ -58,7 +58,9 @@ def _check_output(options: TrainOptions) -> None:
         raise OutputError(f"output {out} exists and is not a directory")
     present = [n for n in _OURS if os.path.exists(os.path.join(out, n))]
     if present and not options.overwrite:
-        raise OutputError(f"{out} already holds {present}; pass overwrite=True (--overwrite)")
+        raise OutputError(
+            f"{out} already holds {present}; pass overwrite=True", settings={"overwrite": True}
+        )
     others = [n for n in os.listdir(out) if not n.startswith(fileio.TMP_PREFIX)]
     if others and not present:
         raise OutputError(
