@@ -41,7 +41,6 @@ def _read_options(options: TrainOptions, split: str, train: bool) -> Any:
         shuffle_files=train,
         shuffle_buffer=max(base.shuffle_buffer, 1024) if train else 0,
         seed=options.seed,
-        private_threadpool_size=options.threads.tf_data_threads or base.private_threadpool_size,
     )
 
 
@@ -161,7 +160,7 @@ def _fit_and_save(
 
     def xy(split: str, train: bool) -> Any:
         ds = make_dataset(options.data, _read_options(options, split, train))
-        return runtime.configure_dataset(ds.map(lambda e: (e["image"], e["label"])))
+        return ds.map(lambda e: (e["image"], e["label"]))
 
     train_ds = xy(options.train_split, True)
     val_ds = xy(val_split, False) if val_split is not None else None
