@@ -298,6 +298,23 @@ def test_cli_errors_are_one_line(tmp_path, class_tree):
     assert p.returncode == 2 and "exactly one of input_dir and manifest" in p.stderr
 
 
+def test_suggested_settings_are_fields_in_the_api_and_flags_in_the_cli(tmp_path, class_tree):
+    """The same refusal names the ConvertOptions fields to set through the API and
+    the command's flags through the command."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    what = "to finish an interrupted run or {} to replace a previous conversion"
+    with pytest.raises(OutputError) as e:
+        convert(opts(tmp_path, input_dir=class_tree))
+    assert str(e.value).endswith(f"pass resume=True {what.format('overwrite=True')}")
+    p = run_cli("tfclassify.convert", "--input_dir", class_tree, "--output_dir", str(out))
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"error: output_dir {out} is not empty; pass --resume {what.format('--overwrite')}"
+    )
+
+
 def test_verify_names_the_bad_shard(tmp_path, class_tree):
     info = convert(opts(tmp_path, input_dir=class_tree, shard_size_mb=0.05))
     verify(info.directory)
@@ -366,7 +383,7 @@ def test_kill_and_resume(tmp_path, phase):
     assert set(finished) <= done_at_kill
     for f in finished:
         assert filecmp.cmp(out / f, os.path.join(clean, f), shallow=False), f
-    with pytest.raises(OutputError, match="--resume"):
+    with pytest.raises(OutputError, match="resume=True"):
         convert(opts(tmp_path, output_dir=str(out), **common))
     p = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr

@@ -278,7 +278,7 @@ def test_resume_with_a_damaged_state_file_is_one_error(tmp_path, class_tree, sta
     work.mkdir(parents=True)
     path = work / "state.json"
     path.write_bytes(state if isinstance(state, bytes) else state.encode())
-    with pytest.raises(OutputError, match=f"{path} is damaged .*use --overwrite"):
+    with pytest.raises(OutputError, match=f"{path} is damaged .*use overwrite=True"):
         convert(opts(tmp_path, class_tree, resume=True))
     info = convert(opts(tmp_path, class_tree, overwrite=True))
     assert sorted(os.listdir(info.directory)) == sorted(_written(info))
@@ -418,7 +418,7 @@ def test_a_full_disk_is_one_error_and_resumable(
         convert(opts(tmp_path, class_tree, **_FILLING))
     assert re.fullmatch(
         f"No space left on device writing {re.escape(out)}/{written}: "
-        "free some space, then rerun with --resume to finish",
+        "free some space, then rerun with resume=True to finish",
         str(e.value),
     ), e.value
     monkeypatch.undo()
@@ -437,7 +437,9 @@ def test_a_real_full_disk_is_one_error_and_resumable(tmp_path, class_tree, clean
     try:
         out = small / "out"
         options = ConvertOptions(input_dir=class_tree, output_dir=str(out), quiet=True, **_FILLING)
-        with pytest.raises(OutputError, match=f"^No space left on device writing {out}/.*--resume"):
+        with pytest.raises(
+            OutputError, match=f"^No space left on device writing {out}/.*resume=True"
+        ):
             convert(options)
         subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)
         convert(dataclasses.replace(options, resume=True))
@@ -477,7 +479,7 @@ def test_resume_refuses_a_file_it_did_not_write(tmp_path, class_tree, clean_run,
     deleted."""
     _fill_the_shards(monkeypatch)
     out = str(tmp_path / "out")
-    with pytest.raises(OutputError, match="--resume"):
+    with pytest.raises(OutputError, match="resume=True"):
         convert(opts(tmp_path, class_tree, **_FILLING))
     monkeypatch.undo()
     path = os.path.join(out, name(out, clean_run))
@@ -519,7 +521,7 @@ def test_a_shard_is_recorded_as_done_before_it_gets_its_name(tmp_path):
     path = str(tmp_path / name)
     named_when_recorded = []
 
-    def record_done(result: shards.ShardResult) -> None:
+    def record_done(result: metadata.ShardInfo) -> None:
         named_when_recorded.append(os.path.exists(path))
         shards.mark_done(work, result)
 

@@ -78,20 +78,6 @@ def test_read_options_reject_bad_values_showing_them(kwargs, shown):
     assert shown in str(err.value)
 
 
-def test_validate_data_format():
-    assert data.validate_data_format("NHWC", "/CPU:0") == "NHWC"
-    assert data.validate_data_format("NCHW", "/GPU:0") == "NCHW"
-    with pytest.raises(OptionsError, match="NHWC-only"):
-        data.validate_data_format("NCHW", "/CPU:0")
-    with pytest.raises(OptionsError, match="NHWC-only"):
-        data.validate_data_format("NCHW", "cpu")
-    with pytest.raises(OptionsError, match="'CHW'"):
-        data.validate_data_format("CHW", "/GPU:0")
-    if not tf.config.list_physical_devices("GPU"):
-        with pytest.raises(OptionsError, match="no GPU"):
-            data.validate_data_format("NCHW")
-
-
 # ------------------------------------------------------------- decoding
 
 

@@ -336,8 +336,13 @@ def test_uint8_model_gets_raw_pixels(dataset_dir, tmp_path):
     got = infer(uint8, dataset_dir, InferOptions(mode="batch"))
     assert np.ptp(want.probabilities[:, 0]) > 0.05  # the pixels decide the output
     np.testing.assert_allclose(got.probabilities, want.probabilities, atol=5e-3)
+    # Read settings that leave normalize at its default (the CLI's --skip_errors and
+    # --tf_data_threads set only these) still give it raw pixels.
+    tuned = ReadOptions(skip_errors=True, private_threadpool_size=2)
+    got = infer(uint8, dataset_dir, InferOptions(mode="batch", read=tuned))
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=5e-3)
     with pytest.raises(OptionsError, match=r"normalize='none', dtype='uint8'") as e:
-        infer(uint8, dataset_dir, InferOptions(read=ReadOptions(normalize="unit")))
+        infer(uint8, dataset_dir, InferOptions(read=ReadOptions(normalize="symmetric")))
     assert "\n" not in str(e.value)
 
 
@@ -348,6 +353,15 @@ def test_threads_report_the_tf_data_pool_in_effect(predictor, dataset_dir, tmp_p
     assert r.threads["tf_data_threads"] == 3 and "tf.data 3" in str(r)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["threads"]["tf_data_threads"] == 3
+
+
+def test_cli_tf_data_threads_sets_the_pipelines_pool(model_dir, dataset_dir, tmp_path, capsys):
+    """--tf_data_threads is `ReadOptions.private_threadpool_size`, the pool's one route."""
+    out = tmp_path / "p.csv"
+    argv = ["infer", "--model", model_dir, "--data", dataset_dir, "--output", str(out)]
+    assert infer_mod.main([*argv, "--tf_data_threads", "3"]) == 0
+    assert "tf.data 3" in capsys.readouterr().out
+    assert json.loads((tmp_path / "summary.json").read_text())["threads"]["tf_data_threads"] == 3
 
 
 def test_cli_writes_predictions_for_a_converted_dataset(model_dir, dataset_dir, tmp_path, capsys):

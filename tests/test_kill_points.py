@@ -126,7 +126,7 @@ def check_killed(corpus: dict, out: str) -> dict[str, os.stat_result]:
             f"{entry} is at its final name but differs from the clean run's"
         )
     if not os.path.exists(os.path.join(out, metadata.METADATA_FILE)) and os.listdir(out):
-        with pytest.raises(OutputError, match="--resume"):  # not taken for finished
+        with pytest.raises(OutputError, match="resume=True"):  # not taken for finished
             convert(options(corpus["input"], out))
     # A shard's done record is written just before its rename: kept are those renamed.
     return {
@@ -261,7 +261,7 @@ def test_kill_during_overwrite_deletion(tmp_path, corpus):
     kept = check_killed(corpus, str(out))
     try:
         check_resumed(corpus, str(out), kept)
-    except OutputError as e:  # the one-line refusal points at --overwrite
-        assert "--overwrite" in str(e) and "\n" not in str(e)
+    except OutputError as e:  # the one-line refusal points at overwrite
+        assert "overwrite=True" in str(e) and "\n" not in str(e)
         convert(options(corpus["input"], str(out), overwrite=True))
         check_resumed(corpus, str(out), {})

@@ -28,7 +28,7 @@ _FRESH = textwrap.dedent(
 
     out = {}
     out["listed_gpu"] = runtime.gpu_available()  # listing devices must not initialise TF
-    out["applied"] = runtime.apply_threads(ThreadOptions(intra_op=1, inter_op=2, tf_data_threads=3))
+    out["applied"] = runtime.apply_threads(ThreadOptions(intra_op=1, inter_op=2))
     import tensorflow as tf
     float(tf.reduce_sum(tf.ones([4, 4])))  # TF runtime now initialised
     out["after_init"] = runtime.effective_threads()
@@ -43,8 +43,7 @@ _FRESH = textwrap.dedent(
         out["late_onednn"] = "no error"
     except OptionsError as e:
         out["late_onednn"] = str(e)
-    ds = runtime.configure_dataset(tf.data.Dataset.range(3))
-    out["pool"] = ds.options().threading.private_threadpool_size
+    out["pool"] = tf.data.Dataset.range(3).options().threading.private_threadpool_size
     print("RESULT" + json.dumps(out))
     """
 )
@@ -73,7 +72,7 @@ def fresh() -> dict:
 def test_threads_applied_before_init_are_in_effect(fresh):
     for key in ("applied", "after_init"):
         t = fresh[key]
-        assert (t["intra_op"], t["inter_op"], t["tf_data_threads"]) == (1, 2, 3)
+        assert (t["intra_op"], t["inter_op"]) == (1, 2)
         assert (t["intra_op_effective"], t["inter_op_effective"]) == (1, 2)
         assert t["cpus"] >= 1
 
@@ -83,8 +82,10 @@ def test_changing_threads_after_init_raises_options_error(fresh):
     assert "already initialised" in msg and "intra_op" in msg and "2" in msg
 
 
-def test_tf_data_threads_attached_to_datasets(fresh):
-    assert fresh["pool"] == 3
+def test_thread_budget_leaves_each_pipeline_its_own_pool(fresh):
+    """A tf.data pool is set one way, `ReadOptions.private_threadpool_size`: the
+    process's thread budget neither holds nor attaches one."""
+    assert fresh["pool"] is None and "tf_data_threads" not in fresh["applied"]
 
 
 def test_late_change_in_this_process_raises():
@@ -121,7 +122,6 @@ _THREADS = {"make": ThreadOptions, "base": {}}
     [
         (_THREADS, "intra_op", (*_EXTREMES, 4097), (1, 4096, None)),
         (_THREADS, "inter_op", (*_EXTREMES, 4097), (1, 4096, None)),
-        (_THREADS, "tf_data_threads", (*_EXTREMES, 4097), (1, 4096, None)),
         (_INFER, "batch_size", _EXTREMES, (1, 2**31 - 1)),
         (_INFER, "top_k", _EXTREMES, (1, 2**31 - 1)),
         (_INFER, "max_images", (1e20, 2**63, -1, 0, True), (1, 2**63 - 1, None)),

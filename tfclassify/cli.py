@@ -54,11 +54,27 @@ def thread_options(fv: Any, **extra: Any) -> Any:
     )
 
 
-def exit_status(fn: Callable[[], int | None]) -> int:
+def in_flags(error: Exception, fv: Any) -> str:
+    """The error's message with each option setting it suggests (`settings`) that is
+    a flag in `fv` written as that flag: `overwrite=True` -> `--overwrite`."""
+    message = str(error)
+    for name, value in getattr(error, "settings", {}).items():
+        if name not in fv:
+            continue
+        if isinstance(value, bool):
+            flag = f"--{name}" if value else f"--no{name}"
+        else:
+            flag = f"--{name}={value}"
+        message = message.replace(f"{name}={value!r}", flag)
+    return message
+
+
+def exit_status(fn: Callable[[], int | None], fv: Any = None) -> int:
     """Runs `fn`, turning user errors into one line on stderr and exit status 2, and
     errors of the system (a folder that may not be written, a full disk) into one
     line naming the path and exit status 1: neither is a bug, so no traceback. Ctrl-C
-    is one line too, with the shell's status for it (130)."""
+    is one line too, with the shell's status for it (130). Options an error suggests
+    are shown as the flags of `fv` (default: absl's global flags)."""
     from absl import flags
 
     try:
@@ -68,7 +84,7 @@ def exit_status(fn: Callable[[], int | None]) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except (TfclassifyError, flags.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {in_flags(e, flags.FLAGS if fv is None else fv)}", file=sys.stderr)
         return 2
     except OSError as e:
         if e.filename is None:  # not about a path: more likely a bug, keep its trace
@@ -92,7 +108,7 @@ def run(prog: str, fv: Any, argv: list[str] | None, body: Callable[[Any], int | 
         quiet_native_info()
         return body(fv)
 
-    return exit_status(parse_and_run)
+    return exit_status(parse_and_run, fv)
 
 
 def quiet_tensorflow_info() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from tfclassify import _callable, cli
 from tfclassify.core.errors import OptionsError
-from tfclassify.core.options import INFER_MODES, InferOptions
+from tfclassify.core.options import INFER_MODES, InferOptions, ReadOptions
 from tfclassify.inference.modes import infer
 from tfclassify.inference.predictions import InferResult, write_predictions
 from tfclassify.models.predictor import describe
@@ -112,7 +112,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         image_size=_parse_size(fv.image_size),
         data_format=fv.data_format.upper() if fv.data_format else None,
         device=fv.device,
-        threads=cli.thread_options(fv, tf_data_threads=fv.tf_data_threads),
+        threads=cli.thread_options(fv),
         signature=fv.signature,
         outputs=fv.outputs,
         freeze=fv.freeze,
@@ -122,7 +122,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         mixed_precision=fv.mixed_precision,
         # The CLI writes rows as it reports; no need to hold [N, classes] probabilities.
         keep_probabilities=False,
-        skip_errors=fv.skip_errors,
+        read=ReadOptions(private_threadpool_size=fv.tf_data_threads, skip_errors=fv.skip_errors),
     )
 
 

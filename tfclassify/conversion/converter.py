@@ -33,6 +33,9 @@ from tfclassify.core.options import ConvertOptions
 
 WORK_DIR = ".tfclassify-work"
 _STATE = "state.json"
+# What an error suggests, in the API's terms; the command shows its flags.
+_OVERWRITE = {"overwrite": True}
+_RESUME = {"resume": True}
 
 
 def _encoded_bytes(source: sources.Source, s: scan.Scanned, work: str) -> bytes:
@@ -43,14 +46,17 @@ def _encoded_bytes(source: sources.Source, s: scan.Scanned, work: str) -> bytes:
         st = os.stat(source.path)
         if (st.st_size, st.st_mtime_ns) != (s.src_size, s.src_mtime_ns):
             raise DataError(
-                f"{source.path} changed after it was scanned; rerun with --overwrite to start over"
+                f"{source.path} changed after it was scanned; rerun with overwrite=True to "
+                "start over",
+                settings=_OVERWRITE,
             )
         with open(source.path, "rb") as f:
             data = f.read(s.encoded_size + 1)  # one byte over tells a file that grew
     if len(data) != s.encoded_size:
         raise DataError(
             f"{source.path}: {len(data)} bytes to store, {s.encoded_size} when scanned; "
-            "rerun with --overwrite to start over"
+            "rerun with overwrite=True to start over",
+            settings=_OVERWRITE,
         )
     return data
 
@@ -60,10 +66,10 @@ def _write_shards(
     shard_plan: Sequence[plan.Shard],
     scanned: Sequence[scan.Scanned],
     before_commit: Callable[[], None] | None = None,
-) -> dict[str, shards.ShardResult]:
+) -> dict[str, metadata.ShardInfo]:
     listing, options, work, held = job.listing, job.options, job.work, job.held
     out = options.output_dir
-    results: dict[str, shards.ShardResult] = {}
+    results: dict[str, metadata.ShardInfo] = {}
     pending = []
     for sh in shard_plan:
         name = sh.filename(options.name)
@@ -240,7 +246,7 @@ def _check_no_collision(out: str, name: str, ours: Sequence[str]) -> None:
 
 def _check_complete(info: metadata.DatasetInfo) -> None:
     """A finished dataset's shards are all there, at their recorded sizes: an
-    --overwrite killed while deleting leaves dataset.json with shards gone.
+    overwrite killed while deleting leaves dataset.json with shards gone.
     (`verify` checks contents; this only what a resume must not take for done.)"""
     for split in info.splits.values():
         for shard in split.shards:
@@ -250,7 +256,8 @@ def _check_complete(info: metadata.DatasetInfo) -> None:
                 found = "missing" if size is None else f"{size} bytes, {shard.num_bytes} recorded"
                 raise OutputError(
                     f"cannot resume {info.directory}: it is not complete ({path}: {found}); "
-                    "use --overwrite to convert again"
+                    "use overwrite=True to convert again",
+                    settings=_OVERWRITE,
                 )
 
 
@@ -278,7 +285,7 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
             logging.info("%s is already complete; nothing to resume", out)
             return info
         if has_work:
-            # What the run left is proven as --overwrite proves it: a file at a name
+            # What the run left is proven as an overwrite proves it: a file at a name
             # still to write without a done record that matches is someone else's.
             _check_no_collision(out, options.name, _ours(out, has_work, "resume"))
             for entry in _stale_temporaries(out):  # a shard the kill interrupted
@@ -300,8 +307,9 @@ def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
         shutil.rmtree(os.path.join(out, WORK_DIR), ignore_errors=True)
         return None
     raise OutputError(
-        f"output_dir {out} is not empty; pass --resume to finish an interrupted run or "
-        "--overwrite to replace a previous conversion"
+        f"output_dir {out} is not empty; pass resume=True to finish an interrupted run or "
+        "overwrite=True to replace a previous conversion",
+        settings={**_RESUME, **_OVERWRITE},
     )
 
 
@@ -320,12 +328,14 @@ def _start_state(work: str, options: ConvertOptions, listing: sources.Listing) -
             raise OptionsError(
                 f"cannot resume {options.output_dir}: options differ from the interrupted run "
                 f"(old, new): {_changed(old['fingerprint'], state['fingerprint'])}; "
-                "use --overwrite to start over"
+                "use overwrite=True to start over",
+                settings=_OVERWRITE,
             )
         if old["listing"] != state["listing"]:
             raise InputError(
                 f"cannot resume {options.output_dir}: the input files changed since the "
-                "interrupted run; use --overwrite to start over"
+                "interrupted run; use overwrite=True to start over",
+                settings=_OVERWRITE,
             )
         return
     os.makedirs(work, exist_ok=True)
@@ -348,7 +358,8 @@ def _load_state(path: str) -> dict:
             return state
         problem = "it is not what tfclassify writes there"
     raise OutputError(
-        f"cannot resume: {path} is damaged ({problem}); use --overwrite to start over"
+        f"cannot resume: {path} is damaged ({problem}); use overwrite=True to start over",
+        settings=_OVERWRITE,
     )
 
 
@@ -368,7 +379,7 @@ def _write_reports(
     for name, (rows, text) in reports.items():
         data = fileio.encode_text(text)
         digest = hashlib.sha256(data).hexdigest()
-        shards.mark_done(work, shards.ShardResult(name, len(rows), len(data), digest))
+        shards.mark_done(work, metadata.ShardInfo(name, len(rows), len(data), digest))
         fileio.atomic_write_bytes(os.path.join(out, name), data)
 
 
@@ -399,7 +410,7 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
 @contextlib.contextmanager
 def _resumable_when_full(out: str) -> Iterator[None]:
     """A full disk or quota is one error naming the file and what to do: all written
-    so far is kept (complete files only) and --resume finishes the run."""
+    so far is kept (complete files only) and a resume finishes the run."""
     try:
         yield
     except OSError as e:
@@ -407,7 +418,8 @@ def _resumable_when_full(out: str) -> Iterator[None]:
             raise
         raise OutputError(
             f"{e.strerror} writing {e.filename or out}: free some space, then rerun with "
-            "--resume to finish"
+            "resume=True to finish",
+            settings=_RESUME,
         ) from e
 
 
@@ -454,8 +466,7 @@ def _plan_and_write(
 
     splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
     for sh in shard_plan:
-        r = results[sh.filename(options.name)]
-        splits[sh.split].append(metadata.ShardInfo(r.file, r.num_examples, r.num_bytes, r.sha256))
+        splits[sh.split].append(results[sh.filename(options.name)])
     used = {it.label for it in items}
     info = metadata.DatasetInfo(
         directory=out,

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
+from tfclassify.core.options import ImageConfig
+
 # Skip reasons: a stable code (counted in dataset.json) + ": " + a human detail.
 EMPTY = "empty"
 NOT_IMAGE = "not_image"
@@ -41,19 +43,6 @@ _MAGIC = (
 # Modes the TF decoders turn into the same pixels Pillow sees (8-bit gray / RGB).
 _TF_NATIVE_MODES = ("RGB", "L")
 _EXIF_ORIENTATION = 0x0112
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageConfig:
-    """The subset of ConvertOptions that decides what happens to one image."""
-
-    validate: str = "full"
-    image_format: str = "keep"
-    resize_shorter_side: int | None = None
-    max_side: int | None = None
-    jpeg_quality: int = 95
-    max_pixels: int = 89_478_485
-    max_file_bytes: int = 2**30  # files larger are skipped by the scan, unread
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,18 +64,6 @@ class Scanned:
 _Scan = tuple[Scanned, bytes | None]
 
 
-def _image_config(options: ConvertOptions) -> images.ImageConfig:
-    return images.ImageConfig(
-        validate=options.validate,
-        image_format=options.image_format,
-        resize_shorter_side=options.resize_shorter_side,
-        max_side=options.max_side,
-        jpeg_quality=options.jpeg_quality,
-        max_pixels=options.max_pixels,
-        max_file_bytes=options.max_file_bytes,
-    )
-
-
 def cache_path(work: str, key: int) -> str:
     return os.path.join(work, "cache", f"{key}.bin")
 
@@ -104,7 +92,7 @@ def _scan_one(
     key: int,
     source: sources.Source,
     label: int,
-    cfg: images.ImageConfig,
+    options: ConvertOptions,
     work: str,
     quick_cfg: images.ImageConfig | None = None,
     reencode: str = "",
@@ -113,13 +101,13 @@ def _scan_one(
     or, when the verdict needs Pillow work (decoding, converting), a function that
     does it on the bytes already read, for a worker thread (see `ordered`).
 
-    `quick_cfg`: what the Pillow-free verdict checks (default: `cfg`). With
+    `quick_cfg`: what the Pillow-free verdict checks (default: `options`). With
     validate=full, validate="none": a plain JPEG's decode is left to `decode_check`,
     and the caller must confirm the verdict. `reencode`: see `images.inspect`.
     """
     if source.problem:
         return Scanned(key, skip=source.problem), None
-    cap = cfg.max_file_bytes
+    cap = options.max_file_bytes
     try:
         with open(source.path, "rb") as f:
             st = os.fstat(f.fileno())
@@ -142,10 +130,10 @@ def _scan_one(
         return Scanned(key, skip=_too_large(len(data), cap)), None
     result = refused
     if result is None and not reencode:
-        result = images.inspect_without_pillow(data, quick_cfg or cfg)
+        result = images.inspect_without_pillow(data, quick_cfg or options)
     if result is None:
         return lambda: _scanned(
-            key, source, label, st, data, images.inspect(data, cfg, reencode), work
+            key, source, label, st, data, images.inspect(data, options, reencode), work
         )
     return _scanned(key, source, label, st, data, result, work)
 
@@ -374,33 +362,32 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
     listing, options, work = job.listing, job.options, job.work
     journal = _Journal(os.path.join(work, _JOURNAL))
     scanned = list(journal.lines)
-    cfg = _image_config(options)
     todo = list(range(len(scanned), len(listing.sources)))
     pending = None
-    quick_cfg = cfg
-    if cfg.validate == "full":
-        quick_cfg = dataclasses.replace(cfg, validate="none")
+    quick_cfg: images.ImageConfig = options
+    if options.validate == "full":
+        quick_cfg = dataclasses.replace(options, validate="none")
 
         def rescan(key: int) -> _Scan:
             # TF could not decode it: Pillow decides, and a JPEG Pillow reads is stored
             # re-encoded, never as the bytes TF's reader would fail on.
             return _done(
                 _scan_one(
-                    key, listing.sources[key], job.label(key), cfg, work, reencode=_TF_REJECTED
+                    key, listing.sources[key], job.label(key), options, work, reencode=_TF_REJECTED
                 )
             )
 
         # A source with a listing problem (a named pipe, say) is never opened: no path.
         paths = ["" if listing.sources[k].problem else listing.sources[k].path for k in todo]
         checks = decode_check.DecodeChecks(
-            paths, cfg.max_pixels, options.num_workers, cfg.max_file_bytes
+            paths, options.max_pixels, options.num_workers, options.max_file_bytes
         )
         pending = Pending(checks, len(scanned), rescan, journal)
     progress = Progress(len(listing.sources), "scan", options.quiet)
     progress.update(len(scanned), 0)
 
     def one(key: int) -> _Scan | Callable[[], _Scan]:
-        return _scan_one(key, listing.sources[key], job.label(key), cfg, work, quick_cfg)
+        return _scan_one(key, listing.sources[key], job.label(key), options, work, quick_cfg)
 
     try:
         return _scan_files(

@@ -3,7 +3,7 @@
 A shard is written under a temporary name and fsynced, recorded as done (its size
 and sha256), and only then renamed: a run killed at any moment leaves no partial
 file under a final shard name, every file under one has a record that proves it is
-tfclassify's, and `--resume` checks each done record against the file it finds.
+tfclassify's, and a resume checks each done record against the file it finds.
 """
 
 from __future__ import annotations
@@ -18,17 +18,10 @@ from collections.abc import Callable, Iterable
 
 from tfclassify.core import fileio, schema, shardfiles
 from tfclassify.core.errors import DataError
+from tfclassify.core.metadata import ShardInfo
 
 # How much the writer may run ahead of the hashed, durable part of a shard.
 _SYNC_BYTES = 8 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardResult:
-    file: str
-    num_examples: int
-    num_bytes: int
-    sha256: str
 
 
 class _Follower:
@@ -78,8 +71,8 @@ def write_shard(
     records: Iterable[bytes],
     before_commit: Callable[[], None] | None = None,
     expected_bytes: int | None = None,
-    record_done: Callable[[ShardResult], None] | None = None,
-) -> ShardResult:
+    record_done: Callable[[ShardInfo], None] | None = None,
+) -> ShardInfo:
     """Writes serialized records to `path` atomically; returns what was written.
 
     TF's writer neither fsyncs nor hashes: every _SYNC_BYTES the writer is flushed
@@ -123,7 +116,7 @@ def write_shard(
                 )
             if before_commit is not None:
                 before_commit()
-            result = ShardResult(os.path.basename(path), count, size, follower.finish(size))
+            result = ShardInfo(os.path.basename(path), count, size, follower.finish(size))
             if record_done is not None:
                 record_done(result)
         finally:
@@ -135,18 +128,18 @@ def done_path(work_dir: str, filename: str) -> str:
     return os.path.join(work_dir, "done", filename + ".json")
 
 
-def mark_done(work_dir: str, result: ShardResult) -> None:
+def mark_done(work_dir: str, result: ShardInfo) -> None:
     os.makedirs(os.path.join(work_dir, "done"), exist_ok=True)
     fileio.atomic_write_text(
         done_path(work_dir, result.file), json.dumps(dataclasses.asdict(result))
     )
 
 
-def load_done(work_dir: str, directory: str, filename: str) -> ShardResult | None:
+def load_done(work_dir: str, directory: str, filename: str) -> ShardInfo | None:
     """The done record of a finished shard, if the shard on disk still matches it."""
     try:
         with open(done_path(work_dir, filename), encoding="utf-8") as f:
-            result = ShardResult(**json.load(f))
+            result = ShardInfo(**json.load(f))
     except (OSError, ValueError, TypeError):  # missing or damaged: not done
         return None
     path = os.path.join(directory, filename)

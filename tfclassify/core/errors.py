@@ -6,9 +6,23 @@ the CLI can print one line and exit non-zero instead of a traceback.
 `AssertionError` is never used for user input: it disappears under `python -O`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 
 class TfclassifyError(Exception):
-    """Base class: the CLI prints `str(err)` and exits with status 2."""
+    """Base class: the CLI prints the message and exits with status 2.
+
+    A message that suggests option settings writes them as the Python API takes
+    them (`overwrite=True`) and lists them in `settings`; a command shows each one
+    that is its flag as that flag (`--overwrite`, see `tfclassify.cli`).
+    """
+
+    def __init__(self, message: str, *, settings: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.settings = dict(settings or {})
 
 
 class OptionsError(TfclassifyError, ValueError):

@@ -1,171 +1,252 @@
-"""Frozen, self-validating option dataclasses shared by the Python API and the CLIs.
+"""Frozen option dataclasses shared by the Python API and the commands.
 
-Validation lives in `__post_init__` so a bad value fails where it is made (a
-notebook cell, a flag) with a message that shows the value, not deep inside TF.
+Each field declares its check (a type and a range or a set of choices) next to its
+default. `__post_init__` runs them, so a bad value, of any type, is an OptionsError
+naming the field and the value where the options are made, never a TypeError or an
+overflow deep in TensorFlow. Code that takes these options trusts them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
+from collections.abc import Callable
 from typing import Any
 
 from tfclassify.core.cpus import available_cpus
 from tfclassify.core.errors import OptionsError
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit.
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise OptionsError(msg)
-
-
-# TF takes batch sizes, image sides and counts as int32: an absurd one would
-# overflow deep in TF (tf.data, resize) instead of failing where it is set.
+# TF takes batch sizes, image sides and counts as int32.
 INT32_MAX = 2**31 - 1
-MAX_BATCH_SIZE = INT32_MAX
-# TF starts every op and tf.data thread it is given: more than any CPU has is a typo.
-MAX_THREADS = 4096
+MAX_SEED = 2**32 - 1  # numpy and Keras take uint32 seeds: one seed fits convert and train
+MAX_THREADS = 4096  # more than any CPU has: a typo
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
+
+RUNTIME_DEVICES = ("auto", "cpu", "gpu")
+DATA_FORMATS = ("NHWC", "NCHW")
+INFER_MODES = ("sequential", "batch", "pipelined")
+MODEL_OUTPUTS = ("auto", "probabilities", "logits")
+TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
+READ_DTYPES = ("float32", "bfloat16", "float16", "uint8")
+RESIZE_METHODS = (  # tf.image.ResizeMethod's names
+    "bilinear",
+    "nearest",
+    "bicubic",
+    "area",
+    "lanczos3",
+    "lanczos5",
+    "gaussian",
+    "mitchellcubic",
+)
+
+Check = Callable[[str, Any], Any]  # (field name, value) -> the value to store
 
 
-def _check_batch_size(value: Any) -> None:
-    _check_range("batch_size", value, 1, MAX_BATCH_SIZE)
+def _refuse(name: str, what: str, value: Any) -> OptionsError:
+    return OptionsError(f"{name} must be {what}, got {value!r}")
 
 
-def _check_range(
-    name: str, value: Any, low: float, high: float, *, integer: bool = True, optional: bool = False
-) -> None:
-    """Refuses `value` unless it is an int (a finite int or float unless `integer`) in
-    [low, high], or None when `optional`: the message names the field and the range."""
-    if optional and value is None:
-        return
-    kinds = int if integer else (int, float)
-    _check(
-        isinstance(value, kinds) and not isinstance(value, bool) and low <= value <= high,
-        f"{name} must be {'an integer' if integer else 'a number'} in [{low}, {high}]"
-        f"{' or None' if optional else ''}, got {value!r}",
-    )
+def _int(low: int, high: int, what: str = "") -> Check:
+    def check(name: str, value: Any) -> Any:
+        integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not integer or not low <= value <= high:
+            raise _refuse(name, what or f"an integer in [{low}, {high}]", value)
+        return int(value)  # numpy's too, as JSON and TF take it
+
+    return check
 
 
-def to_json(options: Any) -> dict[str, Any]:
-    """A JSON-safe dict of a dataclass's fields (stored in dataset.json / summary.json)."""
-    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+def _number(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Check:
+    """A number in the interval; NaN compares false, so it is refused."""
+    what = f"a number in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+
+    def check(name: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _refuse(name, what, value)
+        if not (low < value if open_low else low <= value) or not (
+            value < high if open_high else value <= high
+        ):
+            raise _refuse(name, what, value)
+        return value if isinstance(value, (int, float)) else float(value)
+
+    return check
 
 
-# Bounds of ConvertOptions' numbers. Beyond them a value is a typo that would fail deep
-# in a conversion (an overflow, a division by zero, 2**31 threads), after its work dir
-# was made. Shards: ~1 KiB (below any record: one record a shard) to 16 GiB.
-SHARD_SIZE_MB_RANGE = (0.001, 16384)
-MAX_WORKERS = 1024  # more threads than any host has cores, each holding files in flight
-MAX_SIDE = INT32_MAX  # Pillow's and TF's image sides are int32
-MAX_PIXELS_LIMIT = 2**40  # ~3 TiB as RGB: no host decodes more, so a higher cap means nothing
-MAX_SEED = 2**32 - 1  # as TrainOptions': one seed fits convert and train
-# 1 GiB: above the largest file holding an image within DEFAULT_MAX_PIXELS (8 bytes a
-# pixel, uncompressed 16-bit RGBA), and a record (one protobuf) holds less than 2 GiB.
-DEFAULT_MAX_FILE_MB = 1024.0
-MAX_FILE_MB_LIMIT = 2047
+def _one_of(*choices: Any) -> Check:
+    def check(name: str, value: Any) -> Any:
+        # By type too: True == 1 and 1.0 == 1, but neither is the choice 1.
+        if isinstance(value, bool) or not any(
+            isinstance(value, type(c)) and value == c for c in choices
+        ):
+            raise _refuse(name, f"one of {choices}", value)
+        return value
+
+    return check
+
+
+def _flag(name: str, value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise _refuse(name, "True or False", value)
+    return value
+
+
+def _text(name: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        raise _refuse(name, "a non-empty string", value)
+    return value
+
+
+def _path(name: str, value: Any) -> Any:
+    """A non-empty path, stored as a str."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise _refuse(name, "a path", value)
+    return os.fspath(value)
+
+
+def _instance(cls: type) -> Check:
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, cls):
+            raise _refuse(name, f"a {cls.__name__}", value)
+        return value
+
+    return check
+
+
+def _size(name: str, value: Any) -> Any:
+    """An int (a square) or a (height, width) pair -> (height, width)."""
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    sides = tuple(pair) if isinstance(pair, (tuple, list)) else ()
+    if len(sides) != 2 or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and 0 < s <= INT32_MAX
+        for s in sides
+    ):
+        raise _refuse(name, f"an int or a (height, width) pair in [1, {INT32_MAX}]", value)
+    return tuple(int(s) for s in sides)
+
+
+_threads = _int(1, MAX_THREADS)
+_batch_size = _int(1, INT32_MAX)
+_calls = _int(-1, MAX_THREADS, f"-1 (AUTOTUNE) or an integer in [1, {MAX_THREADS}]")
+
+
+def _parallelism(name: str, value: Any) -> Any:
+    if isinstance(value, numbers.Integral) and value == 0:  # tf.data refuses 0 calls
+        raise _refuse(name, f"-1 (AUTOTUNE) or an integer in [1, {MAX_THREADS}]", value)
+    return _calls(name, value)
+
+
+def _field(default: Any, check: Check, *, none: bool | None = None) -> Any:
+    """A dataclass field with its check. None is allowed when `none` (by default,
+    when the default is None); otherwise it is refused as a missing value."""
+    allow_none = default is None if none is None else none
+
+    def checked(name: str, value: Any) -> Any:
+        if value is None:
+            if allow_none:
+                return None
+            raise _refuse(name, "set", value)
+        return check(name, value)
+
+    return dataclasses.field(default=default, metadata={"check": checked})
+
+
+def _required(check: Check) -> Any:
+    """A field without a usable default: None, refused when left out."""
+    return _field(None, check, none=False)
+
+
+class _Checked:
+    """Runs every field's check after `__init__`; subclasses add checks between fields."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = f.metadata["check"](f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageConfig(_Checked):
+    """What the converter does to one image (the part of `ConvertOptions` it needs).
+
+    Attributes:
+      validate: `full` decodes every image; `header` checks magic, header and trailer;
+        `none` only sniffs the format.
+      image_format: `keep` stores original bytes when TF's decoders read them as
+        Pillow does; `jpeg`/`png` re-encode everything not already in that format.
+      resize_shorter_side / max_side: shrink (never enlarge) at conversion time.
+      jpeg_quality: quality of any JPEG the converter encodes.
+      max_pixels: refuse larger images from their header, before decoding.
+    """
+
+    validate: str = _field("full", _one_of("full", "header", "none"))
+    image_format: str = _field("keep", _one_of("keep", "jpeg", "png"))
+    resize_shorter_side: int | None = _field(None, _int(1, INT32_MAX))
+    max_side: int | None = _field(None, _int(1, INT32_MAX))
+    jpeg_quality: int = _field(95, _int(1, 100))
+    # 2**40 (~3 TiB as RGB): no host decodes more.
+    max_pixels: int = _field(DEFAULT_MAX_PIXELS, _int(1, 2**40))
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvertOptions:
+class ConvertOptions(ImageConfig):
     """What `tfclassify.convert` does. Exactly one of `input_dir` and `manifest`.
 
-    Every number is bounded (the constants above): a value outside is an OptionsError
-    naming the field, raised before anything is written.
+    Every value is checked here, before anything is written; the bounds are where a
+    value can only be a typo. The image fields are `ImageConfig`'s.
 
     Attributes:
+      output_dir: where shards, dataset.json, labels.txt and skipped.csv go (required).
       input_dir: folder per class, optionally below `train/`, `validation/`, `test/`.
       manifest: CSV with header `path,label[,split]`; paths relative to the CSV's folder.
-      output_dir: where shards, dataset.json, labels.txt and skipped.csv go.
       name: shard name prefix.
-      shard_size_mb: target shard size in MiB of serialized records, in [0.001, 16384].
-      num_workers: threads converting images (and, with validate=full, decoding JPEGs
-        on tf.data's threads), at most 1024; None means all cores. Output does not
-        depend on it.
-      seed: shuffle/split seed in [0, 2**32 - 1]; same seed, same output bytes.
+      shard_size_mb: target shard size in MiB of serialized records.
+      num_workers: threads converting images; None means the CPUs this process may
+        use. The output does not depend on it.
+      seed: shuffle/split seed; same seed, same output bytes.
       validation_fraction: carve a stratified validation split out of `train`.
-      validate: `full` decodes every image; `header` checks magic, header and trailer;
-        `none` only sniffs the format.
-      image_format: `keep` stores original bytes when the TF decoders read them
-        correctly; `jpeg`/`png` re-encode everything not already in that format.
-      resize_shorter_side / max_side: shrink (never enlarge) at conversion time.
-      jpeg_quality: quality of any JPEG the converter encodes.
-      max_pixels: refuse larger images from their header, before decoding (<= 2**40).
-      max_file_mb: skip larger files (`too_large`) from their size, before reading
-        them (only their first bytes are sniffed), in [0.001, 2047].
-      follow_external_links: follow links (to files or folders) whose target is
-        outside the input root (input_dir, or the manifest's folder); off, they are
-        skipped as `outside_root`.
+      max_file_mb: skip larger files (`too_large`) from their size, unread.
+      follow_external_links: follow links whose target is outside the input root;
+        off, they are skipped as `outside_root`.
       resume: finish an interrupted run in `output_dir`.
       overwrite: replace a previous tfclassify output in `output_dir`.
       quiet: no progress bar.
     """
 
-    output_dir: str
-    input_dir: str | None = None
-    manifest: str | None = None
-    name: str = "data"
-    shard_size_mb: float = 100.0
-    num_workers: int | None = None
-    seed: int = 0
-    validation_fraction: float = 0.0
-    validate: str = "full"
-    image_format: str = "keep"
-    resize_shorter_side: int | None = None
-    max_side: int | None = None
-    jpeg_quality: int = 95
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_file_mb: float = DEFAULT_MAX_FILE_MB
-    follow_external_links: bool = False
-    resume: bool = False
-    overwrite: bool = False
-    quiet: bool = False
+    output_dir: str = _required(_path)
+    input_dir: str | None = _field(None, _path)
+    manifest: str | None = _field(None, _path)
+    name: str = _field("data", _text)
+    # ~1 KiB (one record a shard) to 16 GiB.
+    shard_size_mb: float = _field(100.0, _number(0.001, 16384))
+    num_workers: int | None = _field(None, _int(1, 1024))
+    seed: int = _field(0, _int(0, MAX_SEED))
+    validation_fraction: float = _field(0.0, _number(0, 1, open_high=True))
+    # 1 GiB holds any image within DEFAULT_MAX_PIXELS; a record must stay under 2 GiB.
+    max_file_mb: float = _field(1024.0, _number(0.001, 2047))
+    follow_external_links: bool = _field(False, _flag)
+    resume: bool = _field(False, _flag)
+    overwrite: bool = _field(False, _flag)
+    quiet: bool = _field(False, _flag)
 
     def __post_init__(self) -> None:
-        _check(
-            (self.input_dir is None) != (self.manifest is None),
-            "exactly one of input_dir and manifest must be given, got "
-            f"input_dir={self.input_dir!r}, manifest={self.manifest!r}",
-        )
-        _check(bool(self.output_dir), f"output_dir must be set, got {self.output_dir!r}")
-        _check(
-            bool(self.name) and "-" not in self.name and os.sep not in self.name,
-            f"name must be non-empty without '-' or '{os.sep}', got {self.name!r}",
-        )
-        _check_range("shard_size_mb", self.shard_size_mb, *SHARD_SIZE_MB_RANGE, integer=False)
-        _check_range("num_workers", self.num_workers, 1, MAX_WORKERS, optional=True)
-        _check_range("seed", self.seed, 0, MAX_SEED)
-        _check(
-            isinstance(self.validation_fraction, (int, float))
-            and not isinstance(self.validation_fraction, bool)
-            and 0.0 <= self.validation_fraction < 1.0,
-            f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}",
-        )
-        _check(
-            self.validate in ("full", "header", "none"),
-            f"validate must be 'full', 'header' or 'none', got {self.validate!r}",
-        )
-        _check(
-            self.image_format in ("keep", "jpeg", "png"),
-            f"image_format must be 'keep', 'jpeg' or 'png', got {self.image_format!r}",
-        )
-        _check_range("resize_shorter_side", self.resize_shorter_side, 1, MAX_SIDE, optional=True)
-        _check_range("max_side", self.max_side, 1, MAX_SIDE, optional=True)
-        _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
-        _check_range("max_pixels", self.max_pixels, 1, MAX_PIXELS_LIMIT)
-        _check_range("max_file_mb", self.max_file_mb, 0.001, MAX_FILE_MB_LIMIT, integer=False)
-        _check(
-            not (self.resume and self.overwrite),
-            "resume and overwrite conflict: resume keeps the finished shards, overwrite "
-            "deletes them; pass one",
-        )
+        super().__post_init__()
+        if (self.input_dir is None) == (self.manifest is None):
+            raise OptionsError(
+                "exactly one of input_dir and manifest must be given, got "
+                f"input_dir={self.input_dir!r}, manifest={self.manifest!r}"
+            )
+        if "-" in self.name or os.sep in self.name:
+            raise _refuse("name", f"a shard prefix without '-' or '{os.sep}'", self.name)
+        if self.resume and self.overwrite:
+            raise OptionsError(
+                "resume and overwrite conflict: resume keeps the finished shards, "
+                "overwrite deletes them; pass one"
+            )
 
     @property
     def workers(self) -> int:
-        # The CPUs this process may run on (a container's or taskset's share), not
-        # the machine's.
         return self.num_workers or available_cpus()
 
     @property
@@ -176,186 +257,196 @@ class ConvertOptions:
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 2**20)
 
-    @property
-    def reencodes(self) -> bool:
-        return (
-            self.image_format != "keep"
-            or self.resize_shorter_side is not None
-            or self.max_side is not None
-        )
-
     def fingerprint(self) -> dict[str, Any]:
         """Options that determine the output bytes; a resume must match them exactly."""
-        d = to_json(self)
+        d = dataclasses.asdict(self)
         for k in ("num_workers", "resume", "overwrite", "quiet", "output_dir"):
             d.pop(k)
         return d
 
 
-RUNTIME_DEVICES = ("auto", "cpu", "gpu")
-INFER_DATA_FORMATS = ("NHWC", "NCHW")
-INFER_MODES = ("sequential", "batch", "pipelined")
-MODEL_OUTPUTS = ("auto", "probabilities", "logits")
-TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
-
-
-def _hw_size(value: Any) -> tuple[int, int] | None:
-    """`None`, an int (square) or a (height, width) pair -> normalized (h, w) or None."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise OptionsError(
-            f"image_size must be an int or a (height, width) pair, got {value!r}"
-        ) from None
-    _check(
-        0 < h <= INT32_MAX and 0 < w <= INT32_MAX,
-        f"image_size sides must be in [1, {INT32_MAX}], got {value!r}",
-    )
-    return (h, w)
-
-
 @dataclasses.dataclass(frozen=True)
-class ThreadOptions:
-    """TensorFlow's CPU runtime: thread budget and kernel library, applied once by
-    `tfclassify.models.runtime.apply_threads`.
-
-    TF fixes its op thread pools when its runtime initialises (the first op, device
-    listing aside), and reads its oneDNN switch when it is imported, so these must be
-    applied before TensorFlow (or Keras) is imported or any model is loaded.
+class ThreadOptions(_Checked):
+    """TensorFlow's process-wide CPU runtime, applied by
+    `tfclassify.models.runtime.apply_threads` before TF starts (op pools) or is
+    imported (oneDNN). A tf.data pipeline's own pool is `ReadOptions.private_threadpool_size`.
 
     Attributes:
-      intra_op: threads one op (e.g. a conv) may use; None keeps TF's default (all cores).
+      intra_op: threads one op may use; None keeps TF's default (all cores).
       inter_op: ops run concurrently; None keeps TF's default.
-      tf_data_threads: private thread pool of each tf.data pipeline tfclassify builds;
-        None keeps tf.data's shared default pool.
-      Each thread count is an integer in [1, `MAX_THREADS`] or None.
       onednn: run CPU ops on oneDNN (TF's `TF_ENABLE_ONEDNN_OPTS`). None means on,
-        unless that variable is set in the environment: TF enables oneDNN by itself
-        only on CPUs with AVX-512 VNNI/AMX, yet it runs models faster on AVX2 CPUs too
-        (benchmarks/NOTES.md; predictions may differ in the last float bits). False
-        keeps TF's Eigen kernels.
+        unless that variable is set in the environment; False keeps TF's Eigen kernels.
     """
 
-    intra_op: int | None = None
-    inter_op: int | None = None
-    tf_data_threads: int | None = None
-    onednn: bool | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("intra_op", "inter_op", "tf_data_threads"):
-            _check_range(name, getattr(self, name), 1, MAX_THREADS, optional=True)
-
-
-def _check_runtime(device: str, threads: Any) -> None:
-    _check(device in RUNTIME_DEVICES, f"device must be one of {RUNTIME_DEVICES}, got {device!r}")
-    _check(isinstance(threads, ThreadOptions), f"threads must be a ThreadOptions, got {threads!r}")
+    intra_op: int | None = _field(None, _threads)
+    inter_op: int | None = _field(None, _threads)
+    onednn: bool | None = _field(None, _flag)
 
 
 @dataclasses.dataclass(frozen=True)
-class InferOptions:
-    """What `tfclassify.infer.infer` does. The mode changes speed, never predictions.
+class ReadOptions(_Checked):
+    """How `tfclassify.make_dataset` reads, decodes and batches shards.
+
+    -1 means `tf.data.AUTOTUNE` where it is allowed (`ReadOptions.AUTOTUNE`).
 
     Attributes:
-      mode: `sequential` reads, decodes and predicts one image at a time; `batch`
-        decodes a whole batch, then predicts it, with no overlap; `pipelined` prepares
-        batch N+1 (tf.data prefetch) while batch N is computed.
-      batch_size: images per model call in `batch` and `pipelined` (sequential uses 1).
-      top_k: how many classes each prediction row lists (clipped to the class count).
+      split: split read from a dataset directory (ignored for globs and path lists).
+      image_size: output (height, width); an int means square.
+      batch_size: images per batch.
+      drop_remainder: drop a last, smaller batch (a fully static batch dimension).
+      resize: `squash` (aspect ignored), `center_crop` (cover image_size /
+        crop_fraction, then crop the centre) or `pad` (fit, then pad with black).
+      crop_fraction: `center_crop` only: share of the resized image kept.
+      resize_method: a `tf.image.ResizeMethod` name.
+      antialias: low-pass filter when downsampling.
+      normalize: `unit` [0, 1], `symmetric` [-1, 1], `imagenet` ((x/255 - mean) /
+        std) or `none` [0, 255].
+      dtype: `float32`, `bfloat16`, `float16`, or `uint8` (only with normalize `none`).
+      data_format: `NHWC` or `NCHW` (transposed after batching).
+      with_labels: include `label` (int64, -1 when a record has none).
+      shuffle_files: shuffle the shard order each iteration.
+      shuffle_buffer: records in the shuffle buffer; 0 disables record shuffling.
+      seed: seed of both shuffles; None draws a fresh order each run.
+      cycle_length: shards read at once; None means min(shards, CPUs).
+      block_length: consecutive records taken from one shard before the next (the
+        default path takes them in runs of 16 x block_length).
+      interleave_parallelism: threads reading shards; None reads in the consumer's
+        thread when it asks for the next element. The record order is the same.
+      map_parallelism: images decoded at once; None: one at a time, in the
+        consumer's thread.
+      prefetch: batches prepared ahead (0: none).
+      deterministic: order of the parallel stages; None keeps tf.data's default
+        (deterministic).
+      private_threadpool_size: tf.data threads for this pipeline; None uses the
+        shared pool. The one setting for it (infer's `--tf_data_threads` sets it).
+      max_intra_op_parallelism: threads one tf.data op may use.
+      autotune: run tf.data's autotuning model (a background thread); off, AUTOTUNE
+        stages still run in parallel (see the README).
+      ram_budget_mb: the autotuning model's buffer memory cap (needs `autotune`).
+      graph_rewrites: tf.data's default static optimizations.
+      reader_buffer_kb: read buffer of each open shard.
+      allow_ratio_decode: decode JPEGs at 1/2, 1/4 or 1/8 scale when the stored
+        image is at least that many times the resize target.
+      dct_method: JPEG IDCT, `INTEGER_ACCURATE` (libjpeg's and Pillow's default) or
+        `INTEGER_FAST`.
+      skip_errors: skip, count and log corrupt records instead of failing.
+    """
+
+    AUTOTUNE = -1  # unannotated: a class constant, not a field
+
+    split: str = _field("train", _text)
+    image_size: Any = _field(224, _size)
+    batch_size: int = _field(32, _batch_size)
+    drop_remainder: bool = _field(False, _flag)
+    resize: str = _field("center_crop", _one_of("squash", "center_crop", "pad"))
+    crop_fraction: float = _field(0.875, _number(0, 1, open_low=True))
+    resize_method: str = _field("bilinear", _one_of(*RESIZE_METHODS))
+    antialias: bool = _field(False, _flag)
+    normalize: str = _field("unit", _one_of("unit", "symmetric", "imagenet", "none"))
+    dtype: str = _field("float32", _one_of(*READ_DTYPES))
+    data_format: str = _field("NHWC", _one_of(*DATA_FORMATS))
+    with_labels: bool = _field(True, _flag)
+    shuffle_files: bool = _field(False, _flag)
+    shuffle_buffer: int = _field(0, _int(0, INT32_MAX))
+    seed: int | None = _field(None, _int(0, MAX_SEED))
+    cycle_length: int | None = _field(None, _int(1, INT32_MAX))
+    block_length: int = _field(1, _int(1, INT32_MAX))
+    interleave_parallelism: int | None = _field(-1, _parallelism, none=True)
+    map_parallelism: int | None = _field(-1, _parallelism, none=True)
+    prefetch: int = _field(-1, _int(-1, INT32_MAX))
+    deterministic: bool | None = _field(None, _flag)
+    private_threadpool_size: int | None = _field(None, _threads)
+    max_intra_op_parallelism: int | None = _field(None, _threads)
+    autotune: bool = _field(False, _flag)
+    ram_budget_mb: int | None = _field(None, _int(1, INT32_MAX))
+    graph_rewrites: bool = _field(False, _flag)
+    # Up to 2 GiB a file: far beyond any gain, short of int32 bytes.
+    reader_buffer_kb: int = _field(256, _int(1, 2**21))
+    allow_ratio_decode: bool = _field(True, _flag)
+    dct_method: str = _field("INTEGER_ACCURATE", _one_of("INTEGER_ACCURATE", "INTEGER_FAST"))
+    skip_errors: bool = _field(False, _flag)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dtype == "uint8" and self.normalize != "none":
+            raise OptionsError(
+                "dtype 'uint8' holds only raw pixel values: it needs normalize='none', "
+                f"got normalize={self.normalize!r}"
+            )
+        if self.ram_budget_mb is not None and not self.autotune:
+            raise OptionsError(
+                f"ram_budget_mb={self.ram_budget_mb} caps the autotuning model's buffers: "
+                "it needs autotune=True"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class InferOptions(_Checked):
+    """What `tfclassify.infer` does. The mode changes speed, never predictions.
+
+    Attributes:
+      mode: `sequential` (one image at a time), `batch` (decode a batch, then
+        predict it) or `pipelined` (batch N+1 is prepared while N computes).
+      batch_size: images per model call in `batch` and `pipelined` modes.
+      top_k: classes each prediction row lists (clipped to the class count).
       split: dataset split; None means `validation` if present, else `train`.
-      image_size: (height, width) images are resized to; None takes it from the
-        model's input shape.
-      data_format: `NHWC` or `NCHW`; None takes it from the model. NCHW needs a GPU.
+      image_size: (height, width) images are resized to; None: the model's.
+      data_format: `NHWC` or `NCHW`; None: the model's.
       device: `auto` (GPU if present), `cpu` or `gpu`.
-      threads: TF thread budget; applied before the model is loaded.
+      threads: TF's thread budget, applied before the model is loaded.
       signature: SavedModel signature to call.
       outputs: whether the model emits `probabilities` or `logits` (softmax applied);
-        `auto` decides from the model (output activation / name) or its first batch.
-      freeze: run the model as a frozen inference graph (variables folded into
-        constants: faster, same outputs up to float rounding); see `Predictor.load`.
+        `auto` decides from the model or its first batch.
+      freeze: run the model as a frozen inference graph (see `Predictor.load`).
       output: predictions file, `.csv` or `.jsonl`; `summary.json` goes beside it.
       max_images: stop after this many images (None: the whole split).
-      keep_probabilities: keep the full [N, num_classes] matrix on the result.
-      prefetch_to_device: on GPU, copy the next batch to the device while the current
-        one computes (pipelined mode only; ignored on CPU). Off by default: it is
-        untested on tfclassify's CPU-only CI and TF's tracker reports cases where it
-        silently copies back to the host.
-      mixed_precision: on GPU, let TF rewrite the model's graph to float16 compute
-        (Grappler's auto_mixed_precision; tensor-core GPUs gain most). Refused on
-        CPU. Takes effect for a model loaded by this call, not for a `Predictor`
-        that has already run.
-      skip_errors: skip, count and log corrupt records of a dataset directory
-        instead of failing (the same as `read=ReadOptions(skip_errors=True)`,
-        without choosing any other read setting).
-      read: preprocessing for dataset directories (resize, crop, normalize, tf.data
-        knobs) - use what the model was trained with. Its split, image_size,
-        batch_size, dtype and data_format are overridden from these options and the
-        model; sequential and batch modes also read with no parallel stage, prefetch
-        or graph rewrite (nothing may overlap the model). None means `ReadOptions()`
-        defaults (what `tfclassify.train` uses), except for a model with integer
-        input (e.g. uint8), which gets raw pixels: normalize `none`, dtype `uint8`.
-        Such a model with a `read` that normalizes is refused. `skip_errors=True`
-        skips bad records in every mode and counts them in `skipped_records`.
+      keep_probabilities: keep the [N, num_classes] matrix on the result.
+      prefetch_to_device: on GPU, copy the next batch to the device during the
+        current one (pipelined mode only).
+      mixed_precision: float16 compute on GPU (refused on CPU).
+      read: how a dataset directory is read (resize, normalize, tf.data knobs, its
+        thread pool, `skip_errors`): use what the model was trained with. Split,
+        image size, batch size and layout come from these options and the model; the
+        sequential and batch modes read with nothing running ahead. A model with
+        integer input reads raw pixels (normalize `none`, dtype `uint8`) unless
+        `read` asks for another normalization than the default, which is refused.
+        None means `ReadOptions()`.
     """
 
-    mode: str = "pipelined"
-    batch_size: int = 32
-    top_k: int = 5
-    split: str | None = None
-    image_size: Any = None
-    data_format: str | None = None
-    device: str = "auto"
-    threads: ThreadOptions = dataclasses.field(default_factory=ThreadOptions)
-    signature: str = "serving_default"
-    outputs: str = "auto"
-    freeze: bool = True
-    output: str | None = None
-    max_images: int | None = None
-    keep_probabilities: bool = True
-    prefetch_to_device: bool = False
-    mixed_precision: bool = False
-    skip_errors: bool = False
-    read: ReadOptions | None = None
+    mode: str = _field("pipelined", _one_of(*INFER_MODES))
+    batch_size: int = _field(32, _batch_size)
+    top_k: int = _field(5, _int(1, INT32_MAX))
+    split: str | None = _field(None, _text)
+    image_size: Any = _field(None, _size)
+    data_format: str | None = _field(None, _one_of(*DATA_FORMATS))
+    device: str = _field("auto", _one_of(*RUNTIME_DEVICES))
+    threads: ThreadOptions = _field(ThreadOptions(), _instance(ThreadOptions))
+    signature: str = _field("serving_default", _text)
+    outputs: str = _field("auto", _one_of(*MODEL_OUTPUTS))
+    freeze: bool = _field(True, _flag)
+    output: str | None = _field(None, _path)
+    # Record counts are int64 (dataset.json, tf.data's cardinality).
+    max_images: int | None = _field(None, _int(1, 2**63 - 1))
+    keep_probabilities: bool = _field(True, _flag)
+    prefetch_to_device: bool = _field(False, _flag)
+    mixed_precision: bool = _field(False, _flag)
+    read: ReadOptions | None = _field(None, _instance(ReadOptions))
 
     def __post_init__(self) -> None:
-        _check(self.mode in INFER_MODES, f"mode must be one of {INFER_MODES}, got {self.mode!r}")
-        _check_batch_size(self.batch_size)
-        _check_range("top_k", self.top_k, 1, INT32_MAX)
-        object.__setattr__(self, "image_size", _hw_size(self.image_size))
-        _check(
-            self.data_format is None or self.data_format in INFER_DATA_FORMATS,
-            f"data_format must be one of {INFER_DATA_FORMATS} or None, got {self.data_format!r}",
-        )
-        _check_runtime(self.device, self.threads)
-        _check(bool(self.signature), f"signature must be non-empty, got {self.signature!r}")
-        _check(
-            self.outputs in MODEL_OUTPUTS,
-            f"outputs must be one of {MODEL_OUTPUTS}, got {self.outputs!r}",
-        )
-        _check(
-            self.output is None or self.output.lower().endswith((".csv", ".jsonl")),
-            f"output must end in .csv or .jsonl, got {self.output!r}",
-        )
-        # Record counts are int64 (dataset.json, tf.data's cardinality).
-        _check_range("max_images", self.max_images, 1, 2**63 - 1, optional=True)
-        _check(
-            self.read is None or isinstance(self.read, ReadOptions),
-            f"read must be a ReadOptions or None, got {self.read!r}",
-        )
+        super().__post_init__()
+        if self.output is not None and not self.output.lower().endswith((".csv", ".jsonl")):
+            raise _refuse("output", "a path ending in .csv or .jsonl", self.output)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainOptions:
-    """What `tfclassify.train.train` does: a small trainer for examples and the demo.
+class TrainOptions(_Checked):
+    """What `tfclassify.train` does: a small trainer for examples and the demo.
 
     Attributes:
-      data: a converted dataset directory (has dataset.json).
-      output: model directory; gets `saved_model/`, `model.keras` and `labels.txt`.
-      arch: `small_cnn` (two conv layers, fast on CPU) or `mobilenet_v2` (random init:
-        nothing is downloaded).
+      data: a converted dataset directory (required).
+      output: model directory (required); gets `saved_model/`, `model.keras` and
+        `labels.txt`.
+      arch: `small_cnn` (fast on CPU) or `mobilenet_v2` (random init).
       epochs: passes over the training split.
       image_size: (height, width) the model takes; an int means square.
       batch_size: images per step.
@@ -365,253 +456,36 @@ class TrainOptions:
       validation_split: split evaluated after each epoch; None uses `validation` if
         the dataset has it.
       device: `auto`, `cpu` or `gpu`.
-      threads: TF thread budget, applied before the model is built.
-      mixed_precision: float16 compute on GPU (an error on CPU).
+      threads: TF's thread budget, applied before the model is built.
+      mixed_precision: float16 compute on GPU (refused on CPU).
       overwrite: replace existing model files in `output`.
       verbose: Keras fit verbosity (0, 1 or 2).
-      read: preprocessing (resize, crop, normalize, tf.data knobs); pass the same to
-        `InferOptions.read`. Split, image_size, batch_size, layout, dtype and shuffling
-        are set by the trainer. None means `ReadOptions()` defaults.
+      read: preprocessing and tf.data knobs; pass the same to `InferOptions.read`.
+        Split, image size, batch size, layout, dtype and shuffling are the
+        trainer's. None means `ReadOptions()`.
     """
 
-    data: str
-    output: str
-    arch: str = "small_cnn"
-    epochs: int = 5
-    image_size: Any = 64
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 0
-    train_split: str = "train"
-    validation_split: str | None = None
-    device: str = "auto"
-    threads: ThreadOptions = dataclasses.field(default_factory=ThreadOptions)
-    mixed_precision: bool = False
-    overwrite: bool = False
-    verbose: int = 2
-    read: ReadOptions | None = None
+    data: str = _required(_path)
+    output: str = _required(_path)
+    arch: str = _field("small_cnn", _one_of(*TRAIN_ARCHS))
+    epochs: int = _field(5, _int(1, INT32_MAX))
+    image_size: Any = _field(64, _size)
+    batch_size: int = _field(32, _batch_size)
+    learning_rate: float = _field(1e-3, _number(0, math.inf, open_low=True, open_high=True))
+    seed: int = _field(0, _int(0, MAX_SEED))
+    train_split: str = _field("train", _text)
+    validation_split: str | None = _field(None, _text)
+    device: str = _field("auto", _one_of(*RUNTIME_DEVICES))
+    threads: ThreadOptions = _field(ThreadOptions(), _instance(ThreadOptions))
+    mixed_precision: bool = _field(False, _flag)
+    overwrite: bool = _field(False, _flag)
+    verbose: int = _field(2, _one_of(0, 1, 2))
+    read: ReadOptions | None = _field(None, _instance(ReadOptions))
 
     def __post_init__(self) -> None:
-        _check(bool(self.data), f"data must be set, got {self.data!r}")
-        _check(bool(self.output), f"output must be set, got {self.output!r}")
-        _check(self.arch in TRAIN_ARCHS, f"arch must be one of {TRAIN_ARCHS}, got {self.arch!r}")
-        _check_range("epochs", self.epochs, 1, INT32_MAX)
-        size = _hw_size(self.image_size)
-        _check(size is not None, "image_size must be set for training, got None")
-        # The smallest side each arch runs on, found by building them: small_cnn's two
-        # valid 3x3 convs and 2x2 / 4x4 pools leave no pixel below 14 (Keras then fails
-        # with "output size would be zero or negative"); MobileNetV2 refuses < 32.
+        super().__post_init__()
+        # The smallest side each arch builds with: small_cnn's convs and pools leave
+        # no pixel below 14; MobileNetV2 refuses < 32.
         least = {"small_cnn": 14, "mobilenet_v2": 32}[self.arch]
-        _check(
-            min(size) >= least,
-            f"image_size must be at least {least} for arch {self.arch}, got {self.image_size!r}",
-        )
-        object.__setattr__(self, "image_size", size)
-        _check_batch_size(self.batch_size)
-        # Keras/numpy take seeds as uint32: refused here with the range, not as a traceback.
-        _check_range("seed", self.seed, 0, MAX_SEED)
-        _check(
-            isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf,
-            f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
-        )
-        _check_runtime(self.device, self.threads)
-        _check(self.verbose in (0, 1, 2), f"verbose must be 0, 1 or 2, got {self.verbose!r}")
-        _check(
-            self.read is None or isinstance(self.read, ReadOptions),
-            f"read must be a ReadOptions or None, got {self.read!r}",
-        )
-
-
-READ_RESIZE_MODES = ("squash", "center_crop", "pad")
-READ_RESIZE_METHODS = (
-    "bilinear",
-    "nearest",
-    "bicubic",
-    "area",
-    "lanczos3",
-    "lanczos5",
-    "gaussian",
-    "mitchellcubic",
-)
-READ_NORMALIZATIONS = ("unit", "symmetric", "imagenet", "none")
-READ_DTYPES = ("float32", "bfloat16", "float16", "uint8")
-READ_DATA_FORMATS = ("NHWC", "NCHW")
-READ_DCT_METHODS = ("INTEGER_ACCURATE", "INTEGER_FAST")
-
-
-def _parallelism(name: str, value: Any) -> None:
-    _check(
-        value is None
-        or (isinstance(value, int) and not isinstance(value, bool))
-        and (value == -1 or 0 < value <= MAX_THREADS),
-        f"{name} must be None (no parallelism), -1 (AUTOTUNE) or an integer in "
-        f"[1, {MAX_THREADS}], got {value!r}",
-    )
-
-
-MAX_READER_BUFFER_KB = 2**21  # 2 GiB a file: far beyond any gain, short of int32 bytes
-
-
-@dataclasses.dataclass(frozen=True)
-class ReadOptions:
-    """How `tfclassify.make_dataset` reads, decodes and batches shards.
-
-    -1 means `tf.data.AUTOTUNE` wherever it is allowed (`ReadOptions.AUTOTUNE`).
-
-    Attributes:
-      split: split read from a dataset directory (ignored for globs and path lists).
-      image_size: output (height, width); an int means square.
-      batch_size: images per batch.
-      drop_remainder: drop a last, smaller batch (gives a fully static batch dim).
-      resize: `squash` (to height x width, aspect ignored), `center_crop` (aspect-
-        preserving resize to cover image_size / crop_fraction, then central crop) or
-        `pad` (aspect-preserving resize to fit, then centred black padding).
-      crop_fraction: `center_crop` only: share of the resized image kept; 0.875 is the
-        usual ImageNet eval transform (resize 256, crop 224); 1.0 crops only the excess.
-      resize_method: a `tf.image.ResizeMethod` name.
-      antialias: low-pass filter when downsampling (slower, fewer aliasing artefacts).
-      normalize: `unit` [0, 1] (default: what Keras `Rescaling(1/255)` models expect),
-        `symmetric` [-1, 1], `imagenet` ((x/255 - mean) / std), `none` [0, 255].
-      dtype: `float32`, `bfloat16`, `float16`, or `uint8` (only with normalize `none`).
-      data_format: `NHWC` or `NCHW` (transposed after batching; NCHW is for GPUs).
-      with_labels: include `label` (int64, -1 when a record has none) in each element.
-      shuffle_files: shuffle the shard order (each iteration, seeded by `seed`).
-      shuffle_buffer: records in the shuffle buffer; 0 disables record shuffling.
-      seed: seed of both shuffles; None draws a fresh order each run.
-      cycle_length: shards read at once; None means min(shards, CPUs).
-      block_length: consecutive records taken from one shard before the next. The
-        default path takes them in runs of 16 x block_length (it parses records in
-        groups of 16); the skip_errors path in runs of block_length.
-      interleave_parallelism: threads reading shards (-1: AUTOTUNE). None reads in
-        the consumer's thread, only when it asks for the next element (with
-        `map_parallelism=None` and `prefetch=0`: nothing runs ahead, as in `infer`'s
-        sequential and batch modes). The record order is the same either way.
-      map_parallelism: images decoded at once (-1: AUTOTUNE, up to the CPU count;
-        None: one at a time in the consumer's thread).
-      prefetch: batches prepared ahead (-1: AUTOTUNE, 0: none).
-      deterministic: element order of the parallel stages; None keeps tf.data's
-        default (deterministic). False lets fast shards overtake slow ones, and, on
-        the default path, quickly decoded images overtake slow ones. The skip_errors
-        path always decodes in order (its bad-record accounting relies on it).
-      private_threadpool_size: tf.data threads for this pipeline; None uses the
-        shared pool.
-      max_intra_op_parallelism: threads one tf.data op may use; None keeps the default.
-      autotune: run tf.data's autotuning model, a background thread that retunes
-        parallelism and buffer sizes during a pass. Off by default: while it runs,
-        the end of a pass (and deleting an iterator) waits for the thread's next
-        wake-up, at 10 ms x (2^k - 1) after the start, the period doubling up to a
-        minute: a short pass can end much later (benchmarks/NOTES.md). Without it
-        AUTOTUNE still means something: parallel stages run min(16, tf.data's pool
-        size: the CPU count unless `private_threadpool_size`) calls at once, and
-        prefetch grows its buffer when the consumer waits (tf.data's settings before
-        any tuning).
-      ram_budget_mb: the autotuning model's memory cap for buffers (needs
-        `autotune`); None keeps tf.data's default (half the host RAM).
-      graph_rewrites: tf.data's default static optimizations (map/batch fusion,
-        injected prefetches, ...). Off by default: the pipeline already has the
-        parallel stages and the prefetch they would add, and the rewrites cost time at
-        every iterator start.
-      reader_buffer_kb: read buffer of each open shard (cycle_length of them, plus the
-        ones interleave opens ahead).
-      allow_ratio_decode: decode JPEGs at 1/2, 1/4 or 1/8 scale in the DCT domain
-        when the stored image is at least that many times the resize target.
-      dct_method: JPEG IDCT, `INTEGER_ACCURATE` (libjpeg's and Pillow's default) or
-        `INTEGER_FAST`.
-      skip_errors: skip, count and log corrupt records instead of failing on the first.
-    """
-
-    AUTOTUNE = -1  # unannotated: a class constant, not a field
-
-    split: str = "train"
-    image_size: Any = 224
-    batch_size: int = 32
-    drop_remainder: bool = False
-    resize: str = "center_crop"
-    crop_fraction: float = 0.875
-    resize_method: str = "bilinear"
-    antialias: bool = False
-    normalize: str = "unit"
-    dtype: str = "float32"
-    data_format: str = "NHWC"
-    with_labels: bool = True
-    shuffle_files: bool = False
-    shuffle_buffer: int = 0
-    seed: int | None = None
-    cycle_length: int | None = None
-    block_length: int = 1
-    interleave_parallelism: int | None = -1
-    map_parallelism: int | None = -1
-    prefetch: int = -1
-    deterministic: bool | None = None
-    private_threadpool_size: int | None = None
-    max_intra_op_parallelism: int | None = None
-    autotune: bool = False
-    ram_budget_mb: int | None = None
-    graph_rewrites: bool = False
-    reader_buffer_kb: int = 256
-    allow_ratio_decode: bool = True
-    dct_method: str = "INTEGER_ACCURATE"
-    skip_errors: bool = False
-
-    def __post_init__(self) -> None:
-        _check(bool(self.split), f"split must be non-empty, got {self.split!r}")
-        size = _hw_size(self.image_size)
-        _check(size is not None, "image_size must be set, got None")
-        object.__setattr__(self, "image_size", size)
-        _check_batch_size(self.batch_size)
-        _check(
-            self.resize in READ_RESIZE_MODES,
-            f"resize must be one of {READ_RESIZE_MODES}, got {self.resize!r}",
-        )
-        _check(
-            isinstance(self.crop_fraction, (int, float)) and 0 < self.crop_fraction <= 1,
-            f"crop_fraction must be in (0, 1], got {self.crop_fraction!r}",
-        )
-        _check(
-            self.resize_method in READ_RESIZE_METHODS,
-            f"resize_method must be one of {READ_RESIZE_METHODS}, got {self.resize_method!r}",
-        )
-        _check(
-            self.normalize in READ_NORMALIZATIONS,
-            f"normalize must be one of {READ_NORMALIZATIONS}, got {self.normalize!r}",
-        )
-        _check(self.dtype in READ_DTYPES, f"dtype must be one of {READ_DTYPES}, got {self.dtype!r}")
-        _check(
-            self.dtype != "uint8" or self.normalize == "none",
-            f"dtype 'uint8' holds only raw pixel values: it needs normalize='none', "
-            f"got normalize={self.normalize!r}",
-        )
-        _check(
-            self.data_format in READ_DATA_FORMATS,
-            f"data_format must be one of {READ_DATA_FORMATS}, got {self.data_format!r}",
-        )
-        _check_range("shuffle_buffer", self.shuffle_buffer, 0, INT32_MAX)
-        _check_range("seed", self.seed, 0, MAX_SEED, optional=True)
-        _check_range("cycle_length", self.cycle_length, 1, INT32_MAX, optional=True)
-        _check_range("block_length", self.block_length, 1, INT32_MAX)
-        _parallelism("interleave_parallelism", self.interleave_parallelism)
-        _parallelism("map_parallelism", self.map_parallelism)
-        _check(
-            isinstance(self.prefetch, int)
-            and not isinstance(self.prefetch, bool)
-            and -1 <= self.prefetch <= INT32_MAX,
-            f"prefetch must be -1 (AUTOTUNE), 0 (off) or an integer in [1, {INT32_MAX}], "
-            f"got {self.prefetch!r}",
-        )
-        _check(
-            self.deterministic in (None, True, False),
-            f"deterministic must be None, True or False, got {self.deterministic!r}",
-        )
-        for name in ("private_threadpool_size", "max_intra_op_parallelism"):
-            _check_range(name, getattr(self, name), 1, MAX_THREADS, optional=True)
-        _check_range("ram_budget_mb", self.ram_budget_mb, 1, INT32_MAX, optional=True)
-        _check(
-            self.ram_budget_mb is None or self.autotune,
-            f"ram_budget_mb={self.ram_budget_mb} caps the autotuning model's buffers: "
-            "it needs autotune=True",
-        )
-        _check_range("reader_buffer_kb", self.reader_buffer_kb, 1, MAX_READER_BUFFER_KB)
-        _check(
-            self.dct_method in READ_DCT_METHODS,
-            f"dct_method must be one of {READ_DCT_METHODS}, got {self.dct_method!r}",
-        )
+        if min(self.image_size) < least:
+            raise _refuse("image_size", f"at least {least} for arch {self.arch}", self.image_size)

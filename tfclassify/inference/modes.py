@@ -69,19 +69,22 @@ def _default_split(info: metadata.DatasetInfo) -> str:
     return "validation" if "validation" in info.splits else "train"
 
 
-def _pixel_settings(predictor: Predictor, read: ReadOptions | None) -> dict[str, str]:
+_DEFAULT_NORMALIZE = ReadOptions().normalize
+
+
+def _pixel_settings(predictor: Predictor, read: ReadOptions) -> dict[str, str]:
     """The read `dtype` (and, for integer models, `normalize`) the model's input needs.
 
     Float models get images in their own dtype (float64: float32, cast by the
     predictor) with the caller's normalization. Integer models take raw pixel values
     0-255: a normalized image cast to an integer type truncates to ~0, so they read
-    `normalize='none'` as uint8 (rounded once; the predictor widens it exactly). With
-    `read=None` that is chosen here; a `read` asking for another normalization is
-    refused rather than silently overridden.
+    `normalize='none'` as uint8 (rounded once; the predictor widens it exactly). That
+    replaces the default normalization; a `read` asking for another one is refused
+    rather than silently overridden.
 
     Raises:
       InputError: an input type that cannot hold pixel values (int8, bool, ...).
-      OptionsError: an integer model with a `read` that normalizes.
+      OptionsError: an integer model with a `read` that asks for a normalization.
     """
     import tensorflow as tf
 
@@ -93,11 +96,11 @@ def _pixel_settings(predictor: Predictor, read: ReadOptions | None) -> dict[str,
             f"{predictor.path} takes {dtype.name} input, which cannot hold images: "
             "tfclassify feeds float images or raw pixel values 0-255 (uint8 or wider)"
         )
-    if read is not None and read.normalize != "none":
+    if read.normalize not in ("none", _DEFAULT_NORMALIZE):
         raise OptionsError(
             f"{predictor.path} takes {dtype.name} input (raw pixel values 0-255) but "
             f"read normalize={read.normalize!r} would be truncated to ~0 by the cast; "
-            "set read=ReadOptions(normalize='none', dtype='uint8'), or read=None"
+            "set read=ReadOptions(normalize='none', dtype='uint8'), or leave normalize out"
         )
     return {"dtype": "uint8", "normalize": "none"}
 
@@ -118,9 +121,7 @@ def _read_options(
         batch_size=1 if options.mode == "sequential" else options.batch_size,
         data_format=data_format,
         with_labels=True,
-        private_threadpool_size=(options.threads.tf_data_threads or base.private_threadpool_size),
-        skip_errors=options.skip_errors or base.skip_errors,
-        **_pixel_settings(predictor, options.read),
+        **_pixel_settings(predictor, base),
         **({} if options.mode == "pipelined" else _NO_OVERLAP),
     )
 
@@ -219,8 +220,7 @@ def _input(
     else:
         ds = _rebatched(_in_model_layout(data, predictor), options.mode, options.batch_size)
         name = "<tf.data.Dataset>"
-    ds = runtime.configure_dataset(ds)
-    # Read back from the pipeline: the pool in effect, whichever setting supplied it.
+    # Read back from the pipeline: the pool in effect, set by `read` or by the caller.
     pool = ds.options().threading.private_threadpool_size or None
     pipelined = options.mode == "pipelined"
     if pipelined and options.prefetch_to_device:
@@ -314,10 +314,11 @@ def _check_runs_channels_first(predictor: Predictor, size: tuple[int, int]) -> N
         predictor.warmup(size)
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
         first = (e.message or str(e)).strip().splitlines()[0]
-        onednn = "" if runtime.onednn_enabled() else " or try oneDNN's CPU kernels (--onednn)"
+        onednn = "" if runtime.onednn_enabled() else " or try oneDNN's CPU kernels (onednn=True)"
         raise OptionsError(
             f"{predictor.path} takes channels-first (NCHW) input and cannot run on "
-            f"{predictor.device} ({first}); run it on a GPU (--device gpu){onednn}"
+            f"{predictor.device} ({first}); run it on a GPU (device='gpu'){onednn}",
+            settings={"device": "gpu", "onednn": True},
         ) from None
 
 
@@ -331,9 +332,7 @@ def _image_size(predictor: Predictor, options: InferOptions) -> tuple[int, int]:
             )
         size = options.image_size
     if size is None:
-        raise OptionsError(
-            f"{predictor.path} accepts any image size; pass image_size (--image_size)"
-        )
+        raise OptionsError(f"{predictor.path} accepts any image size; pass image_size")
     return size
 
 

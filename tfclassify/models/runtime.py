@@ -27,10 +27,6 @@ from tfclassify.core.options import ThreadOptions
 INPUT_DEVICE = "/CPU:0"
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
-# tf.data threads are a per-pipeline option (not a global TF setting), so the value
-# applied here is remembered and attached to every dataset by `configure_dataset`.
-_tf_data_threads: int | None = None
-
 
 def _tf():
     import tensorflow as tf  # deferred: `python -m ... --help` and option parsing stay fast
@@ -55,7 +51,6 @@ def apply_threads(options: ThreadOptions) -> dict[str, Any]:
       OptionsError: TF's runtime is already initialised with different thread
         values, or TF is already imported with the other oneDNN setting.
     """
-    global _tf_data_threads
     _apply_onednn(options.onednn)  # before the import below: TF reads it once, at import
     tf = _tf()
     settings = (
@@ -86,8 +81,6 @@ def apply_threads(options: ThreadOptions) -> dict[str, Any]:
                 "loading a model or running any TF op, e.g. at the top of the script or in "
                 "a fresh process/kernel"
             ) from e
-    if options.tf_data_threads is not None:
-        _tf_data_threads = options.tf_data_threads
     return effective_threads()
 
 
@@ -163,9 +156,9 @@ def effective_threads() -> dict[str, Any]:
     Returns:
       `intra_op`/`inter_op`: TF's configured values (0 = TF default);
       `intra_op_effective`/`inter_op_effective`: the thread count that means here;
-      `tf_data_threads`: private pool size given to tfclassify's pipelines (None = the
-      shared tf.data pool); `cpus`: CPUs available to this process; `onednn`:
-      whether CPU ops run on oneDNN.
+      `cpus`: CPUs available to this process; `onednn`: whether CPU ops run on
+      oneDNN. A tf.data pipeline's pool is its own setting
+      (`ReadOptions.private_threadpool_size`), not the process's.
     """
     tf = _tf()
     cpus = available_cpus()
@@ -177,20 +170,9 @@ def effective_threads() -> dict[str, Any]:
         # TF's default for both pools is the number of schedulable CPUs.
         "intra_op_effective": intra or cpus,
         "inter_op_effective": inter or cpus,
-        "tf_data_threads": _tf_data_threads,
         "cpus": cpus,
         "onednn": onednn_enabled(),
     }
-
-
-def configure_dataset(dataset: Any) -> Any:
-    """Attaches the applied `tf_data_threads` (if any) to a tf.data pipeline."""
-    if _tf_data_threads is None:
-        return dataset
-    tf = _tf()
-    opts = tf.data.Options()
-    opts.threading.private_threadpool_size = _tf_data_threads
-    return dataset.with_options(opts)
 
 
 def gpu_available() -> bool:

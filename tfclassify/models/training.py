@@ -41,7 +41,6 @@ def _read_options(options: TrainOptions, split: str, train: bool) -> Any:
         shuffle_files=train,
         shuffle_buffer=max(base.shuffle_buffer, 1024) if train else 0,
         seed=options.seed,
-        private_threadpool_size=options.threads.tf_data_threads or base.private_threadpool_size,
     )
 
 
@@ -58,7 +57,9 @@ def _check_output(options: TrainOptions) -> None:
         raise OutputError(f"output {out} exists and is not a directory")
     present = [n for n in _OURS if os.path.exists(os.path.join(out, n))]
     if present and not options.overwrite:
-        raise OutputError(f"{out} already holds {present}; pass overwrite=True (--overwrite)")
+        raise OutputError(
+            f"{out} already holds {present}; pass overwrite=True", settings={"overwrite": True}
+        )
     others = [n for n in os.listdir(out) if not n.startswith(fileio.TMP_PREFIX)]
     if others and not present:
         raise OutputError(
@@ -159,7 +160,7 @@ def _fit_and_save(
 
     def xy(split: str, train: bool) -> Any:
         ds = make_dataset(options.data, _read_options(options, split, train))
-        return runtime.configure_dataset(ds.map(lambda e: (e["image"], e["label"])))
+        return ds.map(lambda e: (e["image"], e["label"]))
 
     train_ds = xy(options.train_split, True)
     val_ds = xy(val_split, False) if val_split is not None else None

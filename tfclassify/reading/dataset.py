@@ -38,9 +38,8 @@ import tensorflow as tf
 from absl import logging
 
 from tfclassify.core import metadata, schema, shardfiles
-from tfclassify.core.cpus import available_cpus
-from tfclassify.core.errors import DataError, InputError, OptionsError
-from tfclassify.core.options import READ_DATA_FORMATS, ReadOptions
+from tfclassify.core.errors import DataError, InputError
+from tfclassify.core.options import ReadOptions
 from tfclassify.core.tfdata import parallel, plain, tf_data_options
 from tfclassify.reading.preprocess import (
     choose_ratio,
@@ -50,7 +49,7 @@ from tfclassify.reading.preprocess import (
     geometry,
     resize_target,
 )
-from tfclassify.reading.records import ReadStats, exact_dataset, tfrecords
+from tfclassify.reading.records import ReadStats, exact_dataset, interleave_shards, tfrecords
 
 __all__ = [
     "ReadStats",
@@ -60,7 +59,6 @@ __all__ = [
     "read_error",
     "resize_target",
     "resolve_shards",
-    "validate_data_format",
 ]
 
 _GLOB_CHARS = "*?["
@@ -142,34 +140,6 @@ def read_error(e: tf.errors.OpError, data_name: str) -> DataError:
     line = (ours or lines or [str(e)])[0]
     # Without the name of the TF function it ran in.
     return DataError(f"reading {data_name} failed: {_TF_FUNCTION.sub('', line)}")
-
-
-def validate_data_format(data_format: str, device: str | None = None) -> str:
-    """Checks a layout against where the model runs; returns it.
-
-    Args:
-      data_format: `NHWC` or `NCHW`.
-      device: a TF device string (`/CPU:0`, `/GPU:0`, `cpu`, `gpu`); None means
-        the GPU if TF sees one, else the CPU.
-
-    Raises:
-      OptionsError: an unknown layout, or NCHW on a CPU. TF's CPU conv/pool kernels are
-        NHWC only, so an NCHW model fails there at its first convolution.
-    """
-    if data_format not in READ_DATA_FORMATS:
-        raise OptionsError(f"data_format must be one of {READ_DATA_FORMATS}, got {data_format!r}")
-    if device is None:
-        on_cpu = not tf.config.list_physical_devices("GPU")
-        where = "this host (no GPU visible to TF)"
-    else:
-        on_cpu = "CPU" in device.upper()
-        where = repr(device)
-    if data_format == "NCHW" and on_cpu:
-        raise OptionsError(
-            f"data_format 'NCHW' on {where}: TF CPU conv kernels are NHWC-only "
-            "(channels-first convolutions and pooling run only on a GPU); use 'NHWC'"
-        )
-    return data_format
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -309,12 +279,6 @@ def _fast_dataset(
     found at the end by comparing records per shard with dataset.json: the last
     element then raises an error naming each short shard.
     """
-    n = len(paths)
-    ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(n, dtype=tf.int64)))
-    if options.shuffle_files:
-        # The whole shard list fits in the buffer: a full, nearly free shuffle.
-        ds = ds.shuffle(n, seed=options.seed, reshuffle_each_iteration=True)
-
     spec = schema.feature_spec(with_label=options.with_labels)
 
     def parse(serialized: tf.Tensor, shard: tf.Tensor):
@@ -335,16 +299,8 @@ def _fast_dataset(
         parsed = records.batch(group).map(plain(lambda r: parse(r, shard)))
         return parsed.ignore_errors(log_warning=True)
 
-    # Read several shards at once: overlaps file latency and mixes shards. Capped at
-    # the shard count and the CPUs, since each open shard holds a read buffer.
-    ds = ds.interleave(
-        plain(read),
-        cycle_length=min(n, options.cycle_length or available_cpus()),
-        **parallel(options.interleave_parallelism, options.deterministic),
-    ).unbatch()
-    if options.shuffle_buffer:
-        # Shuffle before decoding: encoded bytes are far smaller than decoded images.
-        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
+    shards = (list(paths), tf.range(len(paths), dtype=tf.int64))
+    ds = interleave_shards(shards, read, options, grouped=True)
 
     def decode(out: dict[str, tf.Tensor], need: tf.Tensor, ratio: tf.Tensor, shard: tf.Tensor):
         # A converted dataset stores every image's size: `need` is always known.

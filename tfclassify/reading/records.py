@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -143,6 +143,44 @@ class ReadStats:
         return "ReadStats({})".format(", ".join(f"{k}={v}" for k, v in self.as_dict().items()))
 
 
+def interleave_shards(
+    shards: tuple[Any, ...],
+    read: Callable[..., tf.data.Dataset],
+    options: ReadOptions,
+    grouped: bool = False,
+) -> tf.data.Dataset:
+    """Both read paths' start: shards -> [shuffle] -> interleave(read) -> [shuffle records].
+
+    Args:
+      shards: per-shard values for `from_tensor_slices`, the paths first.
+      read: one shard's values -> its records; with `grouped`, groups of
+        `block_length` x k records, unbatched here (a group is then one block).
+      options: the shuffles' and interleave's settings.
+    """
+    n = len(shards[0])
+    ds = tf.data.Dataset.from_tensor_slices(shards)
+    if options.shuffle_files:
+        # The whole shard list fits in the buffer: a full, nearly free shuffle, which
+        # the record buffer below then refines.
+        ds = ds.shuffle(n, seed=options.seed, reshuffle_each_iteration=True)
+    # Read several shards at once to overlap file latency and mix shards. Capped at the
+    # shard count and the CPUs: each open shard holds a read buffer, and interleave
+    # opens 2 x cycle_length more ahead.
+    ds = ds.interleave(
+        plain(read),
+        cycle_length=min(n, options.cycle_length or available_cpus()),
+        block_length=1 if grouped else options.block_length,
+        **parallel(options.interleave_parallelism, options.deterministic),
+    )
+    if grouped:
+        ds = ds.unbatch()
+    if options.shuffle_buffer:
+        # Shuffle serialized records, before decoding: a buffer of encoded bytes is many
+        # times smaller than the same buffer of decoded images.
+        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
+    return ds
+
+
 def exact_dataset(
     paths: Sequence[str],
     options: ReadOptions,
@@ -158,7 +196,6 @@ def exact_dataset(
     and an excess to `stats.extra`, each logged naming the shard.
     """
     sizes = [tf.io.gfile.stat(p).length for p in paths]
-    cycle = min(len(paths), options.cycle_length or available_cpus())
     reader = functools.partial(
         _read_shard,
         buffer_bytes=options.reader_buffer_kb * 1024,
@@ -166,28 +203,9 @@ def exact_dataset(
         stats=None if counts is None else stats,
     )
     expected = [-1] * len(paths) if counts is None else list(counts)
-
     # Shard paths with their sizes: the reader checks it read each file to its end.
-    ds = tf.data.Dataset.from_tensor_slices(
-        (paths, tf.constant(sizes, tf.int64), tf.constant(expected, tf.int64))
-    )
-    if options.shuffle_files:
-        # Shard order first: the whole list fits in the buffer, so this is a full and
-        # nearly free shuffle that the record buffer below then refines.
-        ds = ds.shuffle(len(paths), seed=options.seed, reshuffle_each_iteration=True)
-    # Read `cycle` shards at once to overlap file latency and mix shards. The cycle is
-    # capped at the shard count and the CPUs: each open shard holds a read buffer, and
-    # interleave opens 2 x cycle more ahead.
-    ds = ds.interleave(
-        plain(reader),
-        cycle_length=cycle,
-        block_length=options.block_length,
-        **parallel(options.interleave_parallelism, options.deterministic),
-    )
-    if options.shuffle_buffer:
-        # Shuffle serialized records, before decoding: a buffer of encoded bytes is many
-        # times smaller than the same buffer of decoded float images.
-        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
+    shards = (paths, tf.constant(sizes, tf.int64), tf.constant(expected, tf.int64))
+    ds = interleave_shards(shards, reader, options)
     # A marker after the last record, so a failure at the very end still leaves a gap.
     ds = ds.concatenate(tf.data.Dataset.from_tensors(_final_marker()))
     # Number the records before decoding: a number that does not come out of the decode
