@@ -112,8 +112,6 @@ def _fire_after(items: Any, n: int, fire: Callable[[], None]) -> Iterator[Any]:
 
 if __name__ == "__main__":
     install(json.loads(os.environ[ENV]))
-    from tfclassify import cli, convert
+    from tfclassify import convert
 
-    convert._define_flags()
-    cli.run_app(convert.main)
-    sys.exit(0)
+    sys.exit(convert.main())

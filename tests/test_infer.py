@@ -644,11 +644,56 @@ def test_dataset_classes_the_model_does_not_know_are_warned_about(caplog):
     import logging
 
     with caplog.at_level(logging.WARNING):
-        remap = modes._label_remap(("cat", "dog"), ("cat", "eel", "dog"))
+        remap = modes._label_remap(("cat", "dog"), ("cat", "eel", "dog"), True)
     assert remap.tolist() == [0, -1, 1]
     assert "1 of the dataset's 3 classes are not among the model's classes" in caplog.text
     assert caplog.text.rstrip().endswith("eel")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert modes._label_remap(("dog", "cat"), ("cat", "dog")).tolist() == [1, 0]
+        assert modes._label_remap(("dog", "cat"), ("cat", "dog"), True).tolist() == [1, 0]
     assert caplog.text == ""  # the same classes in another order: nothing to warn about
+
+
+def test_a_model_with_more_classes_than_the_dataset_says_so(dataset_dir, tmp_path, caplog):
+    """A 5-output model without labels.txt on a 3-class dataset: the warning names both
+    class counts, not "3 of the dataset's 3 classes are not among the model's"."""
+    import logging
+
+    import keras
+
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(inp)
+    model = keras.Model(inp, keras.layers.Dense(5, activation="softmax")(x))
+    path = str(tmp_path / "five.keras")  # no labels.txt beside it
+    model.save(path)
+    with caplog.at_level(logging.WARNING):
+        r = infer(path, dataset_dir, InferOptions(mode="batch"))
+    assert r.class_names == ("0", "1", "2", "3", "4") and r.num_labeled == 0
+    assert "the model has 5 classes and the dataset 3" in caplog.text
+    assert "no labels.txt" in caplog.text and "3 of the dataset's" not in caplog.text
+
+
+def test_rows_can_be_indexed_sliced_and_read_again(predictor):
+    r = infer(predictor, _dataset(), InferOptions(mode="batch", top_k=2))
+    rows = r.rows
+    assert len(rows) == N and rows[:2] == [rows[0], rows[1]] and rows[-1] == rows[N - 1]
+    assert rows[0]["key"] == "img_00.png" and len(rows[0]["top_k"]) == 2
+    assert list(rows) == list(rows) == r.predictions  # not used up by a first pass
+    assert rows[::5] == [rows[0], rows[5], rows[10]] and rows[N:] == []
+    with pytest.raises(IndexError):
+        rows[N]
+
+
+def test_thread_counts_left_to_tf_read_default(predictor):
+    text = str(infer(predictor, _dataset(), InferOptions(mode="batch")))
+    line = next(x for x in text.splitlines() if x.strip().startswith("threads:"))
+    assert "intra_op" in line and "(default)" in line and "(set 0)" not in line
+
+
+def test_cli_says_when_predictions_are_not_saved(model_dir, dataset_dir, tmp_path, capsys):
+    argv = ["infer", "--model", model_dir, "--data", dataset_dir, "--mode", "batch"]
+    assert infer_mod.main(argv) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("predictions not saved: pass --output")
+    assert infer_mod.main([*argv, "--output", str(tmp_path / "p.csv")]) == 0
+    assert "not saved" not in capsys.readouterr().out

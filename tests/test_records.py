@@ -166,3 +166,23 @@ def test_a_shard_that_vanishes_raises_instead_of_hanging(tmp_path):
                 collect(ds)
         finally:
             os.rename(shard + ".moved", shard)
+
+
+@pytest.mark.parametrize("skip_errors", [False, True], ids=["fast", "exact"])
+def test_the_read_buffer_is_passed_only_when_it_is_not_tfs_default(
+    dataset, monkeypatch, skip_errors
+):
+    """TF logs "default buffer size ... overridden by ... 262144" for every shard read
+    with its own default passed explicitly: the default goes as None."""
+    passed = []
+    reader = tf.data.TFRecordDataset
+
+    def recording(*args, **kwargs):
+        passed.append(kwargs.get("buffer_size"))
+        return reader(*args, **kwargs)
+
+    monkeypatch.setattr(tf.data, "TFRecordDataset", recording)
+    for kb in (256, 512):  # TF's default (the option's too), and another size
+        o = ReadOptions(image_size=8, batch_size=2, skip_errors=skip_errors, reader_buffer_kb=kb)
+        assert len(collect(data.make_dataset(dataset["dir"], o))["key"]) > 0
+    assert set(passed) == {None, 512 * 1024}

@@ -242,3 +242,16 @@ def test_onednn_off_after_import_is_hinted_once(monkeypatch, machine, env, enabl
     assert len(said) == (1 if hinted else 0)
     if hinted:
         assert runtime.ONEDNN_ENV + "=1" in said[0]
+
+
+def test_tensorflow_info_lines_go_off_with_the_onednn_switch(monkeypatch):
+    """Set with oneDNN's switch, before TF is imported (TF reads both once, then);
+    a level in the user's environment wins."""
+    monkeypatch.delenv(runtime.LOG_LEVEL_ENV, raising=False)
+    monkeypatch.delenv(runtime.ONEDNN_ENV, raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh process
+    runtime.prefer_onednn()
+    assert os.environ[runtime.LOG_LEVEL_ENV] == "1"
+    monkeypatch.setenv(runtime.LOG_LEVEL_ENV, "0")
+    runtime.prefer_onednn()
+    assert os.environ[runtime.LOG_LEVEL_ENV] == "0"

@@ -204,7 +204,7 @@ def test_wrong_argument_count_is_a_usage_error(args):
     """Same contract as every other command: one `error:` line, exit status 2."""
     p = run_cli("tfclassify.verify", *args)
     assert p.returncode == 2, (p.returncode, p.stderr)
-    assert p.stderr.strip() == "error: usage: python -m tfclassify.verify OUTPUT_DIR"
+    assert p.stderr.strip() == "error: usage: python -m tfclassify.verify DIR"
 
 
 def test_a_regular_file_is_not_a_directory(tmp_path):

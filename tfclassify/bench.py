@@ -34,8 +34,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from absl import flags
-
 from tfclassify import cli
 from tfclassify.core.errors import OptionsError
 from tfclassify.core.options import ThreadOptions
@@ -334,46 +332,51 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _define_flags() -> None:
-    """At run time, not import: importing the module (tests, other benchmarks) must not
-    claim flag names in absl's global registry."""
-    flags.DEFINE_integer(
+def _flags() -> Any:
+    from absl import flags
+
+    fv, (string, integer, _, boolean) = cli.new_flags()
+    integer(
         "num_images", BenchConfig.num_images, "Photo-sized JPEGs (640x480, ~50 KB) to generate."
     )
-    flags.DEFINE_list("models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.")
-    flags.DEFINE_integer("batch_size", 32, "Images per model call.")
-    flags.DEFINE_integer("repeats", 3, "Timed repetitions per contender (median reported).")
-    flags.DEFINE_string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
-    flags.DEFINE_string("json", "bench.json", "Where to write the figures.")
-    flags.DEFINE_bool("onednn", None, cli.ONEDNN_HELP)
-
-
-def main(argv: list[str]) -> None:
-    cli.no_positional(argv)
-    f = flags.FLAGS
-    for m in f.models:
-        if m not in MODELS:
-            raise OptionsError(f"unknown model {m!r}; choose from {list(MODELS)}")
-    workdir = f.workdir or tempfile.mkdtemp(prefix="tfclassify_bench_")
-    cfg = BenchConfig(
-        workdir=workdir,
-        num_images=f.num_images,
-        models=tuple(f.models),
-        batch_size=f.batch_size,
-        repeats=f.repeats,
-        mobilenet_images=min(BenchConfig.mobilenet_images, f.num_images),
-        sequential_images=min(128, f.num_images),
-        threads=ThreadOptions(onednn=f.onednn),
+    flags.DEFINE_list(
+        "models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.", flag_values=fv
     )
-    figures = run(cfg)
-    print(report(figures))
-    with open(f.json, "w", encoding="utf-8") as fh:
-        json.dump(figures, fh, indent=2)
-    if not f.workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
-    sys.exit(0)
+    integer("batch_size", 32, "Images per model call.")
+    integer("repeats", 3, "Timed repetitions per contender (median reported).")
+    string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
+    string("json", "bench.json", "Where to write the figures.")
+    boolean("onednn", None, cli.ONEDNN_HELP)
+    return fv
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tfclassify.bench`; returns the exit status (2 for user errors)."""
+
+    def body(f: Any) -> None:
+        for m in f.models:
+            if m not in MODELS:
+                raise OptionsError(f"unknown model {m!r}; choose from {list(MODELS)}")
+        workdir = f.workdir or tempfile.mkdtemp(prefix="tfclassify_bench_")
+        cfg = BenchConfig(
+            workdir=workdir,
+            num_images=f.num_images,
+            models=tuple(f.models),
+            batch_size=f.batch_size,
+            repeats=f.repeats,
+            mobilenet_images=min(BenchConfig.mobilenet_images, f.num_images),
+            sequential_images=min(128, f.num_images),
+            threads=ThreadOptions(onednn=f.onednn),
+        )
+        figures = run(cfg)
+        print(report(figures))
+        with open(f.json, "w", encoding="utf-8") as fh:
+            json.dump(figures, fh, indent=2)
+        if not f.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    return cli.run("tfclassify.bench", __doc__, _flags(), argv, body)
 
 
 if __name__ == "__main__":
-    _define_flags()
-    cli.run_app(main)
+    sys.exit(main())

@@ -1,14 +1,17 @@
-"""The shared shape of tfclassify's absl command lines.
+"""The one shape of tfclassify's commands.
 
-Each CLI owns its `FlagValues` (so several can live in one process, e.g. tests)
-and hands its work to `run`, which gives every command the same contract:
-`--help` prints usage, user errors print one `error: ...` line and exit 2.
+Each command builds its own absl `FlagValues` in `_flags()` (with `new_flags`), so
+that several commands can run in one process (tests) and leave absl's global `FLAGS`
+alone; its `main(argv=None)` hands them to `run`, and `python -m` runs
+`sys.exit(main())`. `run` gives every command the same contract: `--help` prints
+what the command does and its flags, TensorFlow's INFO lines stay out, user errors
+print one `error: ...` line and exit 2.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,8 +22,25 @@ _HELP = ("-h", "--help", "-help", "--helpfull")
 ONEDNN_HELP = "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set)."
 
 
+def new_flags() -> tuple[Any, tuple[Callable[..., Any], ...]]:
+    """A command's own FlagValues, and absl's DEFINE_string, DEFINE_integer,
+    DEFINE_float and DEFINE_bool bound to it."""
+    from absl import flags
+
+    fv = flags.FlagValues()
+    kinds = (flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_bool)
+    return fv, tuple(functools.partial(define, flag_values=fv) for define in kinds)
+
+
+def defaults(options: Any) -> dict[str, Any]:
+    """Default of each field of the options dataclass `options`, for its flags."""
+    return {f.name: f.default for f in dataclasses.fields(options)}
+
+
 def require(fv: Any, names: Sequence[str], hint: str = "") -> None:
-    """Raises OptionsError for the first flag in `names` left empty."""
+    """Raises OptionsError for the first flag in `names` left empty.
+
+    Checked here, not by absl's `mark_flag_as_required`, whose error is two lines."""
     for name in names:
         if not fv[name].value:
             raise OptionsError(f"--{name} is required{hint}")
@@ -69,6 +89,11 @@ def in_flags(error: Exception, fv: Any) -> str:
     return message
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 shard`, `2 shards`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def exit_status(fn: Callable[[], int | None], fv: Any = None) -> int:
     """Runs `fn`, turning user errors into one line on stderr and exit status 2, and
     errors of the system (a folder that may not be written, a full disk) into one
@@ -93,76 +118,44 @@ def exit_status(fn: Callable[[], int | None], fv: Any = None) -> int:
         return 1
 
 
-def run(prog: str, fv: Any, argv: list[str] | None, body: Callable[[Any], int | None]) -> int:
-    """Parses `argv` into `fv` and runs `body(fv)`; returns the exit status."""
+def run(
+    prog: str,
+    doc: str,
+    fv: Any,
+    argv: list[str] | None,
+    body: Callable[..., int | None],
+    positional: str | None = None,
+) -> int:
+    """Parses `argv` into `fv` and runs `body(fv)`, or `body(fv, value)` for a command
+    that takes one `positional` argument; returns the exit status.
 
+    Args:
+      prog: the module, as in `python -m {prog}`.
+      doc: what the command does and how to call it (its module docstring, which
+        names any `positional` argument): `--help` prints it, then the flags.
+      fv: the command's own flags.
+      argv: the program name and its arguments (default: `sys.argv`).
+      body: the command's work; user errors it raises are one line (`exit_status`).
+      positional: the name of the one argument after the flags (verify's `DIR`);
+        None: the command takes none.
+    """
+    from tfclassify.models import runtime
+
+    # Before anything can import TensorFlow, which reads its log level once.
+    runtime.quiet_tensorflow_info()
     argv = sys.argv if argv is None else argv
     if any(a in _HELP for a in argv[1:]):
-        print(f"usage: python -m {prog} [flags]\n\n{fv.get_help()}")
+        print(f"{doc.strip()}\n\nflags:\n{fv.get_help()}")  # absl's app prints the same
         return 0
 
     def parse_and_run() -> int | None:
-        rest = fv(argv)
-        if len(rest) > 1:
-            raise OptionsError(f"unexpected arguments {rest[1:]}")
-        quiet_native_info()
-        return body(fv)
+        rest = fv(argv)[1:]
+        if positional is None:
+            if rest:
+                raise OptionsError(f"unexpected arguments {rest}")
+            return body(fv)
+        if len(rest) != 1:
+            raise OptionsError(f"usage: python -m {prog} {positional}")
+        return body(fv, rest[0])
 
     return exit_status(parse_and_run, fv)
-
-
-def quiet_tensorflow_info() -> None:
-    """TF's INFO lines off unless `--verbosity` was given: its Python logger and absl's
-    are raised to WARNING, and its C++ INFO level is off (`quiet_native_info`).
-
-    An absl app logs at INFO by default, and TF's logger reaches absl's handler through
-    the root logger: a command that saves a model (the demo, the bench) would print six
-    lines of SavedModel internals ("Assets written to ...") per model. The commands'
-    own messages (absl logging) are not TF's, so they are unaffected.
-    """
-    from absl import flags
-    from absl import logging as absl_logging
-
-    given = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
-    if not given:
-        logging.getLogger("tensorflow").setLevel(logging.WARNING)
-        # TF's SavedModel code logs through absl itself ("Function `__call__` contains
-        # input name(s)...", "Sharding callback duration..."): the app's INFO default
-        # would print them. The commands report through their own output, not INFO.
-        absl_logging.set_verbosity(absl_logging.WARNING)
-        quiet_native_info()
-
-
-def quiet_native_info() -> None:
-    """TF's C++ INFO lines off (CUDA stubs on a CPU host, SavedModel fingerprints...),
-    warnings and errors kept, unless the user set TF_CPP_MIN_LOG_LEVEL. TF reads the
-    variable once, at import: every command imports TF only after its flags are parsed,
-    which is when this runs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-
-def run_app(main: Callable[[list[str]], int | None]) -> None:
-    """`absl.app.run(main)` for the commands built on absl's app, without TF's INFO
-    lines, and with the error contract of the other commands: a bad flag value and
-    any user error `main` raises are one `error:` line and exit status 2 (absl's own
-    parser prints two lines and exits 1)."""
-    from absl import app, flags
-
-    def parse(argv: list[str]) -> list[str]:
-        try:
-            return flags.FLAGS(argv)
-        except flags.Error as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-
-    def checked(argv: list[str]) -> None:
-        sys.exit(exit_status(lambda: main(argv)))
-
-    app.call_after_init(quiet_tensorflow_info)
-    app.run(checked, flags_parser=parse)
-
-
-def no_positional(argv: list[str]) -> None:
-    """Raises OptionsError for arguments after the program name (flags only)."""
-    if len(argv) > 1:
-        raise OptionsError(f"unexpected arguments {argv[1:]}")

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
-
-from absl import flags
+from typing import Any
 
 from tfclassify import cli
 from tfclassify.core.errors import OptionsError, OutputError
 
-flags.DEFINE_string("output_dir", "tfclassify_demo", "Where the demo writes everything.")
-flags.DEFINE_integer("per_class", 500, "Images per class in the generated corpus.")
-flags.DEFINE_integer("seed", 0, "Seed for the corpus, the split and training.")
-flags.DEFINE_integer("epochs", 12, "Training epochs for the small CNN.")
-FLAGS = flags.FLAGS
-
 _MARKER = ".tfclassify-demo"
+
+
+def _flags() -> Any:
+    fv, (string, integer, _, _) = cli.new_flags()
+    string("output_dir", "tfclassify_demo", "Where the demo writes everything.")
+    integer("per_class", 500, "Images per class in the generated corpus.")
+    integer("seed", 0, "Seed for the corpus, the split and training.")
+    integer("epochs", 12, "Training epochs for the small CNN.")
+    return fv
 
 
 def _fresh_dir(path: str) -> None:
@@ -84,10 +87,10 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
     )
     elapsed = time.perf_counter() - t
     splits = ", ".join(f"{k}: {v.num_examples}" for k, v in sorted(info.splits.items()))
+    shards = sum(len(s.shards) for s in info.splits.values())
     print(
-        f"[2/5] converted {info.accepted} images ({splits}) into "
-        f"{sum(len(s.shards) for s in info.splits.values())} shards in {data_dir} "
-        f"({info.accepted / elapsed:.0f} images/s)"
+        f"[2/5] converted {cli.plural(info.accepted, 'image')} ({splits}) into "
+        f"{cli.plural(shards, 'shard')} in {data_dir} ({info.accepted / elapsed:.0f} images/s)"
     )
     figures["convert_images_per_s"] = info.accepted / elapsed
 
@@ -129,11 +132,14 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
     return figures
 
 
-def main(argv: list[str]) -> None:
-    """`python -m tfclassify.demo` (run by `cli.run_app`: user errors are one line)."""
-    cli.no_positional(argv)
-    run(FLAGS.output_dir, FLAGS.per_class, FLAGS.seed, FLAGS.epochs)
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tfclassify.demo`; returns the exit status (2 for user errors)."""
+
+    def body(fv: Any) -> None:
+        run(fv.output_dir, fv.per_class, fv.seed, fv.epochs)
+
+    return cli.run("tfclassify.demo", __doc__, _flags(), argv, body)
 
 
 if __name__ == "__main__":
-    cli.run_app(main)
+    sys.exit(main())

@@ -11,7 +11,6 @@ The three modes (`sequential`, `batch`, `pipelined`) are described in
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
@@ -31,6 +30,8 @@ __all__ = [
     "write_predictions",
 ]
 
+_DOC = __doc__  # --help's text; forward_calls adds the function's to __doc__
+
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
     if not text:
@@ -48,56 +49,38 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def _flags() -> Any:
-    from absl import flags
-
-    fv = flags.FlagValues()
-    d = {f.name: f.default for f in dataclasses.fields(InferOptions) if f.name != "threads"}
-
-    def s(name: str, default: Any, help_: str) -> None:
-        flags.DEFINE_string(name, default, help_, flag_values=fv)
-
-    def i(name: str, default: Any, help_: str) -> None:
-        flags.DEFINE_integer(name, default, help_, flag_values=fv)
-
+    fv, (string, integer, _, boolean) = cli.new_flags()
+    d = cli.defaults(InferOptions)
     # .tflite is recognised but not loadable yet (Predictor says so): not offered here.
-    s("model", None, "SavedModel dir, .keras file, or a tfclassify model dir (from train).")
-    s("data", None, "Converted dataset directory (has dataset.json).")
-    s("split", None, "Split to run on (default: validation if present, else train).")
-    s("mode", d["mode"], f"One of {', '.join(INFER_MODES)}.")
-    i("batch_size", d["batch_size"], "Images per model call (batch and pipelined modes).")
-    i("top_k", d["top_k"], "Classes listed per image.")
-    s("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
-    s("device", d["device"], "auto, cpu or gpu.")
+    string("model", None, "SavedModel dir, .keras file, or a tfclassify model dir (from train).")
+    string("data", None, "Converted dataset directory (has dataset.json).")
+    string("split", None, "Split to run on (default: validation if present, else train).")
+    string("mode", d["mode"], f"One of {', '.join(INFER_MODES)}.")
+    integer("batch_size", d["batch_size"], "Images per model call (batch and pipelined modes).")
+    integer("top_k", d["top_k"], "Classes listed per image.")
+    string("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
+    string("device", d["device"], "auto, cpu or gpu.")
     cli.define_threads_flag(
         "tf_data_threads", "tf.data private thread pool size (default: shared pool).", fv
     )
     cli.define_runtime_flags(fv)
-    s("data_format", None, "NHWC or NCHW (default: from the model; NCHW needs a GPU).")
-    s("image_size", None, "N or HxW (default: from the model's input shape).")
-    s("signature", d["signature"], "SavedModel signature to call.")
-    s("outputs", d["outputs"], "auto, probabilities or logits (softmax applied).")
-    i("max_images", None, "Stop after this many images.")
-    s("describe", None, "Print MODEL's signatures (inputs/outputs) and exit.")
-    flags.DEFINE_bool(
+    string("data_format", None, "NHWC or NCHW (default: from the model; NCHW needs a GPU).")
+    string("image_size", None, "N or HxW (default: from the model's input shape).")
+    string("signature", d["signature"], "SavedModel signature to call.")
+    string("outputs", d["outputs"], "auto, probabilities or logits (softmax applied).")
+    integer("max_images", None, "Stop after this many images.")
+    string("describe", None, "Print MODEL's signatures (inputs/outputs) and exit.")
+    boolean(
         "freeze",
         d["freeze"],
         "Run the model as a frozen inference graph (faster); --nofreeze calls it as saved.",
-        flag_values=fv,
     )
-    flags.DEFINE_bool(
-        "prefetch_to_device",
-        False,
-        "GPU only: copy batch N+1 to the GPU during batch N.",
-        flag_values=fv,
-    )
-    flags.DEFINE_bool(
-        "mixed_precision", False, "GPU only: float16 compute for the model.", flag_values=fv
-    )
-    flags.DEFINE_bool(
+    boolean("prefetch_to_device", False, "GPU only: copy batch N+1 to the GPU during batch N.")
+    boolean("mixed_precision", False, "GPU only: float16 compute for the model.")
+    boolean(
         "skip_errors",
         False,
         "Skip, count and log corrupt records of --data instead of failing on the first.",
-        flag_values=fv,
     )
     return fv
 
@@ -135,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cli.require(fv, ("model", "data"), " (or pass --describe MODEL)")
         print(infer(fv.model, fv.data, _options_from_flags(fv)))
+        if not fv.output:
+            print("predictions not saved: pass --output FILE.csv (or .jsonl) to save them")
         return 0
 
-    return cli.run("tfclassify.infer", _flags(), argv, body)
+    return cli.run("tfclassify.infer", _DOC, _flags(), argv, body)
 
 
 _callable.forward_calls(__name__, "infer")

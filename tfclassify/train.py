@@ -7,7 +7,6 @@ dataset and writes MODEL_DIR/saved_model/, model.keras and labels.txt, which
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
@@ -19,34 +18,27 @@ from tfclassify.models.training import train
 
 __all__ = ["TrainOptions", "build_model", "main", "train"]
 
+_DOC = __doc__  # --help's text; forward_calls adds the function's to __doc__
+
 
 def _flags() -> Any:
-    from absl import flags
-
-    d = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
-    fv = flags.FlagValues()
-    flags.DEFINE_string(
-        "data", None, "Converted dataset directory (has dataset.json).", flag_values=fv
-    )
-    flags.DEFINE_string("output", None, "Model directory to write.", flag_values=fv)
-    flags.DEFINE_string("arch", d["arch"], f"One of {', '.join(TRAIN_ARCHS)}.", flag_values=fv)
-    flags.DEFINE_integer("epochs", d["epochs"], "Passes over the training split.", flag_values=fv)
-    flags.DEFINE_integer("image_size", d["image_size"], "Square input side.", flag_values=fv)
-    flags.DEFINE_integer("batch_size", d["batch_size"], "Images per step.", flag_values=fv)
-    flags.DEFINE_float("learning_rate", d["learning_rate"], "Adam learning rate.", flag_values=fv)
-    flags.DEFINE_integer("seed", d["seed"], "Initialisation / shuffle seed.", flag_values=fv)
-    flags.DEFINE_string("train_split", d["train_split"], "Split to fit on.", flag_values=fv)
-    flags.DEFINE_string(
-        "validation_split",
-        None,
-        "Split to evaluate (default: validation if present).",
-        flag_values=fv,
-    )
-    flags.DEFINE_string("device", d["device"], "auto, cpu or gpu.", flag_values=fv)
+    fv, (string, integer, real, boolean) = cli.new_flags()
+    d = cli.defaults(TrainOptions)
+    string("data", None, "Converted dataset directory (has dataset.json).")
+    string("output", None, "Model directory to write.")
+    string("arch", d["arch"], f"One of {', '.join(TRAIN_ARCHS)}.")
+    integer("epochs", d["epochs"], "Passes over the training split.")
+    integer("image_size", d["image_size"], "Square input side.")
+    integer("batch_size", d["batch_size"], "Images per step.")
+    real("learning_rate", d["learning_rate"], "Adam learning rate.")
+    integer("seed", d["seed"], "Initialisation / shuffle seed.")
+    string("train_split", d["train_split"], "Split to fit on.")
+    string("validation_split", None, "Split to evaluate (default: validation if present).")
+    string("device", d["device"], "auto, cpu or gpu.")
     cli.define_runtime_flags(fv)
-    flags.DEFINE_bool("mixed_precision", False, "float16 compute (GPU only).", flag_values=fv)
-    flags.DEFINE_bool("overwrite", False, "Replace a model already in --output.", flag_values=fv)
-    flags.DEFINE_integer("verbose", d["verbose"], "Keras fit verbosity 0-2.", flag_values=fv)
+    boolean("mixed_precision", False, "float16 compute (GPU only).")
+    boolean("overwrite", False, "Replace a model already in --output.")
+    integer("verbose", d["verbose"], "Keras fit verbosity 0-2.")
     return fv
 
 
@@ -76,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model -> {path} ({SAVED_MODEL_DIR}/, {KERAS_FILE}, {metadata.LABELS_FILE})")
         return 0
 
-    return cli.run("tfclassify.train", _flags(), argv, body)
+    return cli.run("tfclassify.train", _DOC, _flags(), argv, body)
 
 
 _callable.forward_calls(__name__, "train")

@@ -1,4 +1,5 @@
-"""`python -m tfclassify.verify DIR`: re-read every shard and check it against dataset.json.
+"""`python -m tfclassify.verify DIR`: re-read every shard of the converted dataset in
+DIR and check it against DIR/dataset.json.
 
 Checks, per shard: present, a regular file, size, whole-file sha256, every record's
 CRC (TF's reader), every image's sha256 and label, and the record count; and that no
@@ -9,34 +10,34 @@ first bad shard.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from tfclassify import _callable
-from tfclassify.core.errors import OptionsError
+from tfclassify import _callable, cli
 from tfclassify.reading.verification import verify
 
 __all__ = ["main", "verify"]
 
-USAGE = "usage: python -m tfclassify.verify OUTPUT_DIR"
+_DOC = __doc__  # --help's text; forward_calls adds the function's to __doc__
 
 
-def main(argv: list[str]) -> None:
-    """The command line. A wrong argument count is a user error like any other: one
-    `error: usage: ...` line and exit status 2, through `cli.exit_status`."""
-    from tfclassify import cli
+def _flags() -> Any:
+    fv, _ = cli.new_flags()
+    return fv  # no flags of its own: the dataset directory is its argument
 
-    def go() -> None:
-        if len(argv) != 2:
-            raise OptionsError(USAGE)
-        info = verify(argv[1])
-        n = sum(len(s.shards) for s in info.splits.values())
-        print(f"ok: {n} shards, {info.accepted} records in {argv[1]}")
 
-    sys.exit(cli.exit_status(go))
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tfclassify.verify DIR`; returns the exit status (2 for user errors)."""
+
+    def body(fv: Any, directory: str) -> None:
+        info = verify(directory)
+        shards = sum(len(s.shards) for s in info.splits.values())
+        records = cli.plural(info.accepted, "record")
+        print(f"ok: {cli.plural(shards, 'shard')}, {records} in {directory}")
+
+    return cli.run("tfclassify.verify", _DOC, _flags(), argv, body, positional="DIR")
 
 
 _callable.forward_calls(__name__, "verify")
 
 if __name__ == "__main__":
-    from tfclassify import cli
-
-    cli.run_app(main)
+    sys.exit(main())

@@ -202,12 +202,17 @@ def _read_journal(path: str) -> list[Scanned]:
 
 
 class Progress:
-    """tqdm bar with images/s and MB/s; silent when quiet (tqdm is TFDS's choice too)."""
+    """tqdm bar with images/s and MB/s (tqdm is TFDS's choice too); silent when quiet,
+    and where it cannot redraw itself in place (stderr not a terminal: a pipe, a log
+    file), which would keep every redraw, the last one twice."""
 
     def __init__(self, total: int, desc: str, quiet: bool):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, desc=desc, unit="img", disable=quiet, mininterval=0.5)
+        # disable=None: tqdm's own "off unless a terminal" (a notebook widget stays on).
+        self._bar = tqdm(
+            total=total, desc=desc, unit="img", disable=True if quiet else None, mininterval=0.5
+        )
         self._start = time.perf_counter()
         self._bytes = 0
 

@@ -261,22 +261,32 @@ def _class_names(predictor: Predictor, dataset_labels: tuple[str, ...] | None) -
 
 
 def _label_remap(
-    class_names: tuple[str, ...], dataset_labels: tuple[str, ...] | None
+    class_names: tuple[str, ...], dataset_labels: tuple[str, ...] | None, model_named: bool
 ) -> np.ndarray | None:
     """Dataset label id -> model output index, when both name their classes differently.
 
     Dataset classes the model does not know count as unlabeled; when that leaves
-    images out of the accuracy, a warning says which classes, since a model run on
-    the wrong dataset otherwise just reports "accuracy: n/a".
+    images out of the accuracy, a warning says why, since a model run on the wrong
+    dataset otherwise just reports "accuracy: n/a". `model_named`: the model has a
+    labels.txt (else `class_names` are its output indices).
     """
     if dataset_labels is None or tuple(dataset_labels) == tuple(class_names):
         return None
     index = {n: i for i, n in enumerate(class_names)}
     unknown = [n for n in dataset_labels if n not in index]
-    if unknown:
+    counts = f"the model has {len(class_names)} classes and the dataset {len(dataset_labels)}"
+    if unknown and not model_named:
+        # Its classes are output indices: the dataset's names cannot be matched to them.
         logging.warning(
-            "%d of the dataset's %d classes are not among the model's classes, so their "
+            "%s, and no labels.txt beside the model names its classes, so the images count "
+            "as unlabeled (no accuracy)",
+            counts,
+        )
+    elif unknown:
+        logging.warning(
+            "%s: %d of the dataset's %d classes are not among the model's classes, so their "
             "images count as unlabeled (no accuracy): %s",
+            counts,
             len(unknown),
             len(dataset_labels),
             ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""),
@@ -401,7 +411,7 @@ def infer(
 
     dataset_labels = info.labels if info is not None else None
     class_names = _class_names(predictor, dataset_labels)
-    remap = _label_remap(class_names, dataset_labels)
+    remap = _label_remap(class_names, dataset_labels, predictor.labels is not None)
     k = min(options.top_k, len(class_names))
 
     predictor.warmup(image_size)  # trace once outside the timed loop

@@ -13,15 +13,15 @@ import html
 import json
 import math
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 import numpy as np
 
 from tfclassify.core import fileio
 from tfclassify.core.errors import OptionsError
 
-__all__ = ["SUMMARY_FILE", "InferResult", "write_predictions"]
+__all__ = ["SUMMARY_FILE", "InferResult", "PredictionRows", "write_predictions"]
 
 SUMMARY_FILE = "summary.json"
 
@@ -108,22 +108,17 @@ class InferResult:
         return float(np.mean(hits))
 
     @property
-    def predictions(self) -> list[dict[str, Any]]:
-        """One row per image: key, true label text (or None), top-k labels and probs."""
-        return list(self.rows())
+    def rows(self) -> PredictionRows:
+        """One row per image (key, true label text or None, top-k labels and probs),
+        as a sequence: `rows[0]`, `rows[:10]`, `len(rows)`, and any number of passes.
+        Each row is built when read, from the arrays above: writing millions of rows
+        (`write_predictions`) holds no more than the arrays do. `list(rows)`: all of them."""
+        return PredictionRows(self)
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        names = self.class_names
-        for i, key in enumerate(self.keys):
-            t = int(self.true_ids[i])
-            yield {
-                "key": key,
-                "true_label": names[t] if t >= 0 else None,
-                "top_k": [
-                    {"label": names[int(c)], "prob": float(p)}
-                    for c, p in zip(self.topk_ids[i], self.topk_probs[i], strict=True)
-                ],
-            }
+    @property
+    def predictions(self) -> list[dict[str, Any]]:
+        """Every row of `rows`, as a list."""
+        return list(self.rows)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe figures (what `summary.json` holds)."""
@@ -168,8 +163,8 @@ class InferResult:
             ("device", self.device),
             (
                 "threads",
-                f"intra_op {t.get('intra_op_effective')} (set {t.get('intra_op')}), "
-                f"inter_op {t.get('inter_op_effective')} (set {t.get('inter_op')}), "
+                f"intra_op {t.get('intra_op_effective')} ({_chosen(t.get('intra_op'))}), "
+                f"inter_op {t.get('inter_op_effective')} ({_chosen(t.get('inter_op'))}), "
                 f"tf.data {t.get('tf_data_threads') or 'default'}, cpus {t.get('cpus')}",
             ),
             ("accuracy", acc),
@@ -186,6 +181,51 @@ class InferResult:
             for k, v in self._lines()
         )
         return f"<table>{rows}</table>"
+
+
+class PredictionRows(Sequence[dict[str, Any]]):
+    """The rows of an `InferResult`, built when read (see `InferResult.rows`)."""
+
+    def __init__(self, result: InferResult):
+        self._result = result
+
+    def __len__(self) -> int:
+        return self._result.count
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        picked = range(len(self))[index]  # a list's rules for negatives, bounds and steps
+        if isinstance(picked, range):
+            return [self._row(i) for i in picked]
+        return self._row(picked)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._row, range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} prediction rows>"
+
+    def _row(self, i: int) -> dict[str, Any]:
+        r = self._result
+        names, t = r.class_names, int(r.true_ids[i])
+        return {
+            "key": r.keys[i],
+            "true_label": names[t] if t >= 0 else None,
+            "top_k": [
+                {"label": names[int(c)], "prob": float(p)}
+                for c, p in zip(r.topk_ids[i], r.topk_probs[i], strict=True)
+            ],
+        }
+
+
+def _chosen(configured: int | None) -> str:
+    """How a TF thread count came about: 0 (or unknown) is TF's default."""
+    return "set" if configured else "default"
 
 
 def write_predictions(result: InferResult, path: str) -> str:
@@ -228,13 +268,13 @@ def write_predictions(result: InferResult, path: str) -> str:
             for i in range(1, result.top_k + 1):
                 header += [f"top{i}_label", f"top{i}_prob"]
             w.writerow(header)
-            for row in result.rows():
+            for row in result.rows:
                 cells = [row["key"], row["true_label"] or ""]
                 for t in row["top_k"]:
                     cells += [t["label"], f"{t['prob']:.6g}"]
                 w.writerow(cells)
         else:
-            for row in result.rows():
+            for row in result.rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     summary_path = os.path.join(directory, SUMMARY_FILE)
     fileio.atomic_write_text(

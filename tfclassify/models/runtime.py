@@ -4,8 +4,8 @@ TensorFlow sizes its op thread pools when its runtime initialises (the first op 
 model load). Setting them later either does nothing or raises, depending on the
 value, so `apply_threads` turns TF's late-call `RuntimeError` into an `OptionsError`
 that says what to do, and `effective_threads` reports what is actually in effect
-(benchmarks print it next to every figure). The same call sets TF's oneDNN switch,
-which TF reads once, when it is imported.
+(benchmarks print it next to every figure). The same call sets TF's oneDNN switch
+and turns its C++ INFO lines off, both read once, when TF is imported.
 
 Device rules: input work (read, decode, resize) is
 always pinned to the CPU; the model runs on `resolve_device(...)`. A channels-first
@@ -26,6 +26,7 @@ from tfclassify.core.options import ThreadOptions
 
 INPUT_DEVICE = "/CPU:0"
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 
 
 def _tf():
@@ -92,11 +93,13 @@ def prefer_onednn() -> None:
 
 
 def _apply_onednn(wanted: bool | None) -> None:
-    """Sets TF's oneDNN switch while TF is not imported yet; after, only checks it.
+    """Sets TF's oneDNN switch (and its log level) while TF is not imported yet; after,
+    only checks it.
 
     None turns oneDNN on unless the user's environment already decides.
     """
     if "tensorflow" not in sys.modules:
+        quiet_tensorflow_info()
         if wanted is not None:
             os.environ[ONEDNN_ENV] = "1" if wanted else "0"
         else:
@@ -112,6 +115,14 @@ def _apply_onednn(wanted: bool | None) -> None:
             "Apply ThreadOptions before importing tensorflow or keras, or set "
             f"{ONEDNN_ENV}={int(wanted)} in the environment"
         )
+
+
+def quiet_tensorflow_info() -> None:
+    """TF's C++ INFO lines off (graph optimizer sessions, reader settings...), its
+    warnings and errors kept, unless the environment sets the level. TF reads the
+    variable once, when it is imported: after that this changes nothing."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault(LOG_LEVEL_ENV, "1")
 
 
 _hinted = False

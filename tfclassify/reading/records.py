@@ -66,6 +66,8 @@ from tfclassify.reading import preprocess
 
 __all__ = ["ReadStats", "exact_dataset", "tfrecords"]
 
+# TFRecordDataset's read buffer when none is given (its kernel's kDefaultBufferSize).
+TF_RECORD_BUFFER_BYTES = 256 * 1024
 _LENGTH_HEADER = 12  # TFRecord: uint64 length + uint32 masked CRC32C of the length
 
 # Status of a record, set by the shard reader; anything >= _BAD_DATA is a framing error.
@@ -279,8 +281,11 @@ def tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
         with tf.control_dependencies([read]):
             return tf.identity(p)
 
+    # TF's own default passed as None: passed explicitly, TF logs that it was overridden.
+    buffer_size = None if buffer_bytes == TF_RECORD_BUFFER_BYTES else buffer_bytes
+
     def records(p):
-        return tf.data.TFRecordDataset(p, buffer_size=buffer_bytes).ignore_errors(log_warning=True)
+        return tf.data.TFRecordDataset(p, buffer_size=buffer_size).ignore_errors(log_warning=True)
 
     opened = tf.data.Dataset.from_tensors(path).map(plain(readable))
     return opened.flat_map(plain(records))
