@@ -197,6 +197,8 @@ INFER_DATA_FORMATS = ("NHWC", "NCHW")
 INFER_MODES = ("sequential", "batch", "pipelined")
 MODEL_OUTPUTS = ("auto", "probabilities", "logits")
 TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
+# Records in the shuffle buffer of a training split read shuffled by default.
+SHUFFLE_BUFFER = 1024
 
 
 def _hw_size(value: Any) -> tuple[int, int] | None:
@@ -360,7 +362,11 @@ class TrainOptions:
       image_size: (height, width) the model takes; an int means square.
       batch_size: images per step.
       learning_rate: Adam learning rate.
-      seed: weight init and shuffle seed.
+      seed: weight init and shuffle seed: the same seed, the same orders.
+      shuffle_buffer: the training split is read in a fresh seeded order each epoch
+        (shards shuffled, then records through a buffer of this many; Keras too
+        shuffles its training data by default); 0 reads it in file order. The
+        validation split is always read in file order.
       train_split: split fitted on.
       validation_split: split evaluated after each epoch; None uses `validation` if
         the dataset has it.
@@ -382,6 +388,7 @@ class TrainOptions:
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
+    shuffle_buffer: int = SHUFFLE_BUFFER
     train_split: str = "train"
     validation_split: str | None = None
     device: str = "auto"
@@ -410,6 +417,7 @@ class TrainOptions:
         _check_batch_size(self.batch_size)
         # Keras/numpy take seeds as uint32: refused here with the range, not as a traceback.
         _check_range("seed", self.seed, 0, MAX_SEED)
+        _check_range("shuffle_buffer", self.shuffle_buffer, 0, INT32_MAX)
         _check(
             isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf,
             f"learning_rate must be a finite number > 0, got {self.learning_rate!r}",
