@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -261,3 +262,128 @@ def test_a_split_with_no_records_is_one_clear_input_error(dataset, tmp_path):
         data.make_dataset(root, ReadOptions(split="validation", image_size=8))
     with pytest.raises(InputError, match="has no records"):
         data.resolve_shards(root, "validation")
+
+
+# ------------------------------------------------------------- the notebook call
+
+
+def keys_of(ds: tf.data.Dataset) -> list[str]:
+    return [k.decode() for k in collect(ds)["key"]]
+
+
+def test_keywords_override_options_and_are_validated_as_options(dataset):
+    base = ReadOptions(split="train", image_size=8, batch_size=4, resize="squash")
+    ds = data.make_dataset(
+        dataset["dir"], base, split="validation", image_size=(6, 10), batch_size=1
+    )
+    batches = list(ds)
+    assert [tuple(b["image"].shape) for b in batches] == [(1, 6, 10, 3)] * 2
+    assert sorted(keys_of(ds)) == sorted(r.filename for r in dataset["validation"])
+    # The options' other fields still hold: squash, not the default center_crop.
+    record = dataset["validation"][0]
+    got = by_key(collect(ds))[record.filename]["image"]
+    squash = ReadOptions(image_size=(6, 10), resize="squash")
+    np.testing.assert_allclose(got, reference(record, squash), atol=1e-5)
+    for kwargs, shown in [
+        ({"image_size": 0}, "image_size"),
+        ({"batch_size": "4"}, "batch_size"),
+        ({"split": ""}, "split"),
+        ({"seed": -1}, "seed"),
+        ({"shuffle": "yes"}, "shuffle"),
+        ({"as_supervised": 1}, "as_supervised"),
+        ({"with_info": "no"}, "with_info"),
+    ]:
+        with pytest.raises(OptionsError, match=shown):
+            data.make_dataset(dataset["dir"], **kwargs)
+    with pytest.raises(OptionsError, match="options must be a ReadOptions"):
+        data.make_dataset(dataset["dir"], {"image_size": 8})
+    with pytest.raises(OptionsError, match="with_labels"):
+        data.make_dataset(dataset["dir"], ReadOptions(with_labels=False), as_supervised=True)
+
+
+def test_the_train_split_is_shuffled_unless_options_or_shuffle_say_otherwise(dataset):
+    """As Keras shuffles what it trains on: the bare call shuffles the train split
+    (seeded: the same order each run), reads any other split in order, and options
+    or `shuffle` decide when given."""
+    in_order = keys_of(data.make_dataset(dataset["dir"], ReadOptions(image_size=8)))
+    shuffled = keys_of(data.make_dataset(dataset["dir"], image_size=8, seed=1))
+    assert shuffled != in_order and sorted(shuffled) == sorted(in_order)
+    assert keys_of(data.make_dataset(dataset["dir"], image_size=8, seed=1)) == shuffled
+    assert keys_of(data.make_dataset(dataset["dir"], image_size=8, shuffle=False)) == in_order
+    options = ReadOptions(image_size=8, seed=1)
+    assert keys_of(data.make_dataset(dataset["dir"], options)) == in_order
+    assert keys_of(data.make_dataset(dataset["dir"], options, shuffle=True)) == shuffled
+    validation = ReadOptions(image_size=8, split="validation")
+    assert keys_of(data.make_dataset(dataset["dir"], split="validation", image_size=8)) == (
+        keys_of(data.make_dataset(dataset["dir"], validation))
+    )
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 8])
+def test_len_is_the_batch_count_dataset_json_promises(dataset, batch_size):
+    n = len(dataset["train"])
+    o = ReadOptions(image_size=8, batch_size=batch_size)
+    ds = data.make_dataset(dataset["dir"], o)
+    assert len(ds) == -(-n // batch_size) == len(list(ds))
+    dropped = data.make_dataset(dataset["dir"], dataclasses.replace(o, drop_remainder=True))
+    assert len(dropped) == n // batch_size == len(list(dropped))
+    assert len(data.make_dataset(dataset["dir"], o, as_supervised=True)) == len(ds)
+
+
+def test_len_is_unknown_without_counts_or_with_skip_errors(dataset, tmp_path):
+    unknown = tf.data.experimental.UNKNOWN_CARDINALITY
+    skip = data.make_dataset(dataset["dir"], ReadOptions(image_size=8, skip_errors=True))
+    assert skip.cardinality() == unknown
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in metadata.load(dataset["dir"]).shard_paths("train"):
+        shutil.copy(path, bare)
+    ds = data.make_dataset(str(bare / "*.tfrecord-*"), ReadOptions(image_size=8))
+    assert ds.cardinality() == unknown
+    assert len(collect(ds)["key"]) == len(dataset["train"])
+    with pytest.raises(InputError, match="with_info=True needs a dataset.json"):
+        data.make_dataset(str(bare / "*.tfrecord-*"), with_info=True)
+
+
+@pytest.fixture(scope="module")
+def shapes(converted_shapes) -> str:
+    return converted_shapes(("circle", "square", "triangle"), {"train": 5, "validation": 2})
+
+
+def test_with_info_gives_the_class_names_of_labels_txt(shapes):
+    with open(os.path.join(shapes, metadata.LABELS_FILE), encoding="utf-8") as f:
+        labels = f.read().splitlines()
+    ds, info = data.make_dataset(shapes, split="validation", image_size=16, with_info=True)
+    assert list(info.class_names) == labels == ["circle", "square", "triangle"]
+    assert info.num_classes == 3
+    assert info.splits["validation"].num_examples == 6 == len(collect(ds)["key"])
+    shards = metadata.load(shapes).shard_paths("train")
+    _, from_shards = data.make_dataset(shards, image_size=16, with_info=True)
+    assert from_shards.class_names == info.class_names
+
+
+def test_as_supervised_feeds_model_fit_without_steps_per_epoch(shapes):
+    import keras
+
+    ds = data.make_dataset(shapes, image_size=16, batch_size=4, as_supervised=True, seed=0)
+    images, labels = ds.element_spec
+    assert images.shape.as_list() == [None, 16, 16, 3] and labels.dtype == tf.int64
+    steps = []
+
+    class Steps(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            steps.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            steps[-1] += 1
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = Steps()
+    history = model.fit(ds, epochs=2, verbose=0, callbacks=[callback], shuffle=False)
+    assert len(ds) == 4  # 15 records: 3 batches of 4 and one of 3
+    assert callback.params["steps"] == len(ds) and steps == [len(ds)] * 2
+    assert len(history.history["loss"]) == 2

@@ -93,6 +93,38 @@ def test_undecodable_image_fails_naming_the_shard(converted, tmp_path):
     assert len(got) == good_count and skipped.skipped == 1
 
 
+def test_a_shortfall_is_named_before_the_promised_last_batch(converted, tmp_path):
+    """`len(ds)` comes from dataset.json, and Keras stops after that many batches: a
+    bad record that leaves the batch count unchanged must still fail, with the error
+    naming the shard (not TF's cardinality assertion, nor silence)."""
+    import keras
+
+    d = copy_dataset(converted, tmp_path / "d")
+    info = metadata.load(d)
+    bad = info.shard_paths("train")[0]
+    records = [schema.parse(r) for r in tf.data.TFRecordDataset(bad).as_numpy_iterator()]
+    records[1] = broken_image(records[1])
+    with tf.io.TFRecordWriter(bad) as w:
+        for r in records:
+            w.write(schema.serialize(r))
+    message = f"{bad}: read {len(records) - 1} of {len(records)}"
+    total = info.split("train").num_examples
+    for drop_remainder in (False, True):
+        # One batch either way: a record fewer changes nothing in the count.
+        o = ReadOptions(image_size=16, batch_size=total - 1, drop_remainder=drop_remainder)
+        ds = data.make_dataset(d, o, as_supervised=True)
+        assert len(ds) == 1 + (not drop_remainder)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            list(ds.take(len(ds)))
+    ds = data.make_dataset(d, image_size=16, batch_size=total, as_supervised=True)
+    model = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+
+
 def test_a_consumer_that_stops_early_still_sees_a_bad_record_logged(converted, tmp_path):
     """The shortfall error comes after the last batch; one who reads only the first
     batch (take, max_images) gets each dropped record in TF's log as it happens.

@@ -175,3 +175,29 @@ def test_cli_refuses_a_users_non_empty_folder(dataset_dir, tmp_path, capsys):
         assert train_mod.main(argv) == 2
         assert "not empty and holds no model" in _one_error_line(capsys)
     assert os.listdir(mine) == ["notes.txt"]
+
+
+def test_training_split_is_read_shuffled_by_default_and_seeded(dataset_dir):
+    """As Keras shuffles what it trains on: the train split in a seeded order (the
+    same for the same seed), the validation split and shuffle_buffer=0 in file order."""
+    from tfclassify.core.options import ReadOptions
+    from tfclassify.models.training import _read_options
+    from tfclassify.reading.dataset import make_dataset
+
+    def keys(options: TrainOptions, split: str, train: bool) -> list[bytes]:
+        ds = make_dataset(dataset_dir, _read_options(options, split, train))
+        return [k for batch in ds for k in batch["key"].numpy()]
+
+    opts = TrainOptions(data=dataset_dir, output="o", image_size=16, seed=1)
+    assert opts.shuffle_buffer == 1024
+    in_order = keys(dataclasses.replace(opts, shuffle_buffer=0), "train", True)
+    assert in_order == keys(opts, "train", False)
+    assert in_order == [
+        k for b in make_dataset(dataset_dir, ReadOptions(image_size=16)) for k in b["key"].numpy()
+    ]
+    shuffled = keys(opts, "train", True)
+    assert shuffled != in_order and sorted(shuffled) == sorted(in_order)
+    assert keys(opts, "train", True) == shuffled
+    assert keys(dataclasses.replace(opts, seed=2), "train", True) != shuffled
+    with pytest.raises(OptionsError, match="shuffle_buffer"):
+        TrainOptions(data="d", output="o", shuffle_buffer=-1)

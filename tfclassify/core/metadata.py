@@ -59,6 +59,15 @@ class DatasetInfo:
     empty_classes: tuple[str, ...]
     options: dict[str, Any]
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The label names by label index (labels.txt's lines; Keras's `class_names`)."""
+        return self.labels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
     def split(self, name: str) -> SplitInfo:
         if name not in self.splits:
             raise InputError(

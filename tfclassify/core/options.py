@@ -29,6 +29,8 @@ DATA_FORMATS = ("NHWC", "NCHW")
 INFER_MODES = ("sequential", "batch", "pipelined")
 MODEL_OUTPUTS = ("auto", "probabilities", "logits")
 TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
+# Records in the shuffle buffer of a training split read shuffled by default.
+SHUFFLE_BUFFER = 1024
 READ_DTYPES = ("float32", "bfloat16", "float16", "uint8")
 RESIZE_METHODS = (  # tf.image.ResizeMethod's names
     "bilinear",
@@ -451,7 +453,11 @@ class TrainOptions(_Checked):
       image_size: (height, width) the model takes; an int means square.
       batch_size: images per step.
       learning_rate: Adam learning rate.
-      seed: weight init and shuffle seed.
+      seed: weight init and shuffle seed: the same seed, the same orders.
+      shuffle_buffer: the training split is read in a fresh seeded order each epoch
+        (shards shuffled, then records through a buffer of this many; Keras too
+        shuffles its training data by default); 0 reads it in file order. The
+        validation split is always read in file order.
       train_split: split fitted on.
       validation_split: split evaluated after each epoch; None uses `validation` if
         the dataset has it.
@@ -473,6 +479,7 @@ class TrainOptions(_Checked):
     batch_size: int = _field(32, _batch_size)
     learning_rate: float = _field(1e-3, _number(0, math.inf, open_low=True, open_high=True))
     seed: int = _field(0, _int(0, MAX_SEED))
+    shuffle_buffer: int = _field(SHUFFLE_BUFFER, _int(0, INT32_MAX))
     train_split: str = _field("train", _text)
     validation_split: str | None = _field(None, _text)
     device: str = _field("auto", _one_of(*RUNTIME_DEVICES))

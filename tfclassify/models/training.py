@@ -38,8 +38,8 @@ def _read_options(options: TrainOptions, split: str, train: bool) -> Any:
         with_labels=True,
         # Training sees shards and records in a fresh seeded order every epoch;
         # evaluation reads in file order.
-        shuffle_files=train,
-        shuffle_buffer=max(base.shuffle_buffer, 1024) if train else 0,
+        shuffle_files=train and options.shuffle_buffer > 0,
+        shuffle_buffer=options.shuffle_buffer if train else 0,
         seed=options.seed,
     )
 
@@ -159,10 +159,16 @@ def _fit_and_save(
     keras.utils.set_random_seed(options.seed)
 
     def xy(split: str, train: bool) -> Any:
-        ds = make_dataset(options.data, _read_options(options, split, train))
-        return ds.map(lambda e: (e["image"], e["label"]))
+        return make_dataset(options.data, _read_options(options, split, train), as_supervised=True)
 
     train_ds = xy(options.train_split, True)
+    steps = int(train_ds.cardinality())
+    if steps > 0:
+        # One iterator for all epochs: Keras starts a new one each epoch for a finite
+        # dataset, and starting the reader's pipeline is a fixed cost per pass.
+        train_ds = train_ds.repeat()
+    else:
+        steps = None  # unknown (skip_errors): each epoch reads to the end
     val_ds = xy(val_split, False) if val_split is not None else None
     with tf.device(device):
         model = build_model(options.arch, options.image_size, len(info.labels))
@@ -172,13 +178,14 @@ def _fit_and_save(
             metrics=["accuracy"],
         )
         with warnings.catch_warnings():
-            # tf.data reports no cardinality here (interleave), so Keras warns that the
-            # first epoch "ran out of data" when it simply ends; nothing is lost.
+            # Without a known batch count Keras warns that the first epoch "ran out of
+            # data" when it simply ends; nothing is lost.
             warnings.filterwarnings("ignore", message=".*ran out of data.*")
             model.fit(
                 train_ds,
                 validation_data=val_ds,
                 epochs=options.epochs,
+                steps_per_epoch=steps,
                 shuffle=False,  # make_dataset shuffles (seeded); Keras cannot shuffle tf.data
                 verbose=options.verbose,
             )

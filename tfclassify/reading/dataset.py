@@ -5,7 +5,8 @@ for a converted dataset (`_fast_dataset`, record counts known from dataset.json)
 
     shards -> [shuffle shards] -> interleave(read shard, parse 16 at a time)
       -> unbatch -> [shuffle records] -> parallel map(decode, resize, normalize)
-      -> ignore_errors -> batch -> count per shard -> (NCHW) -> prefetch
+      -> ignore_errors -> batch -> count per shard (the last batch released after
+      the check) -> (NCHW) -> batch count from dataset.json -> prefetch
 
 and, for `skip_errors=True` or shards without known counts, the exact path
 (`records.exact_dataset`, which also explains how bad records are found):
@@ -29,6 +30,7 @@ pass accounts for every record: delivered + skipped - extra = listed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -38,8 +40,8 @@ import tensorflow as tf
 from absl import logging
 
 from tfclassify.core import metadata, schema, shardfiles
-from tfclassify.core.errors import DataError, InputError
-from tfclassify.core.options import ReadOptions
+from tfclassify.core.errors import DataError, InputError, OptionsError
+from tfclassify.core.options import SHUFFLE_BUFFER, ReadOptions
 from tfclassify.core.tfdata import parallel, plain, tf_data_options
 from tfclassify.reading.preprocess import (
     choose_ratio,
@@ -49,7 +51,13 @@ from tfclassify.reading.preprocess import (
     geometry,
     resize_target,
 )
-from tfclassify.reading.records import ReadStats, exact_dataset, interleave_shards, tfrecords
+from tfclassify.reading.records import (
+    ReadStats,
+    buffer_size,
+    exact_dataset,
+    interleave_shards,
+    opened,
+)
 
 __all__ = [
     "ReadStats",
@@ -66,6 +74,8 @@ _GLOB_CHARS = "*?["
 # takes few others with it.
 _PARSE_BATCH = 16
 _TF_FUNCTION = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
+# The split `make_dataset` shuffles when neither `shuffle` nor `options` says.
+_TRAIN_SPLIT = "train"
 
 
 # ---------------------------------------------------------------- public helpers
@@ -149,15 +159,44 @@ def make_dataset(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     options: ReadOptions | None = None,
     *,
+    split: str | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    batch_size: int | None = None,
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    as_supervised: bool = False,
+    with_info: bool = False,
     stats: ReadStats | None = None,
-) -> tf.data.Dataset:
+) -> tf.data.Dataset | tuple[tf.data.Dataset, metadata.DatasetInfo]:
     """Batches of {"image", "label", "key"} from converted shards.
 
+    The common settings are keywords, as in `tfds.load`; every other knob is a
+    `ReadOptions` field. A keyword that is given (not None) wins over the same
+    setting in `options`, and the result is validated once, as a `ReadOptions`:
+
+        ds, info = tfclassify.make_dataset(
+            "shards/", split="train", image_size=224, as_supervised=True, with_info=True
+        )
+        model.fit(ds, epochs=5)  # len(ds) is known: Keras shows progress per epoch
+
     Args:
-      source: a converted dataset directory (reads `options.split`), a glob, a
-        shard path, or a list of shard paths. Shards must be uncompressed TFRecords
-        of `tfclassify.core.schema` Examples.
+      source: a converted dataset directory (reads the split), a glob, a shard
+        path, or a list of shard paths. Shards must be uncompressed TFRecords of
+        `tfclassify.core.schema` Examples.
       options: every knob; defaults to `ReadOptions()`.
+      split: overrides `options.split` (read from a dataset directory only).
+      image_size: overrides `options.image_size`: an int (square) or (height, width).
+      batch_size: overrides `options.batch_size`.
+      shuffle: True reads shards and records in a fresh order each pass (through a
+        buffer of `options.shuffle_buffer`, or `SHUFFLE_BUFFER` records if that is
+        0); False reads in file order. None: as `options` says when it is given;
+        without it, the `train` split of a dataset directory is shuffled (as Keras
+        shuffles what it trains on) and everything else is read in order.
+      seed: overrides `options.seed`, the shuffle seed: the same seed gives the same
+        order each run.
+      as_supervised: yield `(image, label)` tuples, ready for `model.fit`.
+      with_info: also return the dataset's `DatasetInfo` (class names, split sizes),
+        read from the dataset.json beside the shards.
       stats: receives the skipped-record counts (see `ReadStats`). Pass one to
         report them; without it the pipeline still logs every skip. With
         skip_errors, a shard that holds fewer records than dataset.json lists adds
@@ -166,23 +205,42 @@ def make_dataset(
     Returns:
       A dataset of dicts: "image" [B, H, W, 3] (or [B, 3, H, W] for NCHW) of
       `options.dtype`, "label" int64 [B] (-1 when a record has none; absent with
-      `with_labels=False`), "key" string [B] (image/filename). B < batch_size only
-      for a last batch without `drop_remainder`.
+      `with_labels=False`), "key" string [B] (image/filename); (image, label)
+      tuples with `as_supervised`. B < batch_size only for a last batch without
+      `drop_remainder`. Where dataset.json gives every shard's record count (and
+      without skip_errors), the number of batches is known: `len(ds)`. With
+      `with_info`, a `(dataset, info)` pair.
 
     Raises:
-      InputError: the source names no readable shards (see `resolve_shards`).
+      OptionsError: a bad keyword or option value; `as_supervised` without labels.
+      InputError: the source names no readable shards (see `resolve_shards`);
+        `with_info` for shards without a dataset.json.
       DataError: a shard that is not a regular file; unless `options.skip_errors`,
         a shard whose size differs from dataset.json's.
       tf.errors.InvalidArgumentError: while iterating, unless `options.skip_errors`:
         on the first bad record ("tfclassify: bad record <i> of <shard>: <reason>"),
-        or, for shards whose record counts dataset.json gives, after the last
-        record ("<shard>: read <n> of <m> records"). Also, with or without
+        or, for shards whose record counts dataset.json gives, before the last
+        batch ("<shard>: read <n> of <m> records"). Also, with or without
         skip_errors, on a read error that is not a bad record (a shard that
         vanished or cannot be read).
     """
-    options = options or ReadOptions()
+    options = _with_keywords(
+        source,
+        options,
+        split=split,
+        image_size=image_size,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+    )
+    for name, flag in (("as_supervised", as_supervised), ("with_info", with_info)):
+        if not isinstance(flag, bool):
+            raise OptionsError(f"{name} must be True or False, got {flag!r}")
+    if as_supervised and not options.with_labels:
+        raise OptionsError("as_supervised=True yields (image, label): it needs with_labels=True")
     stats = stats or ReadStats()
     paths = resolve_shards(source, options.split)
+    info = _dataset_info(source, paths) if with_info else None
     listed = listed_shards(paths)
     counts = None
     if listed is not None:
@@ -198,10 +256,54 @@ def make_dataset(
         # With skip_errors, each shard's count is checked as it ends: a shortfall or
         # excess that no bad record explains is counted and logged too.
         ds = exact_dataset(paths, options, stats, counts if options.skip_errors else None)
+    if as_supervised:
+        ds = ds.map(plain(lambda b: (b["image"], b["label"])))
     if options.prefetch:
         # Prefetch last, so the consumer's step overlaps preparing the next batch.
         ds = ds.prefetch(options.prefetch)
-    return ds.with_options(tf_data_options(options))
+    ds = ds.with_options(tf_data_options(options))
+    return (ds, info) if with_info else ds
+
+
+def _with_keywords(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    options: ReadOptions | None,
+    *,
+    shuffle: bool | None,
+    **fields: object,
+) -> ReadOptions:
+    """`options` (or the defaults) with the keywords given applied: validated once,
+    by `ReadOptions`, so a bad keyword is the same OptionsError as a bad field."""
+    if options is not None and not isinstance(options, ReadOptions):
+        raise OptionsError(f"options must be a ReadOptions or None, got {options!r}")
+    if shuffle not in (None, True, False):
+        raise OptionsError(f"shuffle must be None, True or False, got {shuffle!r}")
+    base = options or ReadOptions()
+    given = {k: v for k, v in fields.items() if v is not None}
+    if shuffle is None and options is None:
+        split = given.get("split", base.split)
+        is_dir = isinstance(source, (str, os.PathLike)) and os.path.isdir(source)
+        shuffle = is_dir and split == _TRAIN_SPLIT
+    if shuffle is not None:
+        given["shuffle_files"] = shuffle
+        given["shuffle_buffer"] = (base.shuffle_buffer or SHUFFLE_BUFFER) if shuffle else 0
+    return dataclasses.replace(base, **given) if given else base
+
+
+def _dataset_info(
+    source: str | os.PathLike | Sequence[str | os.PathLike], paths: Sequence[str]
+) -> metadata.DatasetInfo:
+    """The DatasetInfo of a dataset directory, or of the dataset.json beside the shards."""
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        return metadata.load(os.fspath(source))
+    dirs = {os.path.dirname(os.path.abspath(p)) for p in paths}
+    directory = dirs.pop()
+    if dirs or not os.path.isfile(os.path.join(directory, metadata.METADATA_FILE)):
+        raise InputError(
+            f"with_info=True needs a {metadata.METADATA_FILE} beside the shards; "
+            f"{_first_of(list(paths))} has none (pass the dataset directory, or with_info=False)"
+        )
+    return metadata.load(directory)
 
 
 # ---------------------------------------------------------------- the fast default path
@@ -277,7 +379,7 @@ def _fast_dataset(
 
     Bad records (CRC, truncation, undecodable image) are dropped where they fail and
     found at the end by comparing records per shard with dataset.json: the last
-    element then raises an error naming each short shard.
+    batch is released only if they agree, else an error names each short shard.
     """
     spec = schema.feature_spec(with_label=options.with_labels)
 
@@ -290,8 +392,13 @@ def _fast_dataset(
         return out, need, ratio, tf.fill(tf.shape(serialized), shard)
 
     def read(path: tf.Tensor, shard: tf.Tensor) -> tf.data.Dataset:
-        # A CRC error ends this shard only; the shortfall is reported at the end.
-        records = tfrecords(path, options.reader_buffer_kb * 1024)
+        # Opened here, in this function, rather than through `records.tfrecords`:
+        # two fewer tf.data functions to instantiate at every iterator start. A shard
+        # that cannot be opened fails once and is reported short at the end; a CRC
+        # error ends this shard only, and is reported the same way.
+        records = tf.data.TFRecordDataset(
+            opened(path), buffer_size=buffer_size(options.reader_buffer_kb * 1024)
+        ).ignore_errors(log_warning=True)
         # Parse and plan the geometry a few records at a time (the tf.data guide's
         # "vectorized mapping"): a handful of ops per group instead of per image. A
         # record that does not parse drops its group, which the count check reports.
@@ -315,64 +422,85 @@ def _fast_dataset(
     # Batch after the per-image work: every image now has the same static shape.
     # The shard index rides along as a [B] vector, so counting costs one op a batch.
     ds = ds.batch(options.batch_size)
-    ds = _check_counts(ds, paths, counts)
-    if options.data_format == "NCHW":
-        ds = ds.map(plain(functools.partial(finish_batch, options=options)))
+    total = sum(counts)
+    batches = total // options.batch_size
+    if not options.drop_remainder and total % options.batch_size:
+        batches += 1
+    ds = _check_counts(ds, paths, counts, options.batch_size, batches)
+    if options.drop_remainder or options.data_format == "NCHW":
+        ds = ds.map(plain(functools.partial(_finish, options=options)))
+    # The batch count dataset.json promises: `len(ds)`, and Keras's progress and epoch
+    # end without `steps_per_epoch`. A stream that differs fails the count check
+    # before TF's own assertion could: that one names no shard.
+    return ds.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def _finish(batch: dict[str, tf.Tensor], options: ReadOptions) -> dict[str, tf.Tensor]:
+    """The static batch size of `drop_remainder`, and the NCHW layout."""
     if options.drop_remainder:
-        # Counted before dropping: a short last batch is not a bad record.
-        bs = options.batch_size
-        ds = ds.filter(plain(lambda b: tf.shape(b["key"])[0] == bs)).map(
-            plain(lambda b: {k: tf.ensure_shape(v, [bs, *v.shape[1:]]) for k, v in b.items()})
-        )
-    return ds
+        size = options.batch_size
+        batch = {k: tf.ensure_shape(v, [size, *v.shape[1:]]) for k, v in batch.items()}
+    return finish_batch(batch, options)
 
 
 def _check_counts(
-    ds: tf.data.Dataset, paths: Sequence[str], counts: Sequence[int]
+    ds: tf.data.Dataset,
+    paths: Sequence[str],
+    counts: Sequence[int],
+    batch_size: int,
+    batches: int,
 ) -> tf.data.Dataset:
-    """Counts records per shard, a batch at a time; after the last, raises naming
-    every shard that came up short."""
+    """Counts records per shard, a batch at a time, and raises naming every shard
+    whose count differs from dataset.json's once every record has been read (a shard
+    that gives more than listed, as soon as it does). Delivers the first `batches`.
+
+    Each batch is held back by one step, so the last is released only after the
+    check: a consumer that stops at the promised batch count (Keras with a known
+    cardinality) still hears of a shortfall. A short last batch is counted either
+    way, delivered only when `batches` includes it (not with drop_remainder).
+    """
     n = len(paths)
     expected = tf.constant(list(counts), tf.int64)
     names = tf.constant(list(paths))
     spec = ds.element_spec[0]
-    end = {k: tf.zeros([0, *s.shape[1:]], s.dtype) for k, s in spec.items()}
-    # One empty batch marks the end of the stream.
-    marker = tf.data.Dataset.from_tensors((end, tf.zeros([0], tf.int64), True))
-    ds = ds.map(plain(lambda out, shard: (out, shard, False))).concatenate(marker)
+    empty = {k: tf.zeros([0, *s.shape[1:]], s.dtype) for k, s in spec.items()}
+    # One empty batch marks the end of the stream (no real batch is empty).
+    ds = ds.concatenate(tf.data.Dataset.from_tensors((empty, tf.zeros([0], tf.int64))))
 
-    def step(seen: tf.Tensor, item):
-        out, shard, is_end = item
+    def step(state, item):
+        seen, held = state
+        out, shard = item
         seen = seen + tf.math.bincount(shard, minlength=n, maxlength=n, dtype=tf.int64)
+        # Every record has been read at the end marker or a short (so, last) batch;
+        # a shard that gave more than listed is wrong as soon as it does.
+        finished = tf.size(shard) < batch_size
+        bad = tf.where(finished, tf.not_equal(seen, expected), seen > expected)
+        # gather, not boolean_mask: the same result, for a tenth of the tracing time.
+        short = tf.where(bad)[:, 0]
+        lines = tf.strings.join(
+            [
+                tf.gather(names, short),
+                ": read ",
+                tf.strings.as_string(tf.gather(seen, short)),
+                " of ",
+                tf.strings.as_string(tf.gather(expected, short)),
+                " records",
+            ]
+        )
+        text = tf.strings.join(
+            [
+                "tfclassify: unreadable records (corrupt TFRecord or undecodable image) in ",
+                tf.strings.reduce_join(lines, separator="; "),
+                "; pass skip_errors=True (infer: --skip_errors) to skip them and log each one",
+            ]
+        )
+        # With string data, Assert is one op, not a cond: no branch functions to build.
+        ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [text])
+        with tf.control_dependencies([ok]):
+            released = {k: tf.identity(v) for k, v in held.items()}
+        return (seen, out), released
 
-        def at_end() -> tf.Tensor:
-            bad = tf.not_equal(seen, expected)
-            # gather, not boolean_mask: the same result in fewer ops (boolean_mask is a
-            # dozen), and this graph is traced on every call.
-            short = tf.where(bad)[:, 0]
-            lines = tf.strings.join(
-                [
-                    tf.gather(names, short),
-                    ": read ",
-                    tf.strings.as_string(tf.gather(seen, short)),
-                    " of ",
-                    tf.strings.as_string(tf.gather(expected, short)),
-                    " records",
-                ]
-            )
-            text = tf.strings.join(
-                [
-                    "tfclassify: unreadable records (corrupt TFRecord or undecodable image) in ",
-                    tf.strings.reduce_join(lines, separator="; "),
-                    "; pass skip_errors=True (infer: --skip_errors) to skip them and log each one",
-                ]
-            )
-            ok = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [text])
-            with tf.control_dependencies([ok]):
-                return tf.identity(False)
-
-        keep = tf.cond(is_end, at_end, lambda: tf.constant(True))
-        return seen, (out, keep)
-
-    ds = ds.scan(tf.zeros([n], tf.int64), plain(step))
-    return ds.filter(plain(lambda out, keep: keep)).map(plain(lambda out, keep: out))
+    ds = ds.scan((tf.zeros([n], tf.int64), empty), plain(step))
+    # The first step releases nothing (the empty batch it starts with); a short
+    # batch beyond `batches` (drop_remainder) or the marker's step is never taken.
+    return ds.skip(1).take(batches)

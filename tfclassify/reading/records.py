@@ -64,7 +64,7 @@ from tfclassify.core.options import ReadOptions
 from tfclassify.core.tfdata import parallel, plain
 from tfclassify.reading import preprocess
 
-__all__ = ["ReadStats", "exact_dataset", "tfrecords"]
+__all__ = ["ReadStats", "buffer_size", "exact_dataset", "opened", "tfrecords"]
 
 # TFRecordDataset's read buffer when none is given (its kernel's kDefaultBufferSize).
 TF_RECORD_BUFFER_BYTES = 256 * 1024
@@ -265,30 +265,37 @@ def _record(serialized, path, index, status, lost) -> dict[str, tf.Tensor]:
     }
 
 
-def tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
-    """TF's reader over one shard, ended quietly by a CRC/truncation error.
+def opened(path: tf.Tensor) -> tf.Tensor:
+    """`path`, once the file has been opened and its first byte read ("" if empty):
+    a file that cannot be opened fails here, once.
 
     Under `ignore_errors` TF's reader retries a failed *open* forever
-    (tensorflow#25700). The file is therefore opened first inside a map: a map fails
-    once, then ends. (A file that vanishes between the two opens still spins.)
+    (tensorflow#25700), so a shard is opened first by this op, which fails once and
+    lets the pipeline go on. (A file that vanishes between the two opens still spins.)
+    get_single_element, not reduce: a reduce instantiates a function on each call.
     """
+    first = tf.data.FixedLengthRecordDataset(path, record_bytes=1)
+    read = first.concatenate(tf.data.Dataset.from_tensors("")).take(1).get_single_element()
+    with tf.control_dependencies([read]):
+        return tf.identity(path)
 
-    def readable(p):
-        # Opens the file and reads its first byte ("" when empty). get_single_element,
-        # not reduce: a reduce instantiates a function on each call, once per shard.
-        first = tf.data.FixedLengthRecordDataset(p, record_bytes=1)
-        read = first.concatenate(tf.data.Dataset.from_tensors("")).take(1).get_single_element()
-        with tf.control_dependencies([read]):
-            return tf.identity(p)
 
-    # TF's own default passed as None: passed explicitly, TF logs that it was overridden.
-    buffer_size = None if buffer_bytes == TF_RECORD_BUFFER_BYTES else buffer_bytes
+def buffer_size(buffer_bytes: int) -> int | None:
+    """TFRecordDataset's `buffer_size` for `buffer_bytes`: TF's own default as None
+    (passed explicitly, TF logs that its default was overridden)."""
+    return None if buffer_bytes == TF_RECORD_BUFFER_BYTES else buffer_bytes
+
+
+def tfrecords(path: tf.Tensor, buffer_bytes: int) -> tf.data.Dataset:
+    """TF's reader over one shard (first `opened`), ended quietly by a CRC/truncation
+    error."""
 
     def records(p):
-        return tf.data.TFRecordDataset(p, buffer_size=buffer_size).ignore_errors(log_warning=True)
+        return tf.data.TFRecordDataset(p, buffer_size=buffer_size(buffer_bytes)).ignore_errors(
+            log_warning=True
+        )
 
-    opened = tf.data.Dataset.from_tensors(path).map(plain(readable))
-    return opened.flat_map(plain(records))
+    return tf.data.Dataset.from_tensors(path).map(plain(opened)).flat_map(plain(records))
 
 
 def _read_shard(
