@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tfclassify import cli, demo
+
 MODES = ("sequential", "batch", "pipelined")
 
 
@@ -38,7 +40,7 @@ def accuracy(rows: list[dict[str, str]]) -> float:
     return sum(r["top1_label"] == r["true_label"] for r in rows) / len(rows)
 
 
-def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
+def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path, capsys):
     out = str(tmp_path / "demo")
     p = run_demo("--output_dir", out, "--per_class", "40", "--epochs", "2")
     assert p.returncode == 0, p.stderr[-3000:]
@@ -64,15 +66,21 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
         assert (summary["mode"], summary["count"]) == (mode, n)
         assert summary["top1_accuracy"] == pytest.approx(accuracy(rows[mode]))
 
-    # A second run replaces the demo's own folder; any other folder is refused.
-    assert run_demo("--output_dir", out, "--per_class", "8", "--epochs", "1").returncode == 0
+    # A second run replaces the demo's own folder; any other folder is refused. (In
+    # this process, with the command's error handling: the run above was the real one.)
+    assert demo.run(out, per_class=5, epochs=1)["accepted"] == 4 * 5
+    images = [f for _, _, files in os.walk(os.path.join(out, "images")) for f in files]
+    assert len(images) == 4 * 5  # this run's corpus only
+    assert len(read_predictions(out, "batch")) == 4  # a fifth of each class held out
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("user data")
-    refused = run_demo("--output_dir", str(mine))
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "was not made by the demo" in refused.stderr
+    capsys.readouterr()
+    assert cli.exit_status(lambda: demo.run(str(mine))) == 2
+    refused = capsys.readouterr().err.strip().splitlines()
+    assert len(refused) == 1 and refused[0].startswith("error: ")
+    assert "was not made by the demo" in refused[0]
+    assert os.listdir(mine) == ["keep.txt"]
     assert (mine / "keep.txt").read_text() == "user data"
 
 
