@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,6 +12,14 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfclassify import testing  # noqa: E402
+
+
+def pytest_collection_finish(session) -> None:
+    """TensorFlow and the test modules are imported, and their objects live as long as
+    the run: the collector stops scanning them (`gc.freeze`) and runs less often, since
+    TF's tracing makes short-lived objects by the million."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 @pytest.fixture(scope="session")
