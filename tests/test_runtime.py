@@ -204,7 +204,9 @@ def test_onednn_switch_before_the_tf_import_follows_option_then_environment(
     import tensorflow as tf
 
     monkeypatch.delitem(sys.modules, "tensorflow")
-    monkeypatch.setattr(runtime, "_tf", lambda: tf)  # the threads part needs TF itself
+    # The threads part and the report need TF itself: this process's, not a new import.
+    monkeypatch.setattr(runtime, "_tf", lambda: tf)
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: None)
     monkeypatch.delenv(runtime.ONEDNN_ENV, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -217,6 +219,7 @@ def test_onednn_switch_before_the_tf_import_follows_option_then_environment(
             monkeypatch.setenv(key, value)
         runtime.prefer_onednn()
         assert os.environ[runtime.ONEDNN_ENV] == ("1" if expected else "0")
+    assert "tensorflow" not in sys.modules  # nothing imported it again meanwhile
 
 
 @pytest.mark.skipif(not _X86, reason="TF's oneDNN switch is checked on x86 builds")
