@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,6 +12,14 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfclassify import testing  # noqa: E402
+
+
+def pytest_collection_finish(session) -> None:
+    """TensorFlow and the test modules are imported, and their objects live as long as
+    the run: the collector stops scanning them (`gc.freeze`) and runs less often, since
+    TF's tracing makes short-lived objects by the million."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +38,38 @@ def hostile_tree(tmp_path_factory) -> tuple[str, dict[str, str]]:
     testing.make_class_tree(root, classes=("plain",), per_class=4, seed=2, max_side=96)
     kinds = testing.make_hostile_files(root / "odd")
     return str(root), kinds
+
+
+@pytest.fixture(scope="session")
+def converted_tree(tmp_path_factory, class_tree) -> str:
+    """`class_tree` converted once, in several train shards (read only: a test that
+    damages it works on a copy, `shutil.copytree(converted_tree, tmp_path / ...)`)."""
+    from tfclassify.convert import convert
+    from tfclassify.core.options import ConvertOptions
+
+    out = str(tmp_path_factory.mktemp("converted_tree") / "shards")
+    convert(ConvertOptions(input_dir=class_tree, output_dir=out, shard_size_mb=0.05, quiet=True))
+    return out
+
+
+@pytest.fixture(scope="session")
+def converted_hostile(tmp_path_factory, hostile_tree):
+    """`hostile_tree` converted once by 4 workers into several shards, a quarter held
+    out; its DatasetInfo (read only; `.options` are the options that decide the bytes)."""
+    from tfclassify.convert import convert
+    from tfclassify.core.options import ConvertOptions
+
+    out = str(tmp_path_factory.mktemp("converted_hostile") / "shards")
+    return convert(
+        ConvertOptions(
+            input_dir=hostile_tree[0],
+            output_dir=out,
+            shard_size_mb=0.02,
+            validation_fraction=0.25,
+            num_workers=4,
+            quiet=True,
+        )
+    )
 
 
 @pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])

@@ -7,6 +7,7 @@ import filecmp
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from commands import run_in_process
 from PIL import Image, ImageOps
 from recordlib import read_records
 
@@ -45,9 +47,9 @@ def expected_pixels(path: str) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def test_round_trip_every_accepted_image(tmp_path, hostile_tree, class_tree):
+def test_round_trip_every_accepted_image(hostile_tree, converted_hostile):
     root, _ = hostile_tree
-    info = convert(opts(tmp_path, input_dir=root))
+    info = converted_hostile
     records = read_records(info.directory)
     assert len(records) == info.accepted
     for rel, r in records.items():
@@ -70,9 +72,9 @@ def test_round_trip_every_accepted_image(tmp_path, hostile_tree, class_tree):
         assert info.labels[r.label] == r.text == rel.split("/")[0]
 
 
-def test_png16_rgb_keeps_top_byte(tmp_path, hostile_tree):
+def test_png16_rgb_keeps_top_byte(hostile_tree, converted_hostile):
     root, kinds = hostile_tree
-    info = convert(opts(tmp_path, input_dir=root))
+    info = converted_hostile
     rel = os.path.relpath(kinds["png16_rgb"], root)
     stored = tf.io.decode_png(read_records(info.directory)[rel].encoded).numpy()
     with open(kinds["png16_rgb"], "rb") as f:
@@ -315,16 +317,15 @@ def test_suggested_settings_are_fields_in_the_api_and_flags_in_the_cli(tmp_path,
     )
 
 
-def test_verify_names_the_bad_shard(tmp_path, class_tree):
-    info = convert(opts(tmp_path, input_dir=class_tree, shard_size_mb=0.05))
-    verify(info.directory)
+def test_verify_names_the_bad_shard(tmp_path, converted_tree):
+    info = verify(shutil.copytree(converted_tree, tmp_path / "out").as_posix())
     bad = info.shard_paths("train")[1]
     with open(bad, "rb") as f:
         data = bytearray(f.read())
     data[len(data) // 2] ^= 0xFF
     with open(bad, "wb") as f:
         f.write(bytes(data))
-    p = run_cli("tfclassify.verify", info.directory)
+    p = run_in_process("tfclassify.verify", info.directory)
     assert p.returncode == 2
     assert bad in p.stderr and "sha256" in p.stderr
 
@@ -341,12 +342,26 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:
     proc.wait()
 
 
+KILL_OPTIONS = dict(shard_size_mb=0.03, num_workers=1)
+
+
+@pytest.fixture(scope="module")
+def kill_corpus(tmp_path_factory) -> tuple[str, str]:
+    """300 photos, enough for a kill to land mid-scan or mid-write, and their clean
+    conversion (read only)."""
+    root = tmp_path_factory.mktemp("kill_corpus")
+    testing.make_class_tree(root / "in", per_class=100, seed=9, min_side=64, max_side=200)
+    clean = convert(
+        opts(root, input_dir=str(root / "in"), output_dir=str(root / "clean"), **KILL_OPTIONS)
+    )
+    return str(root / "in"), clean.directory
+
+
 @pytest.mark.parametrize("phase", ["scan", "write"])
-def test_kill_and_resume(tmp_path, phase):
-    root = tmp_path / "in"
-    testing.make_class_tree(root, per_class=100, seed=9, min_side=64, max_side=200)
-    common = dict(input_dir=str(root), shard_size_mb=0.03, num_workers=1)
-    clean = convert(opts(tmp_path, output_dir=str(tmp_path / "clean"), **common)).directory
+def test_kill_and_resume(tmp_path, phase, kill_corpus):
+    """SIGKILL in a real process; the resume in this one."""
+    root, clean = kill_corpus
+    common = dict(input_dir=root, **KILL_OPTIONS)
 
     out = tmp_path / "out"
     work = out / ".tfclassify-work"
@@ -385,7 +400,7 @@ def test_kill_and_resume(tmp_path, phase):
         assert filecmp.cmp(out / f, os.path.join(clean, f), shallow=False), f
     with pytest.raises(OutputError, match="resume=True"):
         convert(opts(tmp_path, output_dir=str(out), **common))
-    p = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+    p = run_in_process(*cmd[2:], "--resume")
     assert p.returncode == 0, p.stderr
     assert verify(str(out)).accepted == 300
     assert sorted(os.listdir(out)) == sorted(os.listdir(clean))

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+
+from commands import run_script_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_convert_bench_smoke(tmp_path):
     out = tmp_path / "figures.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "benchmarks", "convert_bench.py"),
-            "--num_images=12",
-            "--repeats=1",
-            f"--corpus={tmp_path / 'corpus'}",
-            f"--json={out}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    proc = run_script_in_process(
+        os.path.join(ROOT, "benchmarks", "convert_bench.py"),
+        "--num_images=12",
+        "--repeats=1",
+        f"--corpus={tmp_path / 'corpus'}",
+        f"--json={out}",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(out.read_text())

@@ -14,9 +14,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from commands import run_in_process
 from PIL import Image
 from recordlib import read_records
-from test_convert import opts, run_cli
+from test_convert import opts
 
 from tfclassify import convert, testing
 from tfclassify.conversion import images
@@ -299,7 +300,7 @@ def test_cli_error_is_one_line_naming_the_cause(tmp_path, case):
     flags, wanted = CLI_ERRORS[case](tmp_path)
     out = tmp_path / "out"
     where = [] if "--output_dir" in flags else ["--output_dir", str(out)]
-    p = run_cli("tfclassify.convert", *flags, *where, "--quiet")
+    p = run_in_process("tfclassify.convert", *flags, *where, "--quiet")
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
@@ -619,7 +620,7 @@ def test_links_out_of_the_input_are_skipped_by_default(tmp_path, linked_out_tree
 def test_cli_follow_external_links_follows_them(tmp_path, linked_out_tree):
     src, _ = linked_out_tree
     out = tmp_path / "out"
-    p = run_cli(
+    p = run_in_process(
         "tfclassify.convert", "--input_dir", src, "--output_dir", str(out), "--quiet",
         "--follow_external_links", "--num_workers", "1",
     )  # fmt: skip

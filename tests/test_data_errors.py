@@ -13,20 +13,15 @@ import pytest
 import tensorflow as tf
 from recordlib import DAMAGE, collect, damage
 
-import tfclassify
 from tfclassify.core import metadata, schema
 from tfclassify.core.errors import DataError
-from tfclassify.core.options import ConvertOptions, ReadOptions
+from tfclassify.core.options import ReadOptions
 from tfclassify.reading import dataset as data
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory, class_tree) -> str:
-    out = str(tmp_path_factory.mktemp("conv") / "shards")
-    tfclassify.convert(
-        ConvertOptions(input_dir=class_tree, output_dir=out, shard_size_mb=0.05, quiet=True)
-    )
-    return out
+@pytest.fixture()
+def converted(converted_tree) -> str:
+    return converted_tree
 
 
 def read_all(ds) -> dict[str, np.ndarray]:

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tfclassify import cli, demo
+
 MODES = ("sequential", "batch", "pipelined")
 
 
@@ -38,10 +40,16 @@ def accuracy(rows: list[dict[str, str]]) -> float:
     return sum(r["top1_label"] == r["true_label"] for r in rows) / len(rows)
 
 
-def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
+def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path, capsys):
     out = str(tmp_path / "demo")
-    p = run_demo("--output_dir", out, "--per_class", "40", "--epochs", "2")
+    # What an earlier run left: the demo replaces its own folder.
+    os.makedirs(os.path.join(out, "images", "stale"))
+    open(os.path.join(out, "images", "stale", "old.jpg"), "w").close()
+    open(os.path.join(out, demo._MARKER), "w").close()
+    p = run_demo("--output_dir", out, "--per_class", "10", "--epochs", "1")
     assert p.returncode == 0, p.stderr[-3000:]
+    images = [f for _, _, files in os.walk(os.path.join(out, "images")) for f in files]
+    assert len(images) == 4 * 10 and "old.jpg" not in images  # this run's corpus only
     for stage in range(1, 6):
         assert f"[{stage}/5]" in p.stdout
     table = {line.split()[0]: line.split() for line in p.stdout.splitlines()[-3:]}
@@ -53,7 +61,7 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
 
     rows = {mode: read_predictions(out, mode) for mode in MODES}
     n = len(rows["sequential"])
-    assert n > 0 and all(len(r) == n for r in rows.values())
+    assert n == 4 * 2 and all(len(r) == n for r in rows.values())  # a fifth held out
     # Every mode ran the same images, all labelled, and printed its own accuracy.
     assert {r["key"] for r in rows["batch"]} == {r["key"] for r in rows["sequential"]}
     assert all(r["true_label"] for r in rows["pipelined"])
@@ -64,15 +72,17 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path):
         assert (summary["mode"], summary["count"]) == (mode, n)
         assert summary["top1_accuracy"] == pytest.approx(accuracy(rows[mode]))
 
-    # A second run replaces the demo's own folder; any other folder is refused.
-    assert run_demo("--output_dir", out, "--per_class", "8", "--epochs", "1").returncode == 0
+    # Any other folder is refused before anything is written (in this process, with
+    # the command's error handling: the run above was the real one).
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("user data")
-    refused = run_demo("--output_dir", str(mine))
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "was not made by the demo" in refused.stderr
+    capsys.readouterr()
+    assert cli.exit_status(lambda: demo.run(str(mine))) == 2
+    refused = capsys.readouterr().err.strip().splitlines()
+    assert len(refused) == 1 and refused[0].startswith("error: ")
+    assert "was not made by the demo" in refused[0]
+    assert os.listdir(mine) == ["keep.txt"]
     assert (mine / "keep.txt").read_text() == "user data"
 
 

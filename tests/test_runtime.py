@@ -187,20 +187,56 @@ _ONEDNN = textwrap.dedent(
 )
 
 
+_ONEDNN_RULE = [
+    ("none", {}, True),  # the default: on, since the environment does not decide
+    ("off", {}, False),
+    ("none", {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),  # the user's environment wins
+    ("on", {"TF_ENABLE_ONEDNN_OPTS": "0"}, True),  # ...over the default, not an option
+]
+
+
+@pytest.mark.parametrize("wanted, env, expected", _ONEDNN_RULE)
+def test_onednn_switch_before_the_tf_import_follows_option_then_environment(
+    monkeypatch, wanted, env, expected
+):
+    """What is left for TF to read at its import, in this process with TF taken for
+    not imported yet (that TF obeys it: the fresh processes below)."""
+    import tensorflow as tf
+
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    # The threads part and the report need TF itself: this process's, not a new import.
+    monkeypatch.setattr(runtime, "_tf", lambda: tf)
+    monkeypatch.setattr(runtime, "onednn_enabled", lambda: None)
+    monkeypatch.delenv(runtime.ONEDNN_ENV, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    onednn = {"on": True, "off": False, "none": None}[wanted]
+    runtime.apply_threads(ThreadOptions(onednn=onednn))
+    assert os.environ[runtime.ONEDNN_ENV] == ("1" if expected else "0")
+    if onednn is None:  # what Predictor.load does: the same rule
+        monkeypatch.delenv(runtime.ONEDNN_ENV, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        runtime.prefer_onednn()
+        assert os.environ[runtime.ONEDNN_ENV] == ("1" if expected else "0")
+    assert "tensorflow" not in sys.modules  # nothing imported it again meanwhile
+
+
 @pytest.mark.skipif(not _X86, reason="TF's oneDNN switch is checked on x86 builds")
 @pytest.mark.parametrize(
     "wanted, env, expected",
+    # By default the two cases that show TF obeying each value the switch sets; the
+    # rule itself is checked in-process above.
     [
-        ("none", {}, True),  # the default: on, since the environment does not decide
-        ("off", {}, False),
-        ("none", {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),  # the user's environment wins
-        ("on", {"TF_ENABLE_ONEDNN_OPTS": "0"}, True),  # ...over the default, not an option
+        *_ONEDNN_RULE[:2],
+        *(pytest.param(*case, marks=pytest.mark.slow) for case in _ONEDNN_RULE[2:]),
     ],
 )
 def test_onednn_follows_option_then_environment(wanted, env, expected):
     assert _run_fresh(_ONEDNN.replace("sys.argv[1]", repr(wanted)), **env) is expected
 
 
+@pytest.mark.slow  # the same switch as apply_threads' default, checked in-process above
 @pytest.mark.skipif(not _X86, reason="TF's oneDNN switch is checked on x86 builds")
 def test_prefer_onednn_before_the_first_tf_import_turns_it_on():
     script = textwrap.dedent(

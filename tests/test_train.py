@@ -61,7 +61,6 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def dataset_dir(converted_shapes) -> str:
-    pytest.importorskip("tfclassify.reading.dataset")
     return converted_shapes(LABELS, {"train": 6, "validation": 2})
 
 

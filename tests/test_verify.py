@@ -13,7 +13,8 @@ import re
 import shutil
 
 import pytest
-from test_convert import opts, run_cli
+from commands import run_in_process, run_process
+from test_convert import opts
 
 from tfclassify import convert, testing
 from tfclassify.core import metadata
@@ -56,9 +57,9 @@ def second_shard(d: dict) -> dict:
 
 
 def error_line(directory: str) -> str:
-    """Runs the verify CLI; asserts a user error (exit 2, one `error:` line, no
-    traceback) and returns that line."""
-    p = run_cli("tfclassify.verify", directory)
+    """Runs the verify command (in this process); asserts a user error (exit 2, one
+    `error:` line, no traceback) and returns that line."""
+    p = run_in_process("tfclassify.verify", directory)
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in p.stderr
     lines = [line for line in p.stderr.splitlines() if line.startswith("error:")]
@@ -201,8 +202,9 @@ def test_string_count_is_not_ok(dataset):
 
 @pytest.mark.parametrize("args", [(), ("a", "b")])
 def test_wrong_argument_count_is_a_usage_error(args):
-    """Same contract as every other command: one `error:` line, exit status 2."""
-    p = run_cli("tfclassify.verify", *args)
+    """Same contract as every other command: one `error:` line, exit status 2 (in a
+    real process: nothing else on stderr either)."""
+    p = run_process("tfclassify.verify", *args)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert p.stderr.strip() == "error: usage: python -m tfclassify.verify DIR"
 
