@@ -65,12 +65,12 @@ def define_threads_flag(name: str, help_: str, fv: Any) -> None:
     flags.DEFINE_integer(name, None, help_, lower_bound=1, upper_bound=MAX_THREADS, flag_values=fv)
 
 
-def thread_options(fv: Any, **extra: Any) -> Any:
-    """ThreadOptions from `define_runtime_flags`' flags (plus command-specific fields)."""
+def thread_options(fv: Any) -> Any:
+    """ThreadOptions from `define_runtime_flags`' flags."""
     from tfclassify.core.options import ThreadOptions
 
     return ThreadOptions(
-        intra_op=fv.intra_op_threads, inter_op=fv.inter_op_threads, onednn=fv.onednn, **extra
+        intra_op=fv.intra_op_threads, inter_op=fv.inter_op_threads, onednn=fv.onednn
     )
 
 

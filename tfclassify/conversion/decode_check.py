@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 
 from tfclassify.core.cpus import available_cpus
+from tfclassify.core.options import DEFAULT_MAX_FILE_MB
 
 # Files per call of the check function. Verdicts arrive a chunk at a time, and each
 # call ends with a drain (its last decodes leave threads idle): a chunk is large enough
@@ -43,7 +44,7 @@ class DecodeChecks:
         paths: Sequence[str],
         max_pixels: int,
         parallelism: int | None = None,
-        max_file_bytes: int = 2**30,
+        max_file_bytes: int = int(DEFAULT_MAX_FILE_MB * 2**20),
     ):
         """`parallelism`: decodes at once (tf.data's threads); None: one per CPU."""
         self._count = len(paths)

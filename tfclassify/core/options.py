@@ -29,6 +29,8 @@ DATA_FORMATS = ("NHWC", "NCHW")
 INFER_MODES = ("sequential", "batch", "pipelined")
 MODEL_OUTPUTS = ("auto", "probabilities", "logits")
 TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
+# ConvertOptions.max_file_mb's default (see the field), also the decode check's cap.
+DEFAULT_MAX_FILE_MB = 1024.0
 # Records in the shuffle buffer of a training split read shuffled by default.
 SHUFFLE_BUFFER = 1024
 READ_DTYPES = ("float32", "bfloat16", "float16", "uint8")
@@ -226,7 +228,7 @@ class ConvertOptions(ImageConfig):
     seed: int = _field(0, _int(0, MAX_SEED))
     validation_fraction: float = _field(0.0, _number(0, 1, open_high=True))
     # 1 GiB holds any image within DEFAULT_MAX_PIXELS; a record must stay under 2 GiB.
-    max_file_mb: float = _field(1024.0, _number(0.001, 2047))
+    max_file_mb: float = _field(DEFAULT_MAX_FILE_MB, _number(0.001, 2047))
     follow_external_links: bool = _field(False, _flag)
     resume: bool = _field(False, _flag)
     overwrite: bool = _field(False, _flag)
