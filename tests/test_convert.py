@@ -357,7 +357,9 @@ def kill_corpus(tmp_path_factory) -> tuple[str, str]:
     return str(root / "in"), clean.directory
 
 
-@pytest.mark.parametrize("phase", ["scan", "write"])
+# The write phase's kill points are also hit exactly by test_kill_points (by default):
+# its random kill runs with the slow suite.
+@pytest.mark.parametrize("phase", ["scan", pytest.param("write", marks=pytest.mark.slow)])
 def test_kill_and_resume(tmp_path, phase, kill_corpus):
     """SIGKILL in a real process; the resume in this one."""
     root, clean = kill_corpus

@@ -346,6 +346,58 @@ def _image_size(predictor: Predictor, options: InferOptions) -> tuple[int, int]:
     return size
 
 
+def _open_data(data: Any, options: InferOptions) -> tuple[metadata.DatasetInfo | None, str | None]:
+    """The dataset's metadata and split for a directory; (None, None) for a tf.data.Dataset."""
+    if isinstance(data, (str, os.PathLike)):
+        info = metadata.load(os.fspath(data))
+        split = options.split or _default_split(info)
+        info.split(split)  # clear error listing the available splits
+        return info, split
+    if not hasattr(data, "element_spec"):
+        raise InputError(
+            f"data must be a converted dataset directory or a tf.data.Dataset, got {type(data)}"
+        )
+    if options.split is not None:
+        raise OptionsError("split applies to a dataset directory, not a tf.data.Dataset")
+    return None, None
+
+
+def _load(model: str, options: InferOptions) -> Predictor:
+    return Predictor.load(
+        model,
+        signature=options.signature,
+        device=options.device,
+        outputs=options.outputs,
+        freeze=options.freeze,
+    )
+
+
+def _predict_all(
+    predictor: Predictor, source: _Input, max_images: int | None, num_classes: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Keys, int64 labels and probabilities of the first `max_images` images (all if None)."""
+    keys: list[str] = []
+    labels: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    limit = max_images or math.inf
+    for images, batch_labels, batch_keys in _checked(source.batches, source.name):
+        room = limit - len(keys)
+        if room < len(batch_keys):
+            n = int(room)
+            images, batch_labels, batch_keys = images[:n], batch_labels[:n], batch_keys[:n]
+        if len(batch_keys):
+            probs.append(predictor.predict(images))
+            labels.append(batch_labels)
+            keys.extend(batch_keys)
+        if len(keys) >= limit:
+            break
+    return (
+        keys,
+        np.concatenate(labels) if labels else np.zeros((0,), np.int64),
+        np.concatenate(probs) if probs else np.zeros((0, num_classes), np.float32),
+    )
+
+
 def infer(
     model: str | Predictor,
     data: Any,
@@ -375,34 +427,12 @@ def infer(
       OutputError: the output cannot be written.
     """
     options = options or InferOptions()
+    info, split = _open_data(data, options)  # without TF: a bad path fails in a blink
     # Threads before anything touches TF's runtime (model load initialises it).
     runtime.apply_threads(options.threads)
-    info: metadata.DatasetInfo | None = None
-    split: str | None = None
-    if isinstance(data, (str, os.PathLike)):
-        # Dataset checks first: they are cheap, the model load is not.
-        info = metadata.load(os.fspath(data))
-        split = options.split or _default_split(info)
-        info.split(split)  # clear error listing the available splits
-    elif not hasattr(data, "element_spec"):
-        raise InputError(
-            f"data must be a converted dataset directory or a tf.data.Dataset, got {type(data)}"
-        )
-    elif options.split is not None:
-        raise OptionsError("split applies to a dataset directory, not a tf.data.Dataset")
     if options.mixed_precision:  # before the model's graph is built
         runtime.enable_inference_mixed_precision(runtime.resolve_device(options.device))
-    predictor = (
-        model
-        if isinstance(model, Predictor)
-        else Predictor.load(
-            model,
-            signature=options.signature,
-            device=options.device,
-            outputs=options.outputs,
-            freeze=options.freeze,
-        )
-    )
+    predictor = model if isinstance(model, Predictor) else _load(model, options)
     image_size, data_format = _resolve_input(predictor, options)
     read_options = None
     if info is not None:
@@ -412,38 +442,18 @@ def infer(
     dataset_labels = info.labels if info is not None else None
     class_names = _class_names(predictor, dataset_labels)
     remap = _label_remap(class_names, dataset_labels, predictor.labels is not None)
-    k = min(options.top_k, len(class_names))
 
     predictor.warmup(image_size)  # trace once outside the timed loop
-    keys: list[str] = []
-    labels: list[np.ndarray] = []
-    probs: list[np.ndarray] = []
-    limit = options.max_images or math.inf
     start = clock()
-    for images, batch_labels, batch_keys in _checked(source.batches, source.name):
-        room = limit - len(keys)
-        if room < len(batch_keys):
-            images, batch_labels, batch_keys = (
-                images[: int(room)],
-                batch_labels[: int(room)],
-                batch_keys[: int(room)],
-            )
-        if len(batch_keys):
-            probs.append(predictor.predict(images))
-            labels.append(batch_labels)
-            keys.extend(batch_keys)
-        if len(keys) >= limit:
-            break
+    num_classes = len(class_names)
+    keys, true_ids, probs = _predict_all(predictor, source, options.max_images, num_classes)
     seconds = clock() - start
 
-    num_classes = len(class_names)
-    p = np.concatenate(probs) if probs else np.zeros((0, num_classes), np.float32)
-    true_ids = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
     if remap is not None:
         true_ids = np.where(true_ids >= 0, remap[np.clip(true_ids, 0, len(remap) - 1)], -1)
     true_ids = np.where(true_ids < num_classes, true_ids, -1).astype(np.int64)
     # Stable sort: ties resolve to the lower class index in every mode.
-    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    order = np.argsort(-probs, axis=1, kind="stable")[:, : min(options.top_k, num_classes)]
     result = InferResult(
         mode=options.mode,
         device=predictor.device,
@@ -456,8 +466,8 @@ def infer(
         keys=keys,
         true_ids=true_ids,
         topk_ids=order.astype(np.int64),
-        topk_probs=np.take_along_axis(p, order, axis=1),
-        probabilities=p if options.keep_probabilities else None,
+        topk_probs=np.take_along_axis(probs, order, axis=1),
+        probabilities=probs if options.keep_probabilities else None,
         seconds=seconds,
         frozen=predictor.freeze,
         skipped_records=source.skipped_records,
