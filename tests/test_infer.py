@@ -634,12 +634,12 @@ def test_cli_numeric_flag_extremes_are_one_line(tmp_path, capsys, flag, value):
     assert names and ("must be" in err or "not an integer" in err or "invalid" in err), err
 
 
-def test_cli_help_offers_only_loadable_models(capsys):
+def test_cli_help_offers_every_loadable_model_and_runtime(capsys):
     assert infer_mod.main(["infer", "--help"]) == 0
     out = capsys.readouterr().out
     model_help = next(line for line in out.splitlines() if line.strip().startswith("--model:"))
-    assert ".keras" in model_help and "tflite" not in model_help  # not loadable yet
-    assert "--[no]skip_errors" in out
+    assert all(f in model_help for f in (".keras", ".tflite", ".xml"))
+    assert "--runtime" in out and "--precision" in out and "--[no]skip_errors" in out
 
 
 def test_dataset_classes_the_model_does_not_know_are_warned_about(caplog):

@@ -178,7 +178,7 @@ def test_missing_and_unsupported_paths(models, tmp_path):
         Predictor.load(str(tmp_path / "missing"))
     tfl = tmp_path / "m.tflite"
     tfl.write_bytes(b"TFL3")
-    with pytest.raises(InputError, match="not supported yet"):
+    with pytest.raises(InputError, match="cannot load LiteRT model .*m.tflite"):
         Predictor.load(str(tfl))
     other = tmp_path / "m.onnx"
     other.write_bytes(b"x")

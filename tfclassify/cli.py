@@ -50,7 +50,9 @@ def define_runtime_flags(fv: Any) -> None:
     """The ThreadOptions flags every command that runs a model takes (`thread_options`)."""
     from absl import flags
 
-    define_threads_flag("intra_op_threads", "TF intra-op threads.", fv)
+    define_threads_flag(
+        "intra_op_threads", "TF intra-op threads; also LiteRT's and OpenVINO's threads.", fv
+    )
     define_threads_flag("inter_op_threads", "TF inter-op threads.", fv)
     flags.DEFINE_bool("onednn", None, ONEDNN_HELP, flag_values=fv)
 

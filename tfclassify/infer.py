@@ -51,8 +51,12 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 def _flags() -> Any:
     fv, (string, integer, _, boolean) = cli.new_flags()
     d = cli.defaults(InferOptions)
-    # .tflite is recognised but not loadable yet (Predictor says so): not offered here.
-    string("model", None, "SavedModel dir, .keras file, or a tfclassify model dir (from train).")
+    string(
+        "model",
+        None,
+        "SavedModel dir, .keras, .tflite or OpenVINO .xml file, a tfclassify model dir "
+        "(from train) or a quantize output dir (its selected variant).",
+    )
     string("data", None, "Converted dataset directory (has dataset.json).")
     string("split", None, "Split to run on (default: validation if present, else train).")
     string("mode", d["mode"], f"One of {', '.join(INFER_MODES)}.")
@@ -60,6 +64,12 @@ def _flags() -> Any:
     integer("top_k", d["top_k"], "Classes listed per image.")
     string("output", None, "Predictions file (.csv or .jsonl); summary.json goes beside it.")
     string("device", d["device"], "auto, cpu or gpu.")
+    string(
+        "runtime",
+        d["runtime"],
+        "auto (by file: .tflite LiteRT, .xml OpenVINO, else TF), tensorflow, litert or openvino.",
+    )
+    string("precision", None, "OpenVINO inference precision: f32 (default) or bf16.")
     cli.define_threads_flag(
         "tf_data_threads", "tf.data private thread pool size (default: shared pool).", fv
     )
@@ -95,6 +105,8 @@ def _options_from_flags(fv: Any) -> InferOptions:
         image_size=_parse_size(fv.image_size),
         data_format=fv.data_format.upper() if fv.data_format else None,
         device=fv.device,
+        runtime=fv.runtime,
+        precision=fv.precision,
         threads=cli.thread_options(fv),
         signature=fv.signature,
         outputs=fv.outputs,

@@ -39,3 +39,12 @@ class OutputError(TfclassifyError):
 
 class DataError(TfclassifyError):
     """Stored data does not match what its metadata promises (bad shard, checksum)."""
+
+
+class MissingDependencyError(InputError):
+    """An optional runtime (an extra such as `tfclassify[litert]`) is not installed."""
+
+    def __init__(self, what: str, extra: str, package: str) -> None:
+        super().__init__(
+            f"{what} is not installed: pip install 'tfclassify[{extra}]' (or pip install {package})"
+        )

@@ -28,6 +28,11 @@ RUNTIME_DEVICES = ("auto", "cpu", "gpu")
 DATA_FORMATS = ("NHWC", "NCHW")
 INFER_MODES = ("sequential", "batch", "pipelined")
 MODEL_OUTPUTS = ("auto", "probabilities", "logits")
+# What runs a model: `auto` picks by file (.tflite: LiteRT, .xml: OpenVINO, else TF).
+MODEL_RUNTIMES = ("auto", "tensorflow", "litert", "openvino")
+# OpenVINO's CPU inference precision, always set explicitly (its default is bf16
+# on CPUs that have it).
+OPENVINO_PRECISIONS = ("f32", "bf16")
 TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
 # ConvertOptions.max_file_mb's default (see the field), also the decode check's cap.
 DEFAULT_MAX_FILE_MB = 1024.0
@@ -397,7 +402,14 @@ class InferOptions(_Checked):
       image_size: (height, width) images are resized to; None: the model's.
       data_format: `NHWC` or `NCHW`; None: the model's.
       device: `auto` (GPU if present), `cpu` or `gpu`.
-      threads: TF's thread budget, applied before the model is loaded.
+      threads: the thread budget, applied before the model is loaded: TF's pools,
+        and `intra_op` is also the LiteRT and OpenVINO thread count (None: the CPUs
+        this process may use).
+      runtime: what runs the model: `auto` (by file: `.tflite` on LiteRT, `.xml` on
+        OpenVINO, a SavedModel or `.keras` on TensorFlow), `tensorflow`, `litert`
+        (a `.tflite` file) or `openvino` (an IR, a SavedModel or a `.keras` file).
+      precision: OpenVINO's CPU inference precision, `f32` or `bf16` (only on a CPU
+        that has it); None: `f32`, set explicitly. An int8 IR keeps its int8 layers.
       signature: SavedModel signature to call.
       outputs: whether the model emits `probabilities` or `logits` (softmax applied);
         `auto` decides from the model or its first batch.
@@ -425,6 +437,8 @@ class InferOptions(_Checked):
     data_format: str | None = _field(None, _one_of(*DATA_FORMATS))
     device: str = _field("auto", _one_of(*RUNTIME_DEVICES))
     threads: ThreadOptions = _field(ThreadOptions(), _instance(ThreadOptions))
+    runtime: str = _field("auto", _one_of(*MODEL_RUNTIMES))
+    precision: str | None = _field(None, _one_of(*OPENVINO_PRECISIONS))
     signature: str = _field("serving_default", _text)
     outputs: str = _field("auto", _one_of(*MODEL_OUTPUTS))
     freeze: bool = _field(True, _flag)

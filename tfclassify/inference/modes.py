@@ -156,6 +156,19 @@ def _in_model_layout(ds: Any, predictor: Predictor) -> Any:
     return ds.map(lambda e: {**e, "image": tf.transpose(e["image"], [0, 3, 1, 2])})
 
 
+def _quantized(ds: Any, quantization: Any, pipelined: bool) -> Any:
+    """Float image batches -> the model's integers, in the tf.data graph: pipelined, on
+    tf.data's threads ahead of the model, as the rest of the input work."""
+    import tensorflow as tf
+
+    def quantize(e: dict[str, Any]) -> dict[str, Any]:
+        return {**e, "image": quantization.quantize(e["image"])}
+
+    if not pipelined:
+        return ds.map(quantize)
+    return ds.map(quantize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def _tensor_batches(ds: Any, as_numpy: bool = False) -> Iterator[Batch]:
     """(images, labels, keys) per element; a missing label is -1, a missing key the index.
 
@@ -223,6 +236,8 @@ def _input(
     # Read back from the pipeline: the pool in effect, set by `read` or by the caller.
     pool = ds.options().threading.private_threadpool_size or None
     pipelined = options.mode == "pipelined"
+    if predictor.input_quantization is not None:
+        ds = _quantized(ds, predictor.input_quantization, pipelined)
     if pipelined and options.prefetch_to_device:
         ds = runtime.prefetch_to_device(ds, predictor.device)  # the last transformation
     return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
@@ -369,6 +384,9 @@ def _load(model: str, options: InferOptions) -> Predictor:
         device=options.device,
         outputs=options.outputs,
         freeze=options.freeze,
+        runtime=options.runtime,
+        precision=options.precision,
+        threads=options.threads.intra_op,
     )
 
 
@@ -473,6 +491,9 @@ def infer(
         skipped_records=source.skipped_records,
         extra_records=source.extra_records,
         mixed_precision=options.mixed_precision,
+        runtime=predictor.runtime,
+        precision=predictor.precision,
+        model_threads=predictor.threads,
     )
     if options.output:
         write_predictions(result, options.output)

@@ -33,6 +33,9 @@ class InferResult:
     Attributes:
       mode / device / threads: how it ran (threads as `runtime.effective_threads()`,
         with `tf_data_threads` the private pool this run's pipeline had; None: shared).
+      runtime / precision / model_threads: what ran the model (`tensorflow`,
+        `litert`, `openvino`), what it computed in (`Predictor.precision`) and the
+        runtime's own thread count (None for TF, whose pools are in `threads`).
       frozen: whether the model ran as a frozen inference graph (`Predictor.load`).
       mixed_precision: whether TF was asked to rewrite the model to float16 compute.
       model / data / split: what was run on what.
@@ -73,6 +76,9 @@ class InferResult:
     skipped_records: int | None = None
     extra_records: int | None = None
     mixed_precision: bool = False
+    runtime: str = "tensorflow"
+    precision: str = "f32"
+    model_threads: int | None = None
 
     @property
     def count(self) -> int:
@@ -126,6 +132,9 @@ class InferResult:
             "mode": self.mode,
             "device": self.device,
             "threads": self.threads,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "model_threads": self.model_threads,
             "model": self.model,
             "frozen": self.frozen,
             "mixed_precision": self.mixed_precision,
@@ -159,6 +168,7 @@ class InferResult:
         return [
             ("images", images),
             ("model", self.model),
+            ("runtime", self._runtime_text()),
             ("mode", f"{self.mode} (batch size {self.batch_size})"),
             ("device", self.device),
             (
@@ -170,6 +180,12 @@ class InferResult:
             ("accuracy", acc),
             ("speed", f"{self.images_per_sec:.1f} images/s ({self.seconds:.3f} s)"),
         ] + ([("output", self.output)] if self.output else [])
+
+    def _runtime_text(self) -> str:
+        text = f"{self.runtime}, {self.precision}"
+        if self.model_threads is not None:
+            text += f", {self.model_threads} threads"
+        return text
 
     def __str__(self) -> str:
         return "\n".join(f"{k:>9}: {v}" for k, v in self._lines())

@@ -1,4 +1,4 @@
-"""One load/predict interface over SavedModel and Keras models (TFLite: extension point).
+"""One load/predict interface over SavedModel, Keras, LiteRT and OpenVINO models.
 
 Shaped like Apache Beam's `ModelHandler` (`load_model()` then
 `run_inference(batch, model)`): a backend only says how to load its model and how
@@ -12,6 +12,12 @@ That graph is then frozen for inference (`freeze=True`, the default): variables
 become constants, so TF's graph optimizer can fold batch-norm and fuse ops as the
 TFLite and TF-TRT converters do (figures: benchmarks/NOTES.md).
 
+LiteRT (`.tflite`, `tfclassify.models.litert`) and OpenVINO (`.xml` IR, or a
+SavedModel with `runtime="openvino"`, `tfclassify.models.openvino`) run outside TF:
+their backends override `run_inference`, and an integer model's input scale and
+zero point are applied by `Quantization`, in the tf.data graph or in `predict`, so
+callers pass the same float images to every runtime.
+
 Usage:
   p = Predictor.load("out/model/saved_model")
   probs = p.predict(images)          # np.float32 [B, num_classes], rows sum to 1
@@ -20,6 +26,8 @@ Usage:
 from __future__ import annotations
 
 import abc
+import dataclasses
+import importlib
 import os
 import zipfile
 from collections.abc import Callable
@@ -30,8 +38,8 @@ from absl import logging
 
 from tfclassify.core import metadata
 from tfclassify.core.errors import InputError, OptionsError
-from tfclassify.core.options import MODEL_OUTPUTS
-from tfclassify.models import runtime
+from tfclassify.core.options import MODEL_OUTPUTS, MODEL_RUNTIMES, OPENVINO_PRECISIONS
+from tfclassify.models import runtime as tf_runtime
 from tfclassify.models.architectures import KERAS_FILE, SAVED_MODEL_DIR
 
 LABELS_FILE = metadata.LABELS_FILE
@@ -67,10 +75,50 @@ def model_kind(path: str) -> str:
         return "keras"
     if ext == ".tflite":
         return "tflite"
+    if ext == ".xml":
+        return "openvino"
     raise InputError(
         f"{path}: unknown model format {ext or '(no extension)'!r}; expected a SavedModel "
-        "directory, a .keras file or a .tflite file"
+        "directory, a .keras file, a .tflite file or an OpenVINO .xml"
     )
+
+
+# Backends outside this module, imported when a model needs them (their runtimes are
+# optional extras).
+_BACKEND_MODULES = {
+    "tflite": "tfclassify.models.litert",
+    "openvino": "tfclassify.models.openvino",
+}
+# The runtime each model format runs on unless another is asked for, and the others
+# that can run it.
+_RUNTIMES = {
+    "saved_model": ("tensorflow", "openvino"),
+    "keras": ("tensorflow", "openvino"),
+    "tflite": ("litert",),
+    "openvino": ("openvino",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantization:
+    """An integer model input or output: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+    dtype: str  # "int8" or "uint8"
+
+    def quantize(self, x: Any) -> Any:
+        """Float images -> the model's integers; a tf.Tensor stays one (in-graph)."""
+        info = np.iinfo(self.dtype)
+        if isinstance(x, np.ndarray):
+            q = np.round(x.astype(np.float32) / np.float32(self.scale)) + self.zero_point
+            return np.clip(q, info.min, info.max).astype(self.dtype)
+        tf = _tf()
+        q = tf.round(tf.cast(x, tf.float32) / self.scale) + float(self.zero_point)
+        return tf.cast(tf.clip_by_value(q, float(info.min), float(info.max)), self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (q.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
 
 
 def resolve_model_path(path: str) -> str:
@@ -154,12 +202,21 @@ class Predictor(abc.ABC):
 
     Attributes:
       path: the model file or SavedModel directory.
-      device: TF device the model runs on ("/CPU:0" or "/GPU:0").
+      device: TF device the model runs on ("/CPU:0" or "/GPU:0"); LiteRT and
+        OpenVINO run on the CPU.
       outputs: `probabilities` or `logits` once resolved (`auto` until the first
         batch when the model itself does not say).
+      runtime: `tensorflow`, `litert` or `openvino`.
+      precision: what the model computes in: `f32`; for LiteRT `dynamic-range`,
+        `float16` or `int8` by its tensors; for OpenVINO the precision set
+        (`f32`, `bf16`) or `int8` for a quantized IR.
+      threads: the runtime's own thread count (LiteRT, OpenVINO); None for TF,
+        whose pools `runtime.effective_threads()` reports.
+      input_quantization: how float images become an integer model's input, or None.
     """
 
     kind: ClassVar[str] = ""
+    runtime: ClassVar[str] = "tensorflow"
     input_name: str = ""  # the model's input (signature argument / Keras input) name
     output_name: str = ""  # the output read as class scores
     _backends: ClassVar[dict[str, type[Predictor]]] = {}
@@ -172,13 +229,28 @@ class Predictor(abc.ABC):
         device: str = "auto",
         outputs: str = "auto",
         freeze: bool = True,
+        precision: str | None = None,
+        threads: int | None = None,
     ) -> None:
         if outputs not in MODEL_OUTPUTS:
             raise OptionsError(f"outputs must be one of {MODEL_OUTPUTS}, got {outputs!r}")
+        if precision is not None and precision not in OPENVINO_PRECISIONS:
+            raise OptionsError(f"precision must be one of {OPENVINO_PRECISIONS}, got {precision!r}")
+        if precision is not None and self.runtime != "openvino":
+            raise OptionsError(f"precision applies to the OpenVINO runtime, not {self.runtime}")
         self.path = path
         self.signature = signature  # used by backends with named signatures
-        self.device = runtime.resolve_device(device)
+        if self.runtime != "tensorflow" and device == "gpu":
+            raise OptionsError(f"the {self.runtime} runtime runs on the CPU; pass device='cpu'")
+        if self.runtime == "tensorflow":
+            self.device = tf_runtime.resolve_device(device)
+        else:
+            self.device = tf_runtime.INPUT_DEVICE
         self.outputs = outputs
+        self.precision = precision or "f32"
+        self.threads = threads
+        self.input_quantization: Quantization | None = None
+        self._probability_atol = 1e-3  # row sums off 1 by more: logits (wider if quantized)
         self._input_shape: tuple[int | None, ...] = ()
         self._input_dtype = "float32"
         self._num_classes: int | None = None
@@ -215,38 +287,63 @@ class Predictor(abc.ABC):
         device: str = "auto",
         outputs: str = "auto",
         freeze: bool = True,
+        runtime: str = "auto",
+        precision: str | None = None,
+        threads: int | None = None,
     ) -> Predictor:
-        """Loads the model at `path` with the backend its format needs.
+        """Loads the model at `path` with the backend its format (or `runtime`) needs.
 
         Args:
-          path: SavedModel directory, `.keras`/`.h5` file, or a tfclassify model dir
-            (uses its `saved_model/`).
-          signature: SavedModel signature to call (ignored for Keras files).
-          device: `auto`, `cpu` or `gpu`.
+          path: SavedModel directory, `.keras`/`.h5` file, `.tflite` file, OpenVINO
+            `.xml` (its `.bin` beside it), a tfclassify model dir (uses its
+            `saved_model/`) or a `tfclassify.quantize` output dir (uses the variant
+            it selected).
+          signature: SavedModel signature to call (ignored for other formats).
+          device: `auto`, `cpu` or `gpu` (LiteRT and OpenVINO: the CPU).
           outputs: `auto`, `probabilities` or `logits`.
-          freeze: run the model call as a graph with its variables folded into
+          freeze: run a TF model call as a graph with its variables folded into
             constants (faster; same outputs up to float rounding). False calls the
             model's own graph, reading its variables.
+          runtime: `auto` (by format), `tensorflow`, `litert` or `openvino`.
+          precision: OpenVINO's inference precision, `f32` or `bf16`; None: `f32`.
+          threads: LiteRT's and OpenVINO's thread count; None: the CPUs this
+            process may use. (TF's pools are set by `runtime.apply_threads`.)
 
         Raises:
-          InputError: missing path, unknown format, unknown signature, or a model
-            that does not take one image batch.
-          OptionsError: bad device/outputs.
+          InputError: missing path, unknown format, unknown signature, a model
+            that does not take one image batch, or a runtime that is not installed.
+          OptionsError: bad device/outputs/runtime/precision.
         """
+        if runtime not in MODEL_RUNTIMES:
+            raise OptionsError(f"runtime must be one of {MODEL_RUNTIMES}, got {runtime!r}")
         path = resolve_model_path(path)
         kind = model_kind(path)
-        runtime.prefer_onednn()  # as `infer` does: before a first TF import, if this is it
-        backend = cls._backends.get(kind)
-        if backend is None:
-            # Extension point: a TFLite (LiteRT) backend registers itself with
-            # `@Predictor.register("tflite")` and implements load_model/run_inference.
-            raise InputError(
-                f"{path}: {kind} models are not supported yet by Predictor; use the "
-                "SavedModel or .keras file the TFLite model was converted from"
+        allowed = _RUNTIMES[kind]
+        chosen = allowed[0] if runtime == "auto" else runtime
+        if chosen not in allowed:
+            raise OptionsError(
+                f"{path}: a {kind} model runs on {' or '.join(allowed)}, not {runtime}"
             )
-        return backend(path, signature=signature, device=device, outputs=outputs, freeze=freeze)
+        if chosen == "tensorflow":
+            # As `infer` does: before a first TF import, if this is it.
+            tf_runtime.prefer_onednn()
+        backend = _backend("openvino" if chosen == "openvino" else kind)
+        return backend(
+            path,
+            signature=signature,
+            device=device,
+            outputs=outputs,
+            freeze=freeze,
+            precision=precision,
+            threads=threads,
+        )
 
     # ---- backend interface (cf. Beam ModelHandler) -----------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def describe_io(cls, path: str) -> list[str]:
+        """Lines listing the model's inputs and outputs (shape, dtype) for `describe`."""
 
     @abc.abstractmethod
     def load_model(self) -> Any:
@@ -268,7 +365,14 @@ class Predictor(abc.ABC):
 
     @property
     def input_dtype(self) -> str:
+        """The dtype of the images callers pass (float for a quantized model)."""
         return self._input_dtype
+
+    @property
+    def model_input_dtype(self) -> str:
+        """What the model itself takes: `input_quantization.dtype`, else `input_dtype`."""
+        q = self.input_quantization
+        return q.dtype if q is not None else self._input_dtype
 
     @property
     def expects_channels_first(self) -> bool:
@@ -299,7 +403,8 @@ class Predictor(abc.ABC):
 
         Args:
           images: array/tensor [B, *input_shape] (or one image of `input_shape`);
-            cast to `input_dtype` if needed.
+            cast to the model's dtype if needed. Float images for a quantized
+            model are quantized here; its own integers pass as they are.
 
         Returns:
           float32 array [B, num_classes]; each row sums to 1.
@@ -308,7 +413,10 @@ class Predictor(abc.ABC):
           InputError: images whose shape does not fit the model input.
         """
         tf = _tf()
-        x = images if isinstance(images, tf.Tensor) else np.asarray(images)
+        if isinstance(images, tf.Tensor) and self.runtime == "tensorflow":
+            x = images
+        else:
+            x = np.asarray(images)
         if len(x.shape) == len(self._input_shape):
             x = x[None, ...]
         got = tuple(x.shape[1:])
@@ -319,8 +427,13 @@ class Predictor(abc.ABC):
                 f"images of shape {tuple(x.shape)} do not fit model input "
                 f"[batch, {', '.join(str(d) for d in self._input_shape)}] of {self.path}"
             )
-        if tf.as_dtype(x.dtype).name != self._input_dtype:
-            x = tf.cast(x, self._input_dtype)
+        dtype = tf.as_dtype(x.dtype)
+        q = self.input_quantization
+        if q is not None and dtype.is_floating:
+            x = q.quantize(x)
+        elif dtype.name != self.model_input_dtype:
+            want = self.model_input_dtype
+            x = tf.cast(x, want) if self.runtime == "tensorflow" else x.astype(want)
         raw = np.asarray(self.run_inference(x, self.model), dtype=np.float32)
         return self._to_probabilities(raw)
 
@@ -332,7 +445,6 @@ class Predictor(abc.ABC):
         Args:
           image_size: (height, width) for models that accept any size.
         """
-        tf = _tf()
         shape = list(self._input_shape)
         hw = (1, 2) if self.expects_channels_first else (0, 1)
         for axis, size in zip(hw, image_size or (None, None), strict=True):
@@ -340,7 +452,7 @@ class Predictor(abc.ABC):
                 shape[axis] = size or 32
         shape = [d or 1 for d in shape]
         # run_inference, not predict: a zero image must not decide logits vs probabilities.
-        self.run_inference(tf.zeros([1, *shape], self._input_dtype), self.model)
+        self.run_inference(np.zeros([1, *shape], self.model_input_dtype), self.model)
 
     @property
     def trace_count(self) -> int:
@@ -350,7 +462,8 @@ class Predictor(abc.ABC):
         Counted on `_call`, not `_fn`: when frozen, `_fn` was traced once to be frozen
         and is never called, so its count would hold at 1 whatever the call did.
         """
-        return self._call.experimental_get_tracing_count() if self._call is not None else 0
+        call = self._call
+        return call.experimental_get_tracing_count() if call is not None else 0
 
     def describe(self) -> str:
         """Human-readable inputs/outputs of this model (see module `describe`)."""
@@ -400,7 +513,8 @@ class Predictor(abc.ABC):
         if self.outputs == "auto":
             # Decided once, on the first batch, and kept: a per-batch guess could
             # differ between modes with different batch sizes.
-            self.outputs = "probabilities" if looks_like_probabilities(raw) else "logits"
+            looks = looks_like_probabilities(raw, self._probability_atol)
+            self.outputs = "probabilities" if looks else "logits"
         return softmax(raw) if self.outputs == "logits" else raw
 
     def _hint_outputs(self, hint: str | None) -> None:
@@ -423,6 +537,22 @@ class Predictor(abc.ABC):
                 f"{self.path}: {what} outputs shape {out}; tfclassify needs [batch, num_classes]"
             )
         self._num_classes = None if out[-1] is None else int(out[-1])
+
+
+def _backend(kind: str) -> type[Predictor]:
+    """The backend class for a model format, importing its module if it is elsewhere."""
+    module = _BACKEND_MODULES.get(kind)
+    if module is not None:
+        importlib.import_module(module)  # registers the backend
+    return Predictor._backends[kind]
+
+
+def _load_saved_model(path: str) -> Any:
+    tf = _tf()
+    try:
+        return tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise InputError(f"cannot load SavedModel {path}: {e}") from e
 
 
 def _hint_from_name(name: str) -> str | None:
@@ -463,12 +593,19 @@ def _pick_output(outputs: dict[str, Any], path: str, signature: str) -> str:
 class SavedModelPredictor(Predictor):
     """A SavedModel called through one of its signatures (default `serving_default`)."""
 
+    @classmethod
+    def describe_io(cls, path: str) -> list[str]:
+        sigs = dict(_load_saved_model(path).signatures)
+        lines = [] if sigs else ["  no signatures"]
+        for name in sorted(sigs):
+            inputs, outputs = _signature_io(sigs[name])
+            lines.append(f"  signature {name!r}:")
+            lines += [f"    input  {k}: {_spec_str(v)}" for k, v in sorted(inputs.items())]
+            lines += [f"    output {k}: {_spec_str(v)}" for k, v in sorted(outputs.items())]
+        return lines
+
     def load_model(self) -> Any:
-        tf = _tf()
-        try:
-            loaded = tf.saved_model.load(self.path)
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            raise InputError(f"cannot load SavedModel {self.path}: {e}") from e
+        loaded = _load_saved_model(self.path)
         sigs = dict(loaded.signatures)
         if self.signature not in sigs:
             raise InputError(
@@ -498,6 +635,14 @@ class SavedModelPredictor(Predictor):
 @Predictor.register("keras")
 class KerasPredictor(Predictor):
     """A `.keras` (or legacy `.h5`) model, called in inference mode."""
+
+    @classmethod
+    def describe_io(cls, path: str) -> list[str]:
+        model = load_keras(path)
+        lines = [f"  input  {t.name}: {_spec_str(t)}" for t in model.inputs]
+        for name, t in zip(_keras_output_names(model), model.outputs, strict=True):
+            lines.append(f"  output {name}: {_spec_str(t)}")
+        return lines
 
     def load_model(self) -> Any:
         model = load_keras(self.path)
@@ -541,7 +686,7 @@ def _spec_str(spec: Any) -> str:
 
 
 def describe(path: str) -> str:
-    """Lists a model's signatures (SavedModel) or inputs/outputs (Keras).
+    """Lists a model's signatures (SavedModel) or inputs/outputs (other formats).
 
     Args:
       path: as for `Predictor.load`.
@@ -554,29 +699,7 @@ def describe(path: str) -> str:
     """
     path = resolve_model_path(path)
     kind = model_kind(path)
-    lines = [f"{path} ({kind})"]
-    if kind == "saved_model":
-        tf = _tf()
-        try:
-            loaded = tf.saved_model.load(path)
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            raise InputError(f"cannot load SavedModel {path}: {e}") from e
-        sigs = dict(loaded.signatures)
-        if not sigs:
-            lines.append("  no signatures")
-        for name in sorted(sigs):
-            inputs, outputs = _signature_io(sigs[name])
-            lines.append(f"  signature {name!r}:")
-            lines += [f"    input  {k}: {_spec_str(v)}" for k, v in sorted(inputs.items())]
-            lines += [f"    output {k}: {_spec_str(v)}" for k, v in sorted(outputs.items())]
-    elif kind == "keras":
-        model = load_keras(path)
-        for t in model.inputs:
-            lines.append(f"  input  {t.name}: {_spec_str(t)}")
-        for name, t in zip(_keras_output_names(model), model.outputs, strict=True):
-            lines.append(f"  output {name}: {_spec_str(t)}")
-    else:
-        lines.append(f"  {kind} models are not supported yet by describe()")
+    lines = [f"{path} ({kind})", *_backend(kind).describe_io(path)]
     labels = read_labels(path)
     if labels is not None:
         shown = ", ".join(labels[:10]) + (", ..." if len(labels) > 10 else "")
