@@ -105,10 +105,8 @@ class LiteRTPredictor(Predictor):
         self._set_io(_shape(self._in), float_input, _shape(self._out), "LiteRT model")
         self.input_name, self.output_name = self._in["name"], self._out["name"]
         self._hint_outputs(_hint_from_name(self.output_name))
-        if self._output_quantization is not None and self._num_classes:
-            # Each quantized probability is off by up to half a step.
-            step = self._output_quantization.scale
-            self._probability_atol = max(self._probability_atol, self._num_classes * step)
+        if self._output_quantization is not None:
+            self._output_step = self._output_quantization.scale
         self.precision = precision_of(it)
         self._batch = int(self._in["shape"][0])
         return it

@@ -250,7 +250,7 @@ class Predictor(abc.ABC):
         self.precision = precision or "f32"
         self.threads = threads
         self.input_quantization: Quantization | None = None
-        self._probability_atol = 1e-3  # row sums off 1 by more: logits (wider if quantized)
+        self._output_step = 0.0  # a quantized output's step (its scale); 0: float
         self._input_shape: tuple[int | None, ...] = ()
         self._input_dtype = "float32"
         self._num_classes: int | None = None
@@ -513,9 +513,15 @@ class Predictor(abc.ABC):
         if self.outputs == "auto":
             # Decided once, on the first batch, and kept: a per-batch guess could
             # differ between modes with different batch sizes.
-            looks = looks_like_probabilities(raw, self._probability_atol)
-            self.outputs = "probabilities" if looks else "logits"
-        return softmax(raw) if self.outputs == "logits" else raw
+            # Each quantized probability is off by up to half a step.
+            atol = max(1e-3, raw.shape[-1] * self._output_step)
+            self.outputs = "probabilities" if looks_like_probabilities(raw, atol) else "logits"
+        if self.outputs == "logits":
+            return softmax(raw)
+        if self._output_step:  # rounded probabilities: rescaled to sum to 1
+            sums = raw.sum(axis=-1, keepdims=True)
+            return np.where(sums > 0, raw / np.where(sums > 0, sums, 1), 1 / raw.shape[-1])
+        return raw
 
     def _hint_outputs(self, hint: str | None) -> None:
         if self.outputs == "auto" and hint is not None:
