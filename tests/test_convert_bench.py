@@ -26,3 +26,4 @@ def test_convert_bench_smoke(tmp_path):
         assert figures[f"{name}_images_per_s"] > 0, name
     for ratio in ("header_vs_copy", "header_vs_durable_copy", "full_vs_decode"):
         assert figures[ratio] > 0 and f"{ratio}: " in proc.stdout, ratio
+    assert "header_vs_durable_copy: " in proc.stdout and "(target >= 0.85" in proc.stdout
