@@ -21,6 +21,7 @@ COMMANDS = {
     "verify": "tfclassify.reading.verification",
     "infer": "tfclassify.inference.modes",
     "train": "tfclassify.models.training",
+    "quantize": "tfclassify.inference.variants",
 }
 
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "verify": None,  # its one argument is the dataset directory
     "infer": "--model",
     "train": "--data",
+    "quantize": "--output_dir",
     "bench": "--num_images",
     "demo": "--per_class",
 }

@@ -14,6 +14,7 @@ from tfclassify.core.options import (
     ConvertOptions,
     ImageConfig,
     InferOptions,
+    QuantizeOptions,
     ReadOptions,
     ThreadOptions,
     TrainOptions,
@@ -27,6 +28,7 @@ REQUIRED = {
     ReadOptions: {},
     InferOptions: {},
     TrainOptions: {"data": "d", "output": "o"},
+    QuantizeOptions: {"output_dir": "q"},
 }
 
 

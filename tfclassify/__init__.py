@@ -6,7 +6,7 @@ what a user runs: one thin module per command, and this curated API.
 
 The public API is resolved lazily (PEP 562) so `import tfclassify` does not
 import TensorFlow, and `python -m tfclassify.convert` does not import its own
-module twice. `convert`, `verify`, `train` and `infer` are submodules (they also
+module twice. `convert`, `verify`, `train`, `infer` and `quantize` are submodules (they also
 serve `python -m`) that are callable as their main function, so
 `tfclassify.convert(options)` works however the name was imported.
 """
@@ -24,6 +24,7 @@ _API = {
     "ThreadOptions": "tfclassify.core.options",
     "InferOptions": "tfclassify.core.options",
     "TrainOptions": "tfclassify.core.options",
+    "QuantizeOptions": "tfclassify.core.options",
     "TfclassifyError": "tfclassify.core.errors",
     "OptionsError": "tfclassify.core.errors",
     "InputError": "tfclassify.core.errors",
@@ -35,10 +36,11 @@ _API = {
     "Predictor": "tfclassify.models.predictor",
     "infer": "tfclassify.infer",
     "train": "tfclassify.train",
+    "quantize": "tfclassify.quantize",
     "load_dataset_info": "tfclassify.core.metadata",
 }
 _RENAMED = {"load_dataset_info": "load"}
-_CALLABLE_MODULES = ("convert", "verify", "train", "infer")
+_CALLABLE_MODULES = ("convert", "verify", "train", "infer", "quantize")
 
 __all__ = sorted(_API)
 

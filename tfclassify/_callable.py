@@ -3,7 +3,7 @@
 Kept: importing a submodule rebinds the package attribute to the module, so without this
 `import tfclassify.convert` would turn `tfclassify.convert(options)` into a call of a module.
 
-`convert`, `infer`, `train` and `verify` are both functions of the public API and the
+`convert`, `infer`, `quantize`, `train` and `verify` are both functions of the public API and the
 commands run with `python -m`: the module forwards calls to its function, and shows that
 function's signature and docstring to `inspect.signature` and `help`.
 """

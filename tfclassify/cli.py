@@ -91,6 +91,22 @@ def in_flags(error: Exception, fv: Any) -> str:
     return message
 
 
+def parse_size(text: str | None, flag: str = "image_size") -> tuple[int, int] | None:
+    """`--image_size` as given: N (a square) or HxW -> (height, width); empty: None."""
+    if not text:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise OptionsError(f"--{flag} must be N or HxW, got {text!r}") from None
+    if len(nums) == 1:
+        return (nums[0], nums[0])
+    if len(nums) == 2:
+        return (nums[0], nums[1])
+    raise OptionsError(f"--{flag} must be N or HxW, got {text!r}")
+
+
 def plural(count: int, noun: str) -> str:
     """`1 shard`, `2 shards`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"

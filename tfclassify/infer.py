@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from tfclassify import _callable, cli
-from tfclassify.core.errors import OptionsError
 from tfclassify.core.options import INFER_MODES, InferOptions, ReadOptions
 from tfclassify.inference.modes import infer
 from tfclassify.inference.predictions import InferResult, write_predictions
@@ -31,21 +30,6 @@ __all__ = [
 ]
 
 _DOC = __doc__  # --help's text; forward_calls adds the function's to __doc__
-
-
-def _parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise OptionsError(f"--image_size must be N or HxW, got {text!r}") from None
-    if len(nums) == 1:
-        return (nums[0], nums[0])
-    if len(nums) == 2:
-        return (nums[0], nums[1])
-    raise OptionsError(f"--image_size must be N or HxW, got {text!r}")
 
 
 def _flags() -> Any:
@@ -102,7 +86,7 @@ def _options_from_flags(fv: Any) -> InferOptions:
         batch_size=fv.batch_size,
         top_k=fv.top_k,
         split=fv.split,
-        image_size=_parse_size(fv.image_size),
+        image_size=cli.parse_size(fv.image_size),
         data_format=fv.data_format.upper() if fv.data_format else None,
         device=fv.device,
         runtime=fv.runtime,

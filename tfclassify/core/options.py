@@ -34,6 +34,17 @@ MODEL_RUNTIMES = ("auto", "tensorflow", "litert", "openvino")
 # on CPUs that have it).
 OPENVINO_PRECISIONS = ("f32", "bf16")
 TRAIN_ARCHS = ("small_cnn", "mobilenet_v2")
+# What `tfclassify.quantize` writes: LiteRT files, then OpenVINO IRs (models/quantization.py).
+QUANTIZE_VARIANTS = (
+    "fp32",
+    "dynamic-range",
+    "float16",
+    "int8",
+    "openvino-f32",
+    "openvino-bf16",
+    "openvino-int8",
+)
+SELECT_MODES = ("auto", "none")
 # ConvertOptions.max_file_mb's default (see the field), also the decode check's cap.
 DEFAULT_MAX_FILE_MB = 1024.0
 # Records in the shuffle buffer of a training split read shuffled by default.
@@ -512,3 +523,63 @@ class TrainOptions(_Checked):
         least = {"small_cnn": 14, "mobilenet_v2": 32}[self.arch]
         if min(self.image_size) < least:
             raise _refuse("image_size", f"at least {least} for arch {self.arch}", self.image_size)
+
+
+def _variants(name: str, value: Any) -> Any:
+    """A non-empty list of distinct `QUANTIZE_VARIANTS` names -> a tuple."""
+    if isinstance(value, str) or not isinstance(value, (tuple, list)) or not value:
+        raise _refuse(name, f"a non-empty list of variant names from {QUANTIZE_VARIANTS}", value)
+    for v in value:
+        if v not in QUANTIZE_VARIANTS:
+            raise OptionsError(
+                f"unknown variant {v!r} in {name}; known: {', '.join(QUANTIZE_VARIANTS)}"
+            )
+    twice = sorted({v for v in value if list(value).count(v) > 1})
+    if twice:
+        raise OptionsError(f"{name} lists {', '.join(twice)} more than once")
+    return tuple(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeOptions(_Checked):
+    """What `tfclassify.quantize` does: write a float model's variants, measure each one
+    end to end on the same shards, and (with `select='auto'`) pick one.
+
+    Attributes:
+      output_dir: where the variant files, labels.txt and report.json go (required).
+      variants: names from `QUANTIZE_VARIANTS`; None: every variant whose runtime is
+        installed (and, for `openvino-bf16`, that this CPU runs).
+      representative_samples: training images the int8 variants are calibrated on,
+        read and preprocessed as inference reads them.
+      representative_split: the split they are drawn from.
+      max_accuracy_drop: how much lower than the float model's top-1 accuracy a
+        variant's may be and still be selected.
+      select: `auto` picks the fastest variant within the accuracy budget (or the
+        float model) and records it, so that `Predictor.load(output_dir)` and
+        `infer --model output_dir` run it; `none` only measures.
+      split: the labelled split every contender is measured on; None: `validation`
+        if present, else `train`.
+      batch_size: images per model call while measuring.
+      max_images: measure on the first this many images of `split` (None: all).
+      image_size: (height, width) for a model that accepts any size; None: the model's.
+      signature: the float SavedModel's signature.
+      threads: the thread budget (TF's pools; `intra_op` is also the LiteRT and
+        OpenVINO thread count).
+      read: how images are read and preprocessed, as for `InferOptions.read`.
+      overwrite: replace a previous quantize output in `output_dir`.
+    """
+
+    output_dir: str = _required(_path)
+    variants: tuple[str, ...] | None = _field(None, _variants)
+    representative_samples: int = _field(200, _int(1, INT32_MAX))
+    representative_split: str = _field("train", _text)
+    max_accuracy_drop: float = _field(0.01, _number(0, 1))
+    select: str = _field("auto", _one_of(*SELECT_MODES))
+    split: str | None = _field(None, _text)
+    batch_size: int = _field(32, _batch_size)
+    max_images: int | None = _field(None, _int(1, 2**63 - 1))
+    image_size: Any = _field(None, _size)
+    signature: str = _field("serving_default", _text)
+    threads: ThreadOptions = _field(ThreadOptions(), _instance(ThreadOptions))
+    read: ReadOptions | None = _field(None, _instance(ReadOptions))
+    overwrite: bool = _field(False, _flag)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import json
 import os
 import zipfile
 from collections.abc import Callable
@@ -43,6 +44,9 @@ from tfclassify.models import runtime as tf_runtime
 from tfclassify.models.architectures import KERAS_FILE, SAVED_MODEL_DIR
 
 LABELS_FILE = metadata.LABELS_FILE
+# What `tfclassify.quantize` writes in its output dir; its "selected" entry names the
+# model file (relative to the dir, or the float model's own path) and its precision.
+QUANTIZE_REPORT = "report.json"
 
 # Output names that tell whether a model ends in a softmax.
 _PROB_HINTS = ("prob", "softmax", "score")
@@ -121,8 +125,35 @@ class Quantization:
         return (q.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
 
 
+def quantize_selection(path: str) -> tuple[str, str | None] | None:
+    """(model path, OpenVINO precision or None) that a `tfclassify.quantize` output
+    dir selected; None when `path` is not such a dir.
+
+    Raises:
+      InputError: a report.json that is not readable, or that selected nothing.
+    """
+    report = os.path.join(path, QUANTIZE_REPORT)
+    if not os.path.isfile(report) or os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return None
+    try:
+        with open(report, encoding="utf-8") as f:
+            selected = json.load(f).get("selected")
+    except (OSError, ValueError, AttributeError) as e:
+        raise InputError(f"cannot read {report}: {e}") from None
+    if not isinstance(selected, dict) or not isinstance(selected.get("path"), str):
+        raise InputError(
+            f"{path} is a tfclassify.quantize output that selected no variant (select "
+            "'none'); pass one of its model files"
+        )
+    return os.path.join(path, selected["path"]), selected.get("precision")
+
+
 def resolve_model_path(path: str) -> str:
-    """A tfclassify model dir (from `train`) resolves to its SavedModel; else `path`."""
+    """A `tfclassify.quantize` output dir resolves to the model it selected, a
+    tfclassify model dir (from `train`) to its SavedModel; else `path`."""
+    selected = quantize_selection(path)
+    if selected is not None:
+        path = selected[0]
     sub = os.path.join(path, SAVED_MODEL_DIR)
     if (
         os.path.isdir(path)
@@ -305,7 +336,8 @@ class Predictor(abc.ABC):
             constants (faster; same outputs up to float rounding). False calls the
             model's own graph, reading its variables.
           runtime: `auto` (by format), `tensorflow`, `litert` or `openvino`.
-          precision: OpenVINO's inference precision, `f32` or `bf16`; None: `f32`.
+          precision: OpenVINO's inference precision, `f32` or `bf16`; None: `f32`
+            (for a quantize output dir: the precision its selection was measured at).
           threads: LiteRT's and OpenVINO's thread count; None: the CPUs this
             process may use. (TF's pools are set by `runtime.apply_threads`.)
 
@@ -316,6 +348,9 @@ class Predictor(abc.ABC):
         """
         if runtime not in MODEL_RUNTIMES:
             raise OptionsError(f"runtime must be one of {MODEL_RUNTIMES}, got {runtime!r}")
+        selected = quantize_selection(path)
+        if selected is not None and precision is None:
+            precision = selected[1]  # the precision the variant was measured at
         path = resolve_model_path(path)
         kind = model_kind(path)
         allowed = _RUNTIMES[kind]
