@@ -125,9 +125,9 @@ def _installed(module: str) -> bool:
 
 def openvino_capabilities() -> tuple[str, ...]:
     """What OpenVINO's CPU plugin can compute in here (`FP32`, `INT8`, `BF16`, ...)."""
-    import openvino as ov
+    from tfclassify.models import openvino
 
-    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return openvino.cpu_capabilities()
 
 
 def check_variant(name: str) -> Variant:
