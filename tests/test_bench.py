@@ -8,9 +8,10 @@ import os
 import pytest
 
 from tfclassify import bench
+from tfclassify.models import openvino
 
 
-def test_bench_smoke(tmp_path):
+def test_bench_smoke(tmp_path, capfd):
     cfg = bench.BenchConfig(
         workdir=str(tmp_path),
         num_images=24,
@@ -19,8 +20,36 @@ def test_bench_smoke(tmp_path):
         repeats=1,
         sequential_images=8,
         min_decode_images=24,
+        variants=("int8", "openvino-f32", "openvino-bf16"),
+        representative_samples=4,
     )
     figures = bench.run(cfg)
+    progress = capfd.readouterr().err
+    assert "[small_cnn] pipelined@int8 warm-up: " in progress
+    assert "[small_cnn] keras_baseline run 1: " in progress
+    for runtime in ("int8", "openvino-f32"):
+        at = f"@{runtime}[small_cnn]"
+        for name in ("model_only", "pipelined", "pipelined_preresized", "combined_ceiling"):
+            assert figures[f"{name}{at}"] > 0, name + at
+        own = figures[f"pipelined_preresized_vs_own_ceiling{at}"]
+        assert math.isclose(
+            own,
+            figures[f"pipelined_preresized{at}"] / figures[f"combined_ceiling_preresized{at}"],
+            rel_tol=0.05,
+        )
+    if "BF16" in openvino.cpu_capabilities():
+        assert figures["model_only@openvino-bf16[small_cnn]"] > 0
+    else:  # named on stderr, not timed
+        assert "openvino-bf16 skipped: " in progress
+        assert "model_only@openvino-bf16[small_cnn]" not in figures
+    # The best runtime is the fastest on pre-resized shards, TF fp32 included.
+    best = figures["best_runtime[small_cnn]"]
+    at = "" if best == "tensorflow" else f"@{best}"
+    assert figures["best_preresized_vs_tf[small_cnn]"] >= 1.0
+    assert figures[f"pipelined_preresized{at}[small_cnn]"] == max(
+        v for k, v in figures.items() if k.startswith("pipelined_preresized") and "_vs_" not in k
+    )
+    assert set(figures["cpu"]["flags"]) <= set(figures["cpu"]["checked"])
     for name in (
         "decode_only",
         "decode_only_preresized",

@@ -14,10 +14,18 @@ not depend on the weights), on one generated corpus of photo-sized JPEGs:
   keras_per_image    keras load_img + model.predict, one image at a time (the naive
                      loop of many tutorials; not a tfclassify mode)
 
+The runtime axis: the same model written as each variant whose runtime is installed
+(`--runtimes`; LiteRT fp32 and full-int8, OpenVINO f32 and NNCF int8), each with its
+own model_only, pipelined and pipelined_preresized, named `figure@variant[model]`,
+and its combined ceilings. `best_runtime` is the fastest on pre-resized shards;
+`best_preresized_vs_tf` and `best_preresized_vs_keras` compare it with TF fp32 on
+the same shards and with Keras on the original files. Random weights time the same
+as trained ones; what a variant costs in accuracy is `tfclassify.quantize`'s report.
+
 Each contender runs once to warm up (traces, page cache), then `--repeats` times,
 round-robin; the median is reported. Absolute numbers drift on shared machines: the ratios,
-measured in the same run, are the result. Figures go to stdout (one per line) and
-to `--json`.
+measured in the same run, are the result. Each run's rate is printed to stderr as it
+ends; the figures go to stdout (one per line) and to `--json`.
 """
 
 from __future__ import annotations
@@ -40,11 +48,15 @@ from tfclassify.core.options import ThreadOptions
 
 TARGETS = {
     "pipelined_vs_combined_ceiling": 0.90,
-    "pipelined_vs_sequential[small_cnn]": 50.0,
-    "pipelined_vs_keras[mobilenet_v2]": 1.5,
-    "preresized_vs_fullsize_decode": 3.0,
+    # Each runtime on pre-resized shards: the input side keeps a fast model fed.
+    "pipelined_preresized_vs_own_ceiling": 0.85,
+    "pipelined_vs_keras_per_image[small_cnn]": 50.0,
+    "preresized_vs_fullsize_decode": 2.5,
+    "best_preresized_vs_tf[mobilenet_v2]": 2.5,
+    "best_preresized_vs_keras[mobilenet_v2]": 2.5,
 }
 MODELS = {"small_cnn": 64, "mobilenet_v2": 224}
+VARIANTS = ("fp32", "int8", "openvino-f32", "openvino-bf16", "openvino-int8")
 PRERESIZE_QUALITY = 85
 
 
@@ -65,23 +77,32 @@ class BenchConfig:
     min_decode_images: int = 2000  # decode-only passes: long enough for a steady state
     # Applied before TF is imported; every contender, Keras's too, runs under it.
     threads: ThreadOptions = ThreadOptions()
+    # The runtime axis: `tfclassify.quantize` variants, those whose runtime is here.
+    variants: tuple[str, ...] = VARIANTS
+    representative_samples: int = 200
 
 
-def round_robin(contenders: dict[str, Callable[[], tuple[int, float]]], repeats: int) -> dict:
+def round_robin(
+    contenders: dict[str, Callable[[], tuple[int, float]]],
+    repeats: int,
+    progress: Callable[[str, int, float], None] | None = None,
+) -> dict:
     """Median images/s per contender, timed round-robin (A B C, A B C, ...).
 
     Each contender runs once to warm up (traces, page cache), then `repeats` times;
     each run returns (images, seconds). Interleaving spreads a shared machine's slow
     and fast spells over every contender instead of letting one contender's repeats
-    catch them all.
+    catch them all. `progress(name, run, images_per_s)` hears of every run as it
+    ends (run 0: the warm-up).
     """
-    for fn in contenders.values():
-        fn()
     rates: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(repeats):
+    for run in range(repeats + 1):
         for name, fn in contenders.items():
             n, seconds = fn()
-            rates[name].append(n / seconds)
+            if run:
+                rates[name].append(n / seconds)
+            if progress is not None:
+                progress(name, run, n / seconds)
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
@@ -173,59 +194,67 @@ def _keras_subset(
     return files
 
 
-def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
-    import keras
+def _decode_only(directory: str, read: Any, images: int) -> Callable[[], tuple[int, float]]:
+    """The reader alone over `directory`, `images` images or more, timed from its first
+    batch: a ceiling is a steady-state rate, without the pipeline's start-up."""
+    import tfclassify
+
+    batches = math.ceil(images / read.batch_size)
+
+    def run() -> tuple[int, float]:
+        ds = tfclassify.make_dataset(directory, read).repeat().take(batches + 1)
+        it = iter(ds)
+        next(it)
+        start = time.perf_counter()
+        n = sum(int(batch["image"].shape[0]) for batch in it)
+        return n, time.perf_counter() - start
+
+    return run
+
+
+def _model_only(predictor: Any, size: int, images: int, batch_size: int) -> Callable:
+    """The model alone on one random batch, `images` images' worth of calls."""
     import numpy as np
 
+    random_batch = np.random.default_rng(0).random((batch_size, size, size, 3), np.float32)
+    if predictor.input_quantization is not None:  # as infer feeds it: quantized in advance
+        random_batch = predictor.input_quantization.quantize(random_batch)
+    calls = math.ceil(images / batch_size)
+
+    def run() -> int:
+        for _ in range(calls):
+            predictor.predict(random_batch)
+        return calls * batch_size
+
+    return _timed(run)
+
+
+def _mode(
+    predictor: Any, mode: str, directory: str, max_images: int, batch_size: int
+) -> Callable[[], tuple[int, float]]:
     import tfclassify
-    from tfclassify.core import metadata, tfdata
-    from tfclassify.core.options import InferOptions, ReadOptions
+    from tfclassify.core.options import InferOptions
+
+    options = InferOptions(mode=mode, batch_size=batch_size, max_images=max_images, top_k=1)
+
+    def run() -> tuple[int, float]:
+        r = tfclassify.infer(predictor, directory, options)
+        return r.count, r.seconds
+
+    return run
+
+
+def _keras_contenders(
+    arch: str, cfg: BenchConfig, dirs: dict[str, str], model_dir: str, predictor: Any
+) -> dict[str, Callable[[], tuple[int, float]]]:
+    """Keras's own reader + predict on the original files, and its per-image loop."""
+    import keras
+
+    from tfclassify.core import tfdata
     from tfclassify.models import architectures
 
-    size = MODELS[arch]
-    labels = metadata.load(dirs["full"]).labels
-    model_dir = _save_model(arch, size, labels, os.path.join(cfg.workdir, f"model_{arch}"))
-    predictor = tfclassify.Predictor.load(model_dir)
-    limit = cfg.mobilenet_images if arch == "mobilenet_v2" else cfg.num_images
-    bs = cfg.batch_size
-    read = ReadOptions(image_size=size, batch_size=bs)
-
-    def decode_only(directory: str) -> Callable[[], tuple[int, float]]:
-        # Passes over the corpus until min_decode_images: a single pass over a small
-        # corpus takes a fraction of a second, mostly pipeline start-up.
-        batches = math.ceil(max(limit, cfg.min_decode_images) / bs)
-
-        def run() -> tuple[int, float]:
-            # A ceiling is a steady-state rate: the clock starts at the first batch, so
-            # the pipeline's start-up (threads, opening shards: as long as a whole
-            # pass over small pre-resized images) is not in it.
-            ds = tfclassify.make_dataset(directory, read).repeat().take(batches + 1)
-            it = iter(ds)
-            next(it)
-            start = time.perf_counter()
-            n = sum(int(batch["image"].shape[0]) for batch in it)
-            return n, time.perf_counter() - start
-
-        return run
-
-    random_batch = np.random.default_rng(0).random((bs, size, size, 3), np.float32)
-
-    def model_only() -> int:
-        for _ in range(math.ceil(limit / bs)):
-            predictor.predict(random_batch)
-        return math.ceil(limit / bs) * bs
-
-    def mode(name: str, directory: str, max_images: int) -> Callable[[], tuple[int, float]]:
-        def run() -> tuple[int, float]:
-            r = tfclassify.infer(
-                predictor,
-                directory,
-                InferOptions(mode=name, batch_size=bs, max_images=max_images, top_k=1),
-            )
-            return r.count, r.seconds
-
-        return run
-
+    size, bs = MODELS[arch], cfg.batch_size
+    limit = _images_per_pass(arch, cfg)
     keras_model = keras.models.load_model(os.path.join(model_dir, architectures.KERAS_FILE))
     keras_root = os.path.join(cfg.workdir, f"keras_subset_{limit}")
     keras_files = _keras_subset(predictor, dirs, keras_root, limit, bs)
@@ -237,7 +266,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         # The one tf.data setting tfclassify changes (ReadOptions.autotune), given to
         # Keras too: without it a pass may end late waiting for the autotuner's
         # thread, and the baseline would carry a TF quirk, not its design.
-        ds = ds.with_options(tfdata.autotune_options(read.autotune))
+        ds = ds.with_options(tfdata.autotune_options(_read(arch, cfg).autotune))
         return int(keras_model.predict(ds, verbose=0).shape[0])
 
     def keras_per_image() -> int:
@@ -248,22 +277,142 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
             keras_model.predict(image[None] / 255.0, verbose=0)
         return len(files)
 
-    fig = round_robin(
-        {
-            "decode_only": decode_only(dirs["full"]),
-            "decode_only_preresized": decode_only(dirs[f"small_{size}"]),
-            "model_only": _timed(model_only),
-            "sequential": mode("sequential", dirs["full"], cfg.sequential_images),
-            "batch": mode("batch", dirs["full"], limit),
-            "pipelined": mode("pipelined", dirs["full"], limit),
-            "pipelined_preresized": mode("pipelined", dirs[f"small_{size}"], limit),
-            "keras_baseline": _timed(keras_baseline),
-            "keras_per_image": _timed(keras_per_image),
-        },
-        cfg.repeats,
-    )
-    fig["combined_ceiling"] = 1 / (1 / fig["decode_only"] + 1 / fig["model_only"])
+    return {"keras_baseline": _timed(keras_baseline), "keras_per_image": _timed(keras_per_image)}
+
+
+def _images_per_pass(arch: str, cfg: BenchConfig) -> int:
+    return cfg.mobilenet_images if arch == "mobilenet_v2" else cfg.num_images
+
+
+def _read(arch: str, cfg: BenchConfig) -> Any:
+    from tfclassify.core.options import ReadOptions
+
+    return ReadOptions(image_size=MODELS[arch], batch_size=cfg.batch_size)
+
+
+def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
+    """Every contender for one model, round-robin; the TF model's figures keep their
+    plain names, another runtime's carry `@runtime`."""
+    import tfclassify
+    from tfclassify.core import metadata
+
+    size, bs = MODELS[arch], cfg.batch_size
+    labels = metadata.load(dirs["full"]).labels
+    model_dir = _save_model(arch, size, labels, os.path.join(cfg.workdir, f"model_{arch}"))
+    predictor = tfclassify.Predictor.load(model_dir)
+    limit = _images_per_pass(arch, cfg)
+    read = _read(arch, cfg)
+    small = dirs[f"small_{size}"]
+    decode_images = max(limit, cfg.min_decode_images)
+
+    contenders = {
+        "decode_only": _decode_only(dirs["full"], read, decode_images),
+        "decode_only_preresized": _decode_only(small, read, decode_images),
+        "sequential": _mode(predictor, "sequential", dirs["full"], cfg.sequential_images, bs),
+        "batch": _mode(predictor, "batch", dirs["full"], limit, bs),
+    }
+    runtimes = {"tensorflow": predictor, **_other_runtimes(arch, cfg, model_dir, small)}
+    for name, p in runtimes.items():
+        at = "" if name == "tensorflow" else f"@{name}"
+        contenders[f"model_only{at}"] = _model_only(p, size, limit, bs)
+        contenders[f"pipelined{at}"] = _mode(p, "pipelined", dirs["full"], limit, bs)
+        contenders[f"pipelined_preresized{at}"] = _mode(p, "pipelined", small, limit, bs)
+    contenders.update(_keras_contenders(arch, cfg, dirs, model_dir, predictor))
+    fig = round_robin(contenders, cfg.repeats, progress=_progress(arch))
+    for name in runtimes:
+        at = "" if name == "tensorflow" else f"@{name}"
+        model = fig[f"model_only{at}"]
+        fig[f"combined_ceiling{at}"] = 1 / (1 / fig["decode_only"] + 1 / model)
+        fig[f"combined_ceiling_preresized{at}"] = 1 / (
+            1 / fig["decode_only_preresized"] + 1 / model
+        )
     return fig
+
+
+def _other_runtimes(arch: str, cfg: BenchConfig, model_dir: str, shards: str) -> dict[str, Any]:
+    """A `Predictor` per variant asked for whose runtime is here, written by
+    `tfclassify.quantize` (calibrated on `shards`); the others are named on stderr."""
+    import tfclassify
+    from tfclassify.core.options import QuantizeOptions
+    from tfclassify.models import quantization
+
+    available = quantization.available_variants()
+    names = []
+    for name in cfg.variants:
+        why = available.get(name, "unknown variant")
+        if why is None:
+            names.append(name)
+        else:
+            print(f"  [{arch}] {name} skipped: {why}", file=sys.stderr, flush=True)
+    if not names:
+        return {}
+    report = tfclassify.quantize(
+        model_dir,
+        shards,
+        QuantizeOptions(
+            output_dir=os.path.join(cfg.workdir, f"variants_{arch}"),
+            variants=tuple(names),
+            representative_samples=cfg.representative_samples,
+            select="none",
+            batch_size=cfg.batch_size,
+            max_images=cfg.batch_size,  # the bench times them; quantize only checks they run
+            overwrite=True,
+        ),
+    )
+    return {
+        v.name: tfclassify.Predictor.load(v.path, precision=v.run_precision)
+        for v in report.variants
+    }
+
+
+def _progress(arch: str) -> Callable[[str, int, float], None]:
+    def say(name: str, run: int, rate: float) -> None:
+        what = "warm-up" if run == 0 else f"run {run}"
+        print(f"  [{arch}] {name} {what}: {rate:.1f} images/s", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _ratios(arch: str, fig: dict[str, float]) -> dict[str, Any]:
+    """The ratios the targets read, for one model's figures."""
+    out: dict[str, Any] = {
+        "pipelined_vs_combined_ceiling": fig["pipelined"] / fig["combined_ceiling"],
+        "pipelined_vs_sequential": fig["pipelined"] / fig["sequential"],
+        "pipelined_vs_keras": fig["pipelined"] / fig["keras_baseline"],
+        # The path the product recommends: shards pre-resized at conversion, against
+        # Keras reading the original files.
+        "pipelined_preresized_vs_keras": fig["pipelined_preresized"] / fig["keras_baseline"],
+        "pipelined_vs_keras_per_image": fig["pipelined"] / fig["keras_per_image"],
+        # Upper bounds of the ratios above: pipelined cannot beat the combined ceiling
+        # (both stages share the same cores), so neither can any ratio built on it.
+        "ceiling_vs_sequential": fig["combined_ceiling"] / fig["sequential"],
+        "ceiling_vs_keras": fig["combined_ceiling"] / fig["keras_baseline"],
+        "preresized_vs_fullsize_decode": fig["decode_only_preresized"] / fig["decode_only"],
+    }
+    best, best_rate = "tensorflow", fig["pipelined_preresized"]
+    for key, rate in fig.items():
+        if key.startswith("pipelined_preresized@"):
+            runtime = key.split("@", 1)[1]
+            at = f"@{runtime}"
+            ceiling = fig[f"combined_ceiling_preresized{at}"]
+            out[f"pipelined_preresized_vs_own_ceiling{at}"] = rate / ceiling
+            out[f"pipelined_vs_own_ceiling{at}"] = (
+                fig[f"pipelined{at}"] / fig[f"combined_ceiling{at}"]
+            )
+            if rate > best_rate:
+                best, best_rate = runtime, rate
+    tf_preresized = fig["pipelined_preresized"] / fig["combined_ceiling_preresized"]
+    out["pipelined_preresized_vs_own_ceiling"] = tf_preresized
+    out["best_preresized_vs_tf"] = best_rate / fig["pipelined_preresized"]
+    out["best_preresized_vs_keras"] = best_rate / fig["keras_baseline"]
+    out["best_ceiling_vs_keras"] = (
+        max(v for k, v in fig.items() if k.startswith("combined_ceiling_preresized"))
+        / fig["keras_baseline"]
+    )
+    out = {k: round(v, 3) for k, v in out.items()}
+    out["best_runtime"] = best
+    out["bound_by"] = "model" if fig["model_only"] < fig["decode_only"] else "input pipeline"
+    return out
 
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
@@ -273,51 +422,32 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     runtime.apply_threads(cfg.threads)
     import tensorflow as tf
 
+    from tfclassify.core.cpus import cpu_flags
+
     dirs = _prepare(cfg)
     out: dict[str, Any] = {
         "num_images": cfg.num_images,
         "batch_size": cfg.batch_size,
         "cpus": os.cpu_count(),
+        "cpu": cpu_flags(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
     }
     for arch in cfg.models:
         fig = _bench_model(arch, cfg, dirs)
-        for k, v in fig.items():
-            out[f"{k}[{arch}]"] = round(v, 1)
-        out[f"pipelined_vs_combined_ceiling[{arch}]"] = round(
-            fig["pipelined"] / fig["combined_ceiling"], 3
-        )
-        out[f"pipelined_vs_sequential[{arch}]"] = round(fig["pipelined"] / fig["sequential"], 2)
-        out[f"pipelined_vs_keras[{arch}]"] = round(fig["pipelined"] / fig["keras_baseline"], 2)
-        # Not the target's comparison (that one reads full-size shards), but the path the
-        # product recommends: shards pre-resized at conversion, against Keras reading
-        # the original files.
-        out[f"pipelined_preresized_vs_keras[{arch}]"] = round(
-            fig["pipelined_preresized"] / fig["keras_baseline"], 2
-        )
-        out[f"pipelined_vs_keras_per_image[{arch}]"] = round(
-            fig["pipelined"] / fig["keras_per_image"], 1
-        )
-        # Upper bounds of the ratios above: pipelined cannot beat the combined ceiling
-        # (both stages share the same cores), so neither can any ratio built on it.
-        out[f"ceiling_vs_sequential[{arch}]"] = round(
-            fig["combined_ceiling"] / fig["sequential"], 2
-        )
-        out[f"ceiling_vs_keras[{arch}]"] = round(fig["combined_ceiling"] / fig["keras_baseline"], 2)
-        out[f"preresized_vs_fullsize_decode[{arch}]"] = round(
-            fig["decode_only_preresized"] / fig["decode_only"], 2
-        )
-        bound = "model" if fig["model_only"] < fig["decode_only"] else "input pipeline"
-        out[f"bound_by[{arch}]"] = bound
+        out.update({f"{k}[{arch}]": round(v, 1) for k, v in fig.items()})
+        out.update({f"{k}[{arch}]": v for k, v in _ratios(arch, fig).items()})
     out["threads"] = runtime.effective_threads()
     return out
 
 
 def _target(key: str) -> float | None:
-    if key in TARGETS:
-        return TARGETS[key]
-    base = key.split("[", 1)[0]
-    return TARGETS.get(base)
+    """The target of a figure: by its full name, then without its runtime and model."""
+    base, _, model = key.partition("[")
+    plain = base.split("@", 1)[0]
+    for name in (key, f"{plain}[{model}", base, plain):
+        if name in TARGETS:
+            return TARGETS[name]
+    return None
 
 
 def report(figures: dict[str, Any]) -> str:
@@ -341,6 +471,12 @@ def _flags() -> Any:
     )
     flags.DEFINE_list(
         "models", list(MODELS), "Models to time: small_cnn, mobilenet_v2.", flag_values=fv
+    )
+    flags.DEFINE_list(
+        "variants",
+        list(VARIANTS),
+        "tfclassify.quantize variants timed beside TF fp32 (those whose runtime is here).",
+        flag_values=fv,
     )
     integer("batch_size", 32, "Images per model call.")
     integer("repeats", 3, "Timed repetitions per contender (median reported).")
@@ -367,11 +503,13 @@ def main(argv: list[str] | None = None) -> int:
             mobilenet_images=min(BenchConfig.mobilenet_images, f.num_images),
             sequential_images=min(128, f.num_images),
             threads=ThreadOptions(onednn=f.onednn),
+            variants=tuple(f.variants),
         )
         figures = run(cfg)
         print(report(figures))
         with open(f.json, "w", encoding="utf-8") as fh:
             json.dump(figures, fh, indent=2)
+        print(f"figures written to {os.path.abspath(f.json)}")
         if not f.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
