@@ -118,3 +118,16 @@ def test_keras_subset_holds_the_images_the_modes_read(tmp_path):
     assert all(
         os.path.samefile(f, os.path.join(images, k)) for f, k in zip(files, read, strict=True)
     )
+
+
+def test_targets_are_found_by_name_without_runtime_or_model():
+    assert bench._target("pipelined_preresized_vs_own_ceiling@int8[mobilenet_v2]") == 0.85
+    assert bench._target("pipelined_preresized_vs_own_ceiling[mobilenet_v2]") == 0.85
+    assert bench._target("pipelined_preresized_vs_own_ceiling@int8[small_cnn]") is None
+    assert bench._target("pipelined_vs_combined_ceiling[small_cnn]") == 0.90
+    assert bench._target("best_preresized_vs_tf[small_cnn]") is None
+    text = bench.report({"best_preresized_vs_tf[mobilenet_v2]": 2.0, "model_only[x]": 5.0})
+    assert text.splitlines() == [
+        "best_preresized_vs_tf[mobilenet_v2]: 2.0  (target >= 2.5: MISS)",
+        "model_only[x]: 5.0 images/s",
+    ]
