@@ -12,8 +12,9 @@ least, and the ratio to it shrinks on a machine whose cores are busy elsewhere.
 
 Same images (photo-like 640x480 JPEGs, converted into shards for PredictShards; the
 JPEG files themselves for the stock pipeline, which decodes each in a `beam.Map`),
-same model (MobileNetV2, random init: its SavedModel for tfclassify, its .keras file
-for the stock handler), same batch size, same image size, on the local runner
+same model (MobileNetV2, random init: its SavedModel for tfclassify, run by TF unless
+--runtime says otherwise, and its .keras file for the stock handler), same batch
+size, same image size, on the local runner
 (`tfclassify.beam.LOCAL_RUNNER` unless --beam_args names another).
 Each contender is timed from nothing to predictions (pipeline construction, model
 load, every image), after a warm-up pass, --repeats times round-robin, median
@@ -54,6 +55,9 @@ flags.DEFINE_string(
     "workdir", None, "Keep the corpus, shards and model here (default: a temp dir)."
 )
 flags.DEFINE_string("beam_args", "", "Pipeline options for both Beam contenders.")
+flags.DEFINE_string(
+    "runtime", "tensorflow", "What runs the model for tfclassify's contenders (infer's --runtime)."
+)
 flags.DEFINE_string("json", "beam_bench.json", "Where to write the figures.")
 FLAGS = flags.FLAGS
 
@@ -152,7 +156,7 @@ def main(argv: list[str]) -> None:
     shards, info, split = dataset_shards(data, "train")
     n, size, batch = len(files), (FLAGS.image_size, FLAGS.image_size), FLAGS.batch_size
     beam_args = shlex.split(FLAGS.beam_args)
-    options = tfclassify.InferOptions(split=split, batch_size=batch, top_k=1)
+    options = tfclassify.InferOptions(split=split, batch_size=batch, top_k=1, runtime=FLAGS.runtime)
 
     def predict_shards() -> int:
         p = beam.Pipeline(options=pipeline_options(beam_args))
@@ -201,6 +205,7 @@ def main(argv: list[str]) -> None:
         "image_size": FLAGS.image_size,
         "batch_size": batch,
         "beam_args": beam_args,
+        "runtime": prepared.predictor.runtime,
         "cores": os.cpu_count(),
         "cpu": cpu_flags(),
         **{f"{k}_images_per_s": round(r, 1) for k, r in rates.items()},
