@@ -86,6 +86,10 @@ def test_undecodable_image_fails_naming_the_shard(converted, tmp_path):
         data.make_dataset(d, ReadOptions(image_size=32, skip_errors=True), stats=skipped)
     )
     assert len(got) == good_count and skipped.skipped == 1
+    reason = "could not parse or decode it (the TF error is logged above)"
+    assert skipped.bad_records == [(bad, 1, reason)]  # named, as the log names it
+    skipped.reset()
+    assert (skipped.skipped, skipped.bad_records) == (0, [])
 
 
 def test_a_shortfall_is_named_before_the_promised_last_batch(converted, tmp_path):

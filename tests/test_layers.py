@@ -21,8 +21,11 @@ ALLOWED = {
     "reading": {"core"},
     "models": {"core"},
     "inference": {"core", "reading", "models"},
+    "beam": {"core", "reading", "models", "inference"},
     "testing": {"core"},
 }
+# Optional dependencies only their own package imports, so the rest works without them.
+OPTIONAL = {"apache_beam": "beam"}
 # The trainer reads its data through the reader; no other model code knows it.
 EXTRA = {"tfclassify.models.training": {"reading"}}
 
@@ -59,6 +62,17 @@ def _imports(name: str, path: pathlib.Path) -> list[tuple[int, str]]:
     return [(line, m) for line, m in found if m == "tfclassify" or m.startswith("tfclassify.")]
 
 
+def _external_imports(path: pathlib.Path) -> list[tuple[int, str]]:
+    """(line, top-level package) for every absolute import of `path` outside tfclassify."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
 def _layer(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else "top level"
@@ -83,6 +97,18 @@ def test_imports_run_from_commands_to_stages_to_core():
                     f"({layer} may import only {', '.join(sorted(allowed))})"
                 )
     assert not wrong, "\n".join(wrong)
+
+
+def test_optional_dependencies_are_imported_only_by_their_package():
+    wrong = [
+        f"{path.relative_to(ROOT.parent)}:{line} imports {package}"
+        for name, path in MODULES.items()
+        for line, package in _external_imports(path)
+        if package in OPTIONAL and _layer(name) != OPTIONAL[package]
+    ]
+    assert not wrong, "\n".join(wrong)
+    # The check sees them where they are allowed.
+    assert "apache_beam" in {p for _, p in _external_imports(ROOT / "beam" / "inference.py")}
 
 
 def test_there_is_no_import_circle():

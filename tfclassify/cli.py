@@ -143,6 +143,8 @@ def run(
     argv: list[str] | None,
     body: Callable[..., int | None],
     positional: str | None = None,
+    *,
+    pass_through: bool = False,
 ) -> int:
     """Parses `argv` into `fv` and runs `body(fv)`, or `body(fv, value)` for a command
     that takes one `positional` argument; returns the exit status.
@@ -156,6 +158,8 @@ def run(
       body: the command's work; user errors it raises are one line (`exit_status`).
       positional: the name of the one argument after the flags (verify's `DIR`);
         None: the command takes none.
+      pass_through: run `body(fv, rest)`, with `rest` the arguments that are not
+        flags of `fv` (a Beam job's pipeline options), in their order.
     """
     from tfclassify.models import runtime
 
@@ -167,6 +171,8 @@ def run(
         return 0
 
     def parse_and_run() -> int | None:
+        if pass_through:
+            return body(fv, fv(argv, known_only=True)[1:])
         rest = fv(argv)[1:]
         if positional is None:
             if rest:

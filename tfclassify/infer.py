@@ -32,6 +32,12 @@ __all__ = [
 _DOC = __doc__  # --help's text; forward_calls adds the function's to __doc__
 
 
+def flags() -> Any:
+    """A new set of this command's flags, for jobs that take the same
+    (converters/beam_infer.py)."""
+    return _flags()
+
+
 def _flags() -> Any:
     fv, (string, integer, _, boolean) = cli.new_flags()
     d = cli.defaults(InferOptions)
@@ -79,7 +85,7 @@ def _flags() -> Any:
     return fv
 
 
-def _options_from_flags(fv: Any) -> InferOptions:
+def options_from_flags(fv: Any) -> InferOptions:
     """InferOptions from the flags; InferOptions checks every value."""
     return InferOptions(
         mode=fv.mode,
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             print(describe(fv.describe))
             return 0
         cli.require(fv, ("model", "data"), " (or pass --describe MODEL)")
-        print(infer(fv.model, fv.data, _options_from_flags(fv)))
+        print(infer(fv.model, fv.data, options_from_flags(fv)))
         if not fv.output:
             print("predictions not saved: pass --output FILE.csv (or .jsonl) to save them")
         return 0

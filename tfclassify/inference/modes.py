@@ -32,7 +32,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ from tfclassify.inference.predictions import InferResult, write_predictions
 from tfclassify.models import runtime
 from tfclassify.models.predictor import Predictor
 
-__all__ = ["infer"]
+__all__ = ["PreparedModel", "infer", "open_dataset", "predict_shards", "prepare"]
 
 # One batch: images (array or tensor), int64 labels (-1 = unknown), keys (str).
 Batch = tuple[Any, np.ndarray, list[str]]
@@ -198,7 +198,7 @@ class _Input:
     batches: Iterator[Batch]
     name: str
     tf_data_threads: int | None  # the private pool the pipeline runs with; None: shared
-    stats: Any = None  # reading.ReadStats for a dataset directory; None for a caller's pipeline
+    stats: Any = None  # reading.ReadStats for converted shards; None for a caller's pipeline
 
     @property
     def skipped_records(self) -> int | None:
@@ -208,28 +208,30 @@ class _Input:
     def extra_records(self) -> int | None:
         return None if self.stats is None else self.stats.extra
 
+    @property
+    def bad_records(self) -> list[Any] | None:
+        return None if self.stats is None else self.stats.bad_records
+
 
 def _input(
-    data: Any,
-    info: metadata.DatasetInfo | None,
-    read_options: ReadOptions | None,
-    options: InferOptions,
-    predictor: Predictor,
+    data: Any, read_options: ReadOptions | None, options: InferOptions, predictor: Predictor
 ) -> _Input:
     """The pipeline every mode reads, in the model's layout; built now, read when
     iterated.
 
-    A dataset directory goes through `make_dataset` in every mode, so the records,
-    their order and the bad-record rules (an error naming the shard, or with
-    `skip_errors` a skip that is counted and logged) are the reader's in all three.
+    Converted shards (`data`: a dataset directory or a list of shard paths, with
+    `read_options`) go through `make_dataset` in every mode, so the records, their
+    order and the bad-record rules (an error naming the shard, or with `skip_errors`
+    a skip that is counted and logged) are the reader's in all three. Without
+    `read_options`, `data` is a caller's tf.data pipeline.
     """
     from tfclassify.reading import dataset as reader
 
     stats = None
-    if info is not None:
+    if read_options is not None:
         stats = reader.ReadStats()
-        ds = reader.make_dataset(info.directory, read_options, stats=stats)
-        name = info.directory
+        ds = reader.make_dataset(data, read_options, stats=stats)
+        name = data if isinstance(data, str) else _shards_name(data)
     else:
         ds = _rebatched(_in_model_layout(data, predictor), options.mode, options.batch_size)
         name = "<tf.data.Dataset>"
@@ -241,6 +243,11 @@ def _input(
     if pipelined and options.prefetch_to_device:
         ds = runtime.prefetch_to_device(ds, predictor.device)  # the last transformation
     return _Input(_tensor_batches(ds, as_numpy=not pipelined), name, pool, stats)
+
+
+def _shards_name(shards: Sequence[str]) -> str:
+    more = len(shards) - 1
+    return shards[0] + (f" (and {more} more)" if more else "")
 
 
 def _checked(batches: Iterator[Batch], data_name: str) -> Iterator[Batch]:
@@ -361,13 +368,28 @@ def _image_size(predictor: Predictor, options: InferOptions) -> tuple[int, int]:
     return size
 
 
+def open_dataset(
+    data: str | os.PathLike, split: str | None = None
+) -> tuple[metadata.DatasetInfo, str]:
+    """A converted dataset's metadata, and the split `infer` reads from it.
+
+    Args:
+      data: the dataset directory (has dataset.json).
+      split: the split to read; None: validation if the dataset has one, else train.
+
+    Raises:
+      InputError: no readable dataset.json, or no such split (the message lists them).
+    """
+    info = metadata.load(os.fspath(data))
+    split = split or _default_split(info)
+    info.split(split)  # clear error listing the available splits
+    return info, split
+
+
 def _open_data(data: Any, options: InferOptions) -> tuple[metadata.DatasetInfo | None, str | None]:
     """The dataset's metadata and split for a directory; (None, None) for a tf.data.Dataset."""
     if isinstance(data, (str, os.PathLike)):
-        info = metadata.load(os.fspath(data))
-        split = options.split or _default_split(info)
-        info.split(split)  # clear error listing the available splits
-        return info, split
+        return open_dataset(data, options.split)
     if not hasattr(data, "element_spec"):
         raise InputError(
             f"data must be a converted dataset directory or a tf.data.Dataset, got {type(data)}"
@@ -416,6 +438,149 @@ def _predict_all(
     )
 
 
+@dataclasses.dataclass(eq=False)
+class PreparedModel:
+    """A loaded model with what every read through it needs, decided once.
+
+    `prepare` builds it; `infer` runs one over a whole dataset, `predict_shards` over
+    some of its shards (a Beam worker keeps one per process and calls it per shard).
+
+    Attributes:
+      predictor: the loaded model, traced and warmed up.
+      options: the run's options (threads, batch size, top-k, read settings...).
+      image_size / data_format: what the reader gives the model.
+      class_names: the model's output classes by index (see `InferResult`).
+      dataset_labels: the dataset's label names by label id, or None.
+    """
+
+    predictor: Predictor
+    options: InferOptions
+    image_size: tuple[int, int]
+    data_format: str
+    class_names: tuple[str, ...]
+    dataset_labels: tuple[str, ...] | None
+    _remap: np.ndarray | None = dataclasses.field(repr=False)
+
+    @property
+    def top_k(self) -> int:
+        """Classes each prediction row lists: `options.top_k`, clipped to the classes."""
+        return min(self.options.top_k, len(self.class_names))
+
+    def read_options(self, split: str | None = None) -> ReadOptions:
+        """How to read `split` of a converted dataset for this model (None: the read
+        options' own split, which a list of shards does not use)."""
+        split = split or (self.options.read or ReadOptions()).split
+        return _read_options(self.options, split, self.image_size, self.predictor, self.data_format)
+
+
+def prepare(
+    model: str | Predictor,
+    options: InferOptions | None = None,
+    dataset_labels: Sequence[str] | None = None,
+) -> PreparedModel:
+    """Loads `model` (unless given loaded) and decides what reading it needs, once.
+
+    Applies `options.threads` first (before the model load starts TF's runtime),
+    checks the image size and layout, names the classes, and traces the model call.
+
+    Args:
+      model: a model path (see `Predictor.load`) or a loaded `Predictor`.
+      options: as for `infer`.
+      dataset_labels: the label names of the dataset it will read (its dataset.json),
+        to name classes and map labels when the model has no labels.txt; None for
+        data without them.
+
+    Raises:
+      InputError / OptionsError: as `infer` raises them for the model and options.
+    """
+    options = options or InferOptions()
+    labels = None if dataset_labels is None else tuple(dataset_labels)
+    # Threads before anything touches TF's runtime (model load initialises it).
+    runtime.apply_threads(options.threads)
+    if options.mixed_precision:  # before the model's graph is built
+        runtime.enable_inference_mixed_precision(runtime.resolve_device(options.device))
+    predictor = model if isinstance(model, Predictor) else _load(model, options)
+    image_size, data_format = _resolve_input(predictor, options)
+    _pixel_settings(predictor, options.read or ReadOptions())  # refused before the trace
+    class_names = _class_names(predictor, labels)
+    remap = _label_remap(class_names, labels, predictor.labels is not None)
+    predictor.warmup(image_size)  # trace once outside the timed loop
+    return PreparedModel(predictor, options, image_size, data_format, class_names, labels, remap)
+
+
+def predict_shards(
+    prepared: PreparedModel,
+    shards: Sequence[str],
+    split: str | None = None,
+    *,
+    skip_errors: bool | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> InferResult:
+    """Runs a prepared model over some shards of a converted dataset, as `infer` runs
+    it over a whole split: the same reader, batches and rows.
+
+    Args:
+      prepared: from `prepare`, with the dataset's labels.
+      shards: shard paths, read in this order.
+      split: the split they belong to (reported in the result).
+      skip_errors: overrides the read options' `skip_errors`: True skips, counts and
+        names each bad record (`InferResult.bad_records`); False raises on the first.
+      clock: seconds counter (injectable for tests).
+
+    Raises:
+      InputError: a shard that is missing.
+      DataError: a damaged shard or bad record (unless skipped); a read error that is
+        not a record's (a shard that cannot be read) whether or not.
+    """
+    read = prepared.read_options(split)
+    if skip_errors is not None:
+        read = dataclasses.replace(read, skip_errors=skip_errors)
+    source = _input(list(shards), read, prepared.options, prepared.predictor)
+    return _run(prepared, source, split, clock)
+
+
+def _run(
+    prepared: PreparedModel, source: _Input, split: str | None, clock: Callable[[], float]
+) -> InferResult:
+    """Predicts every image `source` gives (up to `max_images`): the timed loop."""
+    predictor, options, class_names = prepared.predictor, prepared.options, prepared.class_names
+    num_classes = len(class_names)
+    start = clock()
+    keys, true_ids, probs = _predict_all(predictor, source, options.max_images, num_classes)
+    seconds = clock() - start
+
+    remap = prepared._remap
+    if remap is not None:
+        true_ids = np.where(true_ids >= 0, remap[np.clip(true_ids, 0, len(remap) - 1)], -1)
+    true_ids = np.where(true_ids < num_classes, true_ids, -1).astype(np.int64)
+    # Stable sort: ties resolve to the lower class index in every mode.
+    order = np.argsort(-probs, axis=1, kind="stable")[:, : prepared.top_k]
+    return InferResult(
+        mode=options.mode,
+        device=predictor.device,
+        threads={**runtime.effective_threads(), "tf_data_threads": source.tf_data_threads},
+        model=predictor.path,
+        data=source.name,
+        split=split,
+        batch_size=1 if options.mode == "sequential" else options.batch_size,
+        class_names=class_names,
+        keys=keys,
+        true_ids=true_ids,
+        topk_ids=order.astype(np.int64),
+        topk_probs=np.take_along_axis(probs, order, axis=1),
+        probabilities=probs if options.keep_probabilities else None,
+        seconds=seconds,
+        frozen=predictor.freeze,
+        skipped_records=source.skipped_records,
+        extra_records=source.extra_records,
+        mixed_precision=options.mixed_precision,
+        runtime=predictor.runtime,
+        precision=predictor.precision,
+        model_threads=predictor.threads,
+        bad_records=source.bad_records,
+    )
+
+
 def infer(
     model: str | Predictor,
     data: Any,
@@ -446,55 +611,12 @@ def infer(
     """
     options = options or InferOptions()
     info, split = _open_data(data, options)  # without TF: a bad path fails in a blink
-    # Threads before anything touches TF's runtime (model load initialises it).
-    runtime.apply_threads(options.threads)
-    if options.mixed_precision:  # before the model's graph is built
-        runtime.enable_inference_mixed_precision(runtime.resolve_device(options.device))
-    predictor = model if isinstance(model, Predictor) else _load(model, options)
-    image_size, data_format = _resolve_input(predictor, options)
-    read_options = None
+    prepared = prepare(model, options, info.labels if info is not None else None)
     if info is not None:
-        read_options = _read_options(options, split, image_size, predictor, data_format)
-    source = _input(data, info, read_options, options, predictor)
-
-    dataset_labels = info.labels if info is not None else None
-    class_names = _class_names(predictor, dataset_labels)
-    remap = _label_remap(class_names, dataset_labels, predictor.labels is not None)
-
-    predictor.warmup(image_size)  # trace once outside the timed loop
-    start = clock()
-    num_classes = len(class_names)
-    keys, true_ids, probs = _predict_all(predictor, source, options.max_images, num_classes)
-    seconds = clock() - start
-
-    if remap is not None:
-        true_ids = np.where(true_ids >= 0, remap[np.clip(true_ids, 0, len(remap) - 1)], -1)
-    true_ids = np.where(true_ids < num_classes, true_ids, -1).astype(np.int64)
-    # Stable sort: ties resolve to the lower class index in every mode.
-    order = np.argsort(-probs, axis=1, kind="stable")[:, : min(options.top_k, num_classes)]
-    result = InferResult(
-        mode=options.mode,
-        device=predictor.device,
-        threads={**runtime.effective_threads(), "tf_data_threads": source.tf_data_threads},
-        model=predictor.path,
-        data=source.name,
-        split=split,
-        batch_size=1 if options.mode == "sequential" else options.batch_size,
-        class_names=class_names,
-        keys=keys,
-        true_ids=true_ids,
-        topk_ids=order.astype(np.int64),
-        topk_probs=np.take_along_axis(probs, order, axis=1),
-        probabilities=probs if options.keep_probabilities else None,
-        seconds=seconds,
-        frozen=predictor.freeze,
-        skipped_records=source.skipped_records,
-        extra_records=source.extra_records,
-        mixed_precision=options.mixed_precision,
-        runtime=predictor.runtime,
-        precision=predictor.precision,
-        model_threads=predictor.threads,
-    )
+        source = _input(info.directory, prepared.read_options(split), options, prepared.predictor)
+    else:
+        source = _input(data, None, options, prepared.predictor)
+    result = _run(prepared, source, split, clock)
     if options.output:
         write_predictions(result, options.output)
     return result

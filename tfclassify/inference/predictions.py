@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import html
+import io
 import json
 import math
 import os
@@ -21,7 +22,15 @@ import numpy as np
 from tfclassify.core import fileio
 from tfclassify.core.errors import OptionsError
 
-__all__ = ["SUMMARY_FILE", "InferResult", "PredictionRows", "write_predictions"]
+__all__ = [
+    "SUMMARY_FILE",
+    "InferResult",
+    "PredictionRows",
+    "RowFormat",
+    "accuracy",
+    "summary_json",
+    "write_predictions",
+]
 
 SUMMARY_FILE = "summary.json"
 
@@ -55,6 +64,9 @@ class InferResult:
         holds what a damaged shard lacks: count + skipped - extra = records listed.
       extra_records: records a shard held beyond dataset.json's count (a duplicate),
         read and counted here; 0 or None as for `skipped_records`.
+      bad_records: the bad records skipped, named by shard and index
+        (`reading.records.BadRecord`): those the reader could name of the
+        `skipped_records` (see `ReadStats.bad_records`); None for a caller's pipeline.
     """
 
     mode: str
@@ -79,6 +91,7 @@ class InferResult:
     runtime: str = "tensorflow"
     precision: str = "f32"
     model_threads: int | None = None
+    bad_records: list[Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -97,21 +110,26 @@ class InferResult:
         return int(np.sum(self.true_ids >= 0))
 
     @property
+    def top1_correct(self) -> int:
+        """Labeled images whose best class is right."""
+        known = self.true_ids >= 0
+        return int(np.sum(self.topk_ids[known, 0] == self.true_ids[known]))
+
+    @property
+    def topk_correct(self) -> int:
+        """Labeled images whose true class is among the top k."""
+        known = self.true_ids >= 0
+        return int(np.sum((self.topk_ids[known] == self.true_ids[known, None]).any(axis=1)))
+
+    @property
     def top1_accuracy(self) -> float | None:
         """Share of labeled images whose best class is right; None without labels."""
-        known = self.true_ids >= 0
-        if not known.any():
-            return None
-        return float(np.mean(self.topk_ids[known, 0] == self.true_ids[known]))
+        return accuracy(self.top1_correct, self.num_labeled)
 
     @property
     def topk_accuracy(self) -> float | None:
         """Share of labeled images whose true class is among the top k; None without labels."""
-        known = self.true_ids >= 0
-        if not known.any():
-            return None
-        hits = (self.topk_ids[known] == self.true_ids[known, None]).any(axis=1)
-        return float(np.mean(hits))
+        return accuracy(self.topk_correct, self.num_labeled)
 
     @property
     def rows(self) -> PredictionRows:
@@ -239,25 +257,93 @@ class PredictionRows(Sequence[dict[str, Any]]):
         }
 
 
+def accuracy(correct: int, labeled: int) -> float | None:
+    """`correct` / `labeled`; None without labeled images."""
+    return correct / labeled if labeled else None
+
+
 def _chosen(configured: int | None) -> str:
     """How a TF thread count came about: 0 (or unknown) is TF's default."""
     return "set" if configured else "default"
 
 
+class RowFormat:
+    """One prediction row as a line of `.csv` or `.jsonl` bytes: what `write_predictions`
+    writes, and what a Beam job writes to its sharded files.
+
+    CSV columns: key, true_label, then top{i}_label, top{i}_prob for i = 1..k; each
+    line ends in CSV's "\\r\\n". JSONL: {"key", "true_label" (null if unknown),
+    "top_k": [{"label", "prob"}, ...]}, each line ending in "\\n".
+
+    Keys are the records' file names, which need not be UTF-8 (Linux names are
+    bytes; `InferResult.keys` holds such bytes as surrogates, Python's
+    surrogateescape). CSV writes them back as the original bytes, so a key names the
+    file on disk (read it with `errors="surrogateescape"`). JSONL stays valid UTF-8:
+    each such byte 0xXY is the JSON escape `\\udcXY`, so
+    `json.loads(line)["key"].encode("utf-8", "surrogateescape")` is the original name.
+
+    One per thread: it formats CSV lines through a buffer of its own.
+    """
+
+    def __init__(self, ext: str, top_k: int) -> None:
+        """`ext`: `.csv` or `.jsonl` (any case); `top_k`: the rows' classes (CSV columns).
+
+        Raises:
+          OptionsError: another extension.
+        """
+        ext = ext.lower()
+        if ext not in (".csv", ".jsonl"):
+            raise OptionsError(f"predictions file must end in .csv or .jsonl, got {ext!r}")
+        self.ext = ext
+        self.top_k = top_k
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer)
+
+    @classmethod
+    def for_path(cls, path: str, top_k: int) -> RowFormat:
+        """The format a predictions file's name asks for.
+
+        Raises:
+          OptionsError: `path` ends in neither `.csv` nor `.jsonl`.
+        """
+        ext = os.path.splitext(path)[1]
+        if ext.lower() not in (".csv", ".jsonl"):
+            raise OptionsError(f"predictions file must end in .csv or .jsonl, got {path!r}")
+        return cls(ext, top_k)
+
+    def header(self) -> bytes | None:
+        """The CSV header line; None for JSONL, which has none."""
+        if self.ext != ".csv":
+            return None
+        header = ["key", "true_label"]
+        for i in range(1, self.top_k + 1):
+            header += [f"top{i}_label", f"top{i}_prob"]
+        return self._csv_line(header)
+
+    def line(self, row: dict[str, Any]) -> bytes:
+        """One row (`InferResult.rows`) as a line, its line end included."""
+        if self.ext == ".csv":
+            cells = [row["key"], row["true_label"] or ""]
+            for t in row["top_k"]:
+                cells += [t["label"], f"{t['prob']:.6g}"]
+            return self._csv_line(cells)
+        # backslashreplace writes a surrogate as \udcXY, which inside a JSON string is
+        # that JSON escape; json.dumps leaves surrogates only inside strings.
+        text = json.dumps(row, ensure_ascii=False) + "\n"
+        return text.encode("utf-8", "backslashreplace")
+
+    def _csv_line(self, cells: list[str]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(cells)
+        return self._buffer.getvalue().encode("utf-8", "surrogateescape")
+
+
 def write_predictions(result: InferResult, path: str) -> str:
     """Writes one row per image to `.csv` or `.jsonl`, and `summary.json` beside it.
 
-    Both files are written atomically (temporary file + rename).
-
-    CSV columns: key, true_label, then top{i}_label, top{i}_prob for i = 1..k.
-    JSONL: {"key", "true_label" (null if unknown), "top_k": [{"label", "prob"}, ...]}.
-
-    Keys are the records' file names, which need not be UTF-8 (Linux names are
-    bytes; `result.keys` holds such bytes as surrogates, Python's surrogateescape).
-    CSV writes them back as the original bytes, so a key names the file on disk
-    (read it with `errors="surrogateescape"`). JSONL stays valid UTF-8: each such
-    byte 0xXY is the JSON escape `\\udcXY`, so
-    `json.loads(line)["key"].encode("utf-8", "surrogateescape")` is the original name.
+    Both files are written atomically (temporary file + rename). The rows' format,
+    and how keys that are not UTF-8 are written: `RowFormat`.
 
     Returns:
       The path of `summary.json`.
@@ -265,38 +351,23 @@ def write_predictions(result: InferResult, path: str) -> str:
     Raises:
       OptionsError: `path` ends in neither `.csv` nor `.jsonl`.
     """
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".csv", ".jsonl"):
-        raise OptionsError(f"predictions file must end in .csv or .jsonl, got {path!r}")
+    fmt = RowFormat.for_path(path, result.top_k)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     result.output = path
-    # backslashreplace writes a surrogate as \udcXY, which inside a JSON string is
-    # that JSON escape; json.dumps leaves surrogates only inside strings.
-    errors = "surrogateescape" if ext == ".csv" else "backslashreplace"
-    with (
-        fileio.atomic_path(path) as tmp,
-        open(tmp, "w", encoding="utf-8", errors=errors, newline="") as f,
-    ):
-        if ext == ".csv":
-            w = csv.writer(f)
-            header = ["key", "true_label"]
-            for i in range(1, result.top_k + 1):
-                header += [f"top{i}_label", f"top{i}_prob"]
-            w.writerow(header)
-            for row in result.rows:
-                cells = [row["key"], row["true_label"] or ""]
-                for t in row["top_k"]:
-                    cells += [t["label"], f"{t['prob']:.6g}"]
-                w.writerow(cells)
-        else:
-            for row in result.rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        header = fmt.header()
+        if header is not None:
+            f.write(header)
+        f.writelines(map(fmt.line, result.rows))
     summary_path = os.path.join(directory, SUMMARY_FILE)
-    fileio.atomic_write_text(
-        summary_path, json.dumps(_json_safe(result.summary()), indent=2) + "\n"
-    )
+    fileio.atomic_write_text(summary_path, summary_json(result.summary()))
     return summary_path
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    """`summary.json`'s text: strict JSON (NaN, when nothing was timed, as null)."""
+    return json.dumps(_json_safe(summary), indent=2) + "\n"
 
 
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:

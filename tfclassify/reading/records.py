@@ -38,8 +38,8 @@ that stops early hears of no shortfall it did not reach.
 By default (`skip_errors=False`) the first bad record raises
 `tf.errors.InvalidArgumentError` ("tfclassify: bad record <i> of <shard>: <reason>").
 TF logs the underlying error as a warning just before. With `skip_errors=True` each
-bad record is logged to stderr with the same text and counted in `ReadStats`, and
-reading goes on.
+bad record is logged to stderr with the same text, counted in `ReadStats` and named
+there (`ReadStats.bad_records`: shard, index, reason), and reading goes on.
 
 Cost: the bookkeeping adds a handful of per-record steps (a scan with a table insert,
 enumerate, a window scan, ignore_errors, a gap scan, a filter) to a bare
@@ -54,7 +54,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
@@ -64,7 +64,7 @@ from tfclassify.core.options import ReadOptions
 from tfclassify.core.tfdata import parallel, plain
 from tfclassify.reading import preprocess
 
-__all__ = ["ReadStats", "buffer_size", "exact_dataset", "opened", "tfrecords"]
+__all__ = ["BadRecord", "ReadStats", "buffer_size", "exact_dataset", "opened", "tfrecords"]
 
 # TFRecordDataset's read buffer when none is given (its kernel's kDefaultBufferSize).
 TF_RECORD_BUFFER_BYTES = 256 * 1024
@@ -84,6 +84,9 @@ _STATUS_TEXT = (
 # How many preceding records each record can name; a longer run of failures is counted
 # but only its last _WINDOW records are named.
 _WINDOW = 16
+# Bad records a `ReadStats` keeps by name; beyond that it only counts them (each one
+# kept costs its shard path in memory).
+MAX_NAMED = 10_000
 # tf.train.Example with a 1x1 PNG: the final marker, which must decode.
 _FINAL_RECORD = bytes.fromhex(
     "0a5a0a580a0d696d6167652f656e636f64656412470a450a4389504e470d0a1a0a0000000d494844"
@@ -93,6 +96,14 @@ _FINAL_RECORD = bytes.fromhex(
 
 
 # ---------------------------------------------------------------- public helpers
+
+
+class BadRecord(NamedTuple):
+    """A record the exact path skipped: its shard, its index there, and why."""
+
+    shard: str
+    index: int
+    reason: str
 
 
 class ReadStats:
@@ -114,6 +125,11 @@ class ReadStats:
             self._skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
             self._lost_bytes = tf.Variable(0, dtype=tf.int64, trainable=False)
             self._extra = tf.Variable(0, dtype=tf.int64, trainable=False)
+            # The named bad records, as three columns that grow (shape [None]).
+            self._named = tuple(
+                tf.Variable(tf.zeros([0], dtype), shape=[None], trainable=False)
+                for dtype in (tf.string, tf.int64, tf.string)
+            )
 
     @property
     def skipped(self) -> int:
@@ -133,10 +149,32 @@ class ReadStats:
         """Bytes after a corrupt length header, which could not be split into records."""
         return int(self._lost_bytes.numpy())
 
+    @property
+    def bad_records(self) -> list[BadRecord]:
+        """The bad records named so far (the first `MAX_NAMED`), in the order read.
+
+        `skipped` may count more: a run of bad records longer than the reader's window
+        is named only in part, and the records missing from a shard that holds fewer
+        than dataset.json lists have no index to name."""
+        shards, indices, reasons = (v.numpy() for v in self._named)
+        return [
+            BadRecord(s.decode("utf-8", "surrogateescape"), int(i), r.decode("utf-8"))
+            for s, i, r in zip(shards, indices, reasons, strict=True)
+        ]
+
     def reset(self) -> None:
         self._skipped.assign(0)
         self._lost_bytes.assign(0)
         self._extra.assign(0)
+        for column in self._named:
+            column.assign(column[:0])
+
+    def _name(self, shards: tf.Tensor, indices: tf.Tensor, reasons: tf.Tensor) -> list[Any]:
+        """Ops that append bad records to the named ones, up to `MAX_NAMED`."""
+        return [
+            column.assign(tf.concat([column, new], 0)[:MAX_NAMED])
+            for column, new in zip(self._named, (shards, indices, reasons), strict=True)
+        ]
 
     def as_dict(self) -> dict[str, int]:
         return {"skipped": self.skipped, "lost_bytes": self.lost_bytes, "extra": self.extra}
@@ -579,15 +617,11 @@ def _account(state, element, options: ReadOptions, stats: ReadStats):
     count = seq - last_seq - 1 - (upstream - last_upstream)
 
     def report():
+        paths = tf.boolean_mask(window["path"], failed)
+        indices = tf.boolean_mask(window["index"], failed)
+        reasons = tf.gather(_STATUS_TEXT, tf.boolean_mask(window["status"], failed))
         lines = tf.strings.join(
-            [
-                "tfclassify: bad record ",
-                tf.strings.as_string(tf.boolean_mask(window["index"], failed)),
-                " of ",
-                tf.boolean_mask(window["path"], failed),
-                ": ",
-                tf.gather(_STATUS_TEXT, tf.boolean_mask(window["status"], failed)),
-            ]
+            ["tfclassify: bad record ", tf.strings.as_string(indices), " of ", paths, ": ", reasons]
         )
         text = tf.strings.reduce_join(lines, separator="; ")
         # A run longer than the window: the oldest ones can only be counted.
@@ -608,6 +642,7 @@ def _account(state, element, options: ReadOptions, stats: ReadStats):
                 printed,
                 stats._skipped.assign_add(count),
                 stats._lost_bytes.assign_add(lost),
+                *stats._name(paths, indices, reasons),
             ]
         with tf.control_dependencies(checked):
             return tf.identity(True)
