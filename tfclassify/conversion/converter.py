@@ -24,6 +24,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
 from absl import logging
 
 from tfclassify.conversion import images, plan, scan, shards, sources
@@ -64,7 +65,7 @@ def _encoded_bytes(source: sources.Source, s: scan.Scanned, work: str) -> bytes:
 def _write_shards(
     job: scan.Job,
     shard_plan: Sequence[plan.Shard],
-    scanned: Sequence[scan.Scanned],
+    scanned: scan.Scans,
     before_commit: Callable[[], None] | None = None,
 ) -> dict[str, metadata.ShardInfo]:
     listing, options, work, held = job.listing, job.options, job.work, job.held
@@ -82,7 +83,7 @@ def _write_shards(
     progress = scan.Progress(total, "write", options.quiet)
 
     def reread(key: int) -> bytes:
-        src, s = listing.sources[key], scanned[key]
+        src, s = listing.source(key), scanned[key]
         encoded = _encoded_bytes(src, s, work)  # size and mtime checked against the scan
         return schema.serialize(scan.make_record(src, job.label(key), encoded, s, s.sha256))
 
@@ -121,7 +122,7 @@ def _list(options: ConvertOptions) -> sources.Listing:
             f"output_dir {options.output_dir} is inside input_dir {options.input_dir}: its "
             "files would be listed as input images; choose an output_dir outside it"
         )
-    if not listing.sources:
+    if not len(listing):
         raise InputError(f"no files found in {where} (class folders are empty)")
     if listing.presplit and options.validation_fraction > 0:
         raise OptionsError(
@@ -141,8 +142,8 @@ def _reachable(path: str, listing: sources.Listing) -> bool:
     """
     folders = {listing.root}
     last = ""
-    for source in listing.sources:
-        folder = os.path.dirname(source.path)
+    for key in range(len(listing)):
+        folder = os.path.dirname(listing.path(key))
         if folder == last:  # the listing is sorted: most files share the previous folder
             continue
         last = folder
@@ -398,7 +399,7 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
     work = os.path.join(options.output_dir, WORK_DIR)
     with _resumable_when_full(options.output_dir):
         _start_state(work, options, listing)
-        job = scan.Job(listing, {label: i for i, label in enumerate(listing.labels)}, options, work)
+        job = scan.Job(listing, options, work)
         scanned, pending = scan.scan(job)
         try:
             return _plan_and_write(job, scanned, pending)
@@ -423,8 +424,20 @@ def _resumable_when_full(out: str) -> Iterator[None]:
         ) from e
 
 
+def _accepted(listing: sources.Listing, scanned: scan.Scans) -> plan.Records:
+    """What the plan needs of every file not skipped, as columns."""
+    keys = scanned.accepted()
+    return plan.Records(
+        keys=keys,
+        labels=np.frombuffer(listing.label_ids(), np.intc)[keys],
+        splits=np.frombuffer(listing.split_ids(), np.intc)[keys],
+        split_names=listing.split_names,
+        sizes=scanned.sizes()[keys],
+    )
+
+
 def _plan_and_write(
-    job: scan.Job, scanned: list[scan.Scanned], pending: scan.Pending | None
+    job: scan.Job, scanned: scan.Scans, pending: scan.Pending | None
 ) -> metadata.DatasetInfo:
     """Plans the shards from the scan and writes them, then the reports and
     dataset.json; plans again if a late decode check changes a verdict."""
@@ -432,25 +445,21 @@ def _plan_and_write(
     out = options.output_dir
     confirm = functools.partial(pending.confirm, scanned, held) if pending else None
     while True:
-        items = [
-            plan.Item(s.key, job.label(s.key), listing.sources[s.key].split, s.size)
-            for s in scanned
-            if not s.skip
-        ]
-        if not items and confirm is not None and not pending.done:
+        records = _accepted(listing, scanned)
+        if not len(records) and confirm is not None and not pending.done:
             with contextlib.suppress(scan.Replan):
                 confirm()  # every unchecked file may yet be skipped: not before
             continue
-        skipped = [(listing.sources[s.key].relpath, s.skip) for s in scanned if s.skip]
+        skipped = [(listing.relpath(key), reason) for key, reason in scanned.skipped()]
         reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
-        if not items:
+        if not len(records):
             shutil.rmtree(work, ignore_errors=True)
             raise InputError(
                 f"no usable images in {options.input_dir or options.manifest}: "
                 f"{len(scanned)} files found, all skipped ({dict(reasons)})"
             )
         shard_plan = plan.plan_shards(
-            items,
+            records,
             target_bytes=options.shard_bytes,
             seed=options.seed,
             validation_fraction=options.validation_fraction,
@@ -467,14 +476,14 @@ def _plan_and_write(
     splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
     for sh in shard_plan:
         splits[sh.split].append(results[sh.filename(options.name)])
-    used = {it.label for it in items}
+    used = set(np.unique(records.labels).tolist())
     info = metadata.DatasetInfo(
         directory=out,
         name=options.name,
         labels=listing.labels,
         splits={k: metadata.SplitInfo(k, tuple(v)) for k, v in splits.items()},
-        files_found=len(listing.sources),
-        accepted=len(items),
+        files_found=len(listing),
+        accepted=len(records),
         skipped=len(skipped),
         skipped_by_reason=dict(reasons),
         empty_classes=tuple(lb for i, lb in enumerate(listing.labels) if i not in used),

@@ -16,15 +16,19 @@ directory is made safe, nor of shards, reports or dataset.json.
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar, overload
+
+import numpy as np
 
 from tfclassify.conversion import decode_check, images, sources
 from tfclassify.core import fileio, schema
@@ -42,9 +46,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclasses.dataclass(frozen=True)
-class Scanned:
-    """Pass-1 outcome for listing entry `key`, one journal line."""
+class Scanned(NamedTuple):
+    """Pass-1 outcome for listing entry `key`, one journal line. A named tuple: one is
+    made per file, several times over (scan, journal, write), and a frozen
+    dataclass of twelve fields takes several times as long to make."""
 
     key: int
     skip: str = ""
@@ -62,6 +67,115 @@ class Scanned:
 
 # One file's journal line and serialized record (None when skipped).
 _Scan = tuple[Scanned, bytes | None]
+_NUMBERS = ("height", "width", "channels", "size", "encoded_size", "src_size", "src_mtime_ns")
+_numbers_of = operator.attrgetter(*_NUMBERS)
+_SIZE = _NUMBERS.index("size")
+_SHA256_BYTES = 32
+
+
+class Scans:
+    """Every scanned file's `Scanned`, by key (0, 1, ...), held as columns.
+
+    A conversion of millions of files keeps the scan of each until its shard is
+    written: as columns (its numbers in one array, the sha256 as 32 bytes, the few
+    format and conversion texts as ids, a skip reason only where there is one) that
+    is about 100 bytes a file, where a `Scanned` takes several hundred. Reading
+    `scans[key]` makes one.
+    """
+
+    def __init__(self) -> None:
+        self._numbers = array.array("q")  # len(_NUMBERS) a file
+        self._sha256 = bytearray()  # _SHA256_BYTES a file
+        self._hashed = bytearray()  # 1: the file has a sha256 (0: it was skipped)
+        self._texts: list[str] = [""]  # format and converted texts, by id
+        self._text_ids: dict[str, int] = {"": 0}
+        self._format = array.array("I")
+        self._converted = array.array("I")
+        self._skips: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._format)
+
+    def append(self, s: Scanned) -> None:
+        if s.key != len(self):
+            raise ValueError(f"scan of key {s.key} appended as key {len(self)}")
+        numbers, digest = self._checked(s)  # before anything is appended
+        self._numbers += numbers
+        self._sha256 += digest
+        self._hashed.append(bool(s.sha256))
+        self._format.append(self._text_id(s.format))
+        self._converted.append(self._text_id(s.converted))
+        if s.skip:
+            self._skips[s.key] = s.skip
+
+    def __setitem__(self, key: int, s: Scanned) -> None:
+        if s.key != key or not 0 <= key < len(self):
+            raise IndexError(f"scan of key {s.key} stored at key {key} of {len(self)}")
+        numbers, digest = self._checked(s)
+        self._numbers[key * len(_NUMBERS) : (key + 1) * len(_NUMBERS)] = numbers
+        self._sha256[key * _SHA256_BYTES : (key + 1) * _SHA256_BYTES] = digest
+        self._hashed[key] = bool(s.sha256)
+        self._format[key] = self._text_id(s.format)
+        self._converted[key] = self._text_id(s.converted)
+        if s.skip:
+            self._skips[key] = s.skip
+        else:
+            self._skips.pop(key, None)
+
+    @staticmethod
+    def _checked(s: Scanned) -> tuple[array.array, bytes]:
+        """The numbers and sha256 of `s` as stored; raises if they cannot be (a damaged
+        journal line: an int out of range, a number that is not an int, a bad hash)."""
+        numbers = array.array("q", _numbers_of(s))
+        digest = bytes.fromhex(s.sha256) if s.sha256 else bytes(_SHA256_BYTES)
+        if len(digest) != _SHA256_BYTES or (s.sha256 and digest.hex() != s.sha256):
+            raise ValueError(f"not a sha256 in lowercase hex: {s.sha256!r}")
+        return numbers, digest
+
+    def _text_id(self, text: str) -> int:
+        if text not in self._text_ids:
+            self._text_ids[text] = len(self._texts)
+            self._texts.append(text)
+        return self._text_ids[text]
+
+    def __getitem__(self, key: int) -> Scanned:
+        if not 0 <= key < len(self):
+            raise IndexError(key)
+        digest = self._sha256[key * _SHA256_BYTES : (key + 1) * _SHA256_BYTES]
+        height, width, channels, size, encoded_size, src_size, src_mtime_ns = self._numbers[
+            key * len(_NUMBERS) : (key + 1) * len(_NUMBERS)
+        ]
+        return Scanned(
+            key,
+            skip=self._skips.get(key, ""),
+            format=self._texts[self._format[key]],
+            height=height,
+            width=width,
+            channels=channels,
+            size=size,
+            converted=self._texts[self._converted[key]],
+            encoded_size=encoded_size,
+            sha256=digest.hex() if self._hashed[key] else "",
+            src_size=src_size,
+            src_mtime_ns=src_mtime_ns,
+        )
+
+    def rows(self, start: int, stop: int) -> Iterator[Scanned]:
+        return (self[key] for key in range(start, stop))
+
+    def skipped(self) -> list[tuple[int, str]]:
+        """(key, reason) of every skipped file, in key order."""
+        return sorted(self._skips.items())
+
+    def accepted(self) -> np.ndarray:
+        """The keys of the files not skipped, ascending (int64)."""
+        keep = np.ones(len(self), bool)
+        keep[np.fromiter(self._skips, np.int64, len(self._skips))] = False
+        return np.flatnonzero(keep).astype(np.int64)
+
+    def sizes(self) -> np.ndarray:
+        """Every file's `size`, in key order."""
+        return np.frombuffer(self._numbers, np.int64)[_SIZE :: len(_NUMBERS)].copy()
 
 
 def cache_path(work: str, key: int) -> str:
@@ -117,10 +231,15 @@ def _scan_one(
                 return Scanned(key, skip=skip or ""), None
             # One read takes all of a typical image; the rest only if its first bytes
             # are an image's (a stray multi-GB video is not read whole), and no more
-            # than one byte over the cap (a file may grow after its fstat).
-            data = f.read(_FIRST_READ)
+            # than one byte over the cap (a file may grow after its fstat). The first
+            # read asks for no more than the file holds (and a byte to see it grew; a
+            # head at least, for a size the file system does not know): a buffer of
+            # _FIRST_READ cut down to a small file's size leaves holes in the heap
+            # around the records held for the write pass.
+            first = min(_FIRST_READ, max(st.st_size + 1, images.HEAD_BYTES))
+            data = f.read(first)
             refused = images.refuse_by_head(data[: images.HEAD_BYTES])
-            if refused is None and len(data) == _FIRST_READ:
+            if refused is None and len(data) == first:
                 data += f.read(max(0, cap + 1 - len(data)))
     except FileNotFoundError:
         return Scanned(key, skip=f"{images.MISSING}: file not found"), None
@@ -184,21 +303,26 @@ def _scanned(
     return scanned, record
 
 
-def _read_journal(path: str) -> list[Scanned]:
-    """The valid prefix of the scan journal; a line cut by a kill ends it."""
-    done: list[Scanned] = []
+def _read_journal(path: str, scans: Scans) -> int:
+    """Appends the valid prefix of the scan journal to `scans` (a line cut by a kill
+    ends it); returns its length in bytes."""
+    valid = 0
     if not os.path.exists(path):
-        return done
-    with open(path, encoding="utf-8") as f:
+        return valid
+    with open(path, "rb") as f:
         for line in f:
             try:
                 s = Scanned(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):
+            except (ValueError, TypeError):  # JSONDecodeError and UnicodeDecodeError too
                 break
-            if s.key != len(done) or not line.endswith("\n"):
+            if s.key != len(scans) or not line.endswith(b"\n"):
                 break
-            done.append(s)
-    return done
+            try:
+                scans.append(s)
+            except (ValueError, TypeError, OverflowError):  # a field of the wrong form
+                break
+            valid += len(line)
+    return valid
 
 
 class Progress:
@@ -261,6 +385,29 @@ def ordered(
             yield head.result() if isinstance(head, concurrent.futures.Future) else head
 
 
+class _CheckedPaths(Sequence[str]):
+    """The paths of `keys` for `DecodeChecks`, each made when it is read: a list of
+    them would hold a string per file for the whole scan. A source with a listing
+    problem (a named pipe, say) is never opened: no path."""
+
+    def __init__(self, listing: sources.Listing, keys: range):
+        self._listing = listing
+        self._keys = keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        key = self._keys[i]
+        return "" if self._listing.problem(key) else self._listing.path(key)
+
+
 class Replan(Exception):
     """A decode check changed a verdict: the shard plan must be made again."""
 
@@ -272,17 +419,18 @@ class _Journal:
     power cut are simply scanned again.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, scans: Scans):
+        """Reads the journal's lines into `scans`."""
         self.path = path
-        self.lines = _read_journal(path)
+        valid = _read_journal(path, scans)
         # Drop a partial last line left by a kill (or a full disk) before appending.
         with fileio.naming(path), open(path, "ab") as f:
-            f.truncate(sum(len((json.dumps(vars(s)) + "\n").encode()) for s in self.lines))
+            f.truncate(valid)
 
-    def append(self, lines: Sequence[Scanned]) -> None:
+    def append(self, lines: Iterable[Scanned]) -> None:
         # A failed write names no file: a full disk must say which.
         with fileio.naming(self.path), open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(vars(s)) + "\n" for s in lines))
+            f.write("".join(json.dumps(s._asdict()) + "\n" for s in lines))
 
 
 @dataclasses.dataclass
@@ -308,7 +456,7 @@ class Pending:
     def __post_init__(self) -> None:
         self.journaled = self.first  # the journal's lines are the scan's first keys
 
-    def settle(self, scanned: list[Scanned], held: dict[int, bytes], wait: bool = False) -> bool:
+    def settle(self, scanned: Scans, held: dict[int, bytes], wait: bool = False) -> bool:
         """Journals every line whose check is in; True if a verdict changed.
 
         The scan may run at most _CHECK_LEAD files ahead of the checks: both read
@@ -329,11 +477,11 @@ class Pending:
                     elif key in held:
                         held[key] = record
         if upto > self.journaled:
-            self.journal.append(scanned[self.journaled : upto])
+            self.journal.append(scanned.rows(self.journaled, upto))
             self.journaled = upto
         return changed
 
-    def confirm(self, scanned: list[Scanned], held: dict[int, bytes]) -> None:
+    def confirm(self, scanned: Scans, held: dict[int, bytes]) -> None:
         """Waits for the remaining checks; raises Replan if a verdict changed."""
         if not self.done:
             self.done = True
@@ -346,17 +494,16 @@ class Job:
     """What the steps of one conversion share."""
 
     listing: sources.Listing
-    label_ids: dict[str, int]
     options: ConvertOptions
     work: str  # output_dir/.tfclassify-work
     # Serialized records kept from the scan for the write pass (see _HOLD_BYTES).
     held: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
     def label(self, key: int) -> int:
-        return self.label_ids.get(self.listing.sources[key].label, -1)
+        return self.listing.label_id(key)
 
 
-def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
+def scan(job: Job) -> tuple[Scans, Pending | None]:
     """Pass 1 over the files not in the journal yet; appends to the journal.
 
     Serialized records are kept in `held` while they fit in _HOLD_BYTES, so the write
@@ -365,9 +512,9 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
     this goes on; the returned `Pending` holds what they have yet to confirm.
     """
     listing, options, work = job.listing, job.options, job.work
-    journal = _Journal(os.path.join(work, _JOURNAL))
-    scanned = list(journal.lines)
-    todo = list(range(len(scanned), len(listing.sources)))
+    scanned = Scans()
+    journal = _Journal(os.path.join(work, _JOURNAL), scanned)
+    todo = range(len(scanned), len(listing))
     pending = None
     quick_cfg: images.ImageConfig = options
     if options.validate == "full":
@@ -378,21 +525,22 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
             # re-encoded, never as the bytes TF's reader would fail on.
             return _done(
                 _scan_one(
-                    key, listing.sources[key], job.label(key), options, work, reencode=_TF_REJECTED
+                    key, listing.source(key), job.label(key), options, work, reencode=_TF_REJECTED
                 )
             )
 
-        # A source with a listing problem (a named pipe, say) is never opened: no path.
-        paths = ["" if listing.sources[k].problem else listing.sources[k].path for k in todo]
         checks = decode_check.DecodeChecks(
-            paths, options.max_pixels, options.num_workers, options.max_file_bytes
+            _CheckedPaths(listing, todo),
+            options.max_pixels,
+            options.num_workers,
+            options.max_file_bytes,
         )
         pending = Pending(checks, len(scanned), rescan, journal)
-    progress = Progress(len(listing.sources), "scan", options.quiet)
+    progress = Progress(len(listing), "scan", options.quiet)
     progress.update(len(scanned), 0)
 
     def one(key: int) -> _Scan | Callable[[], _Scan]:
-        return _scan_one(key, listing.sources[key], job.label(key), options, work, quick_cfg)
+        return _scan_one(key, listing.source(key), job.label(key), options, work, quick_cfg)
 
     try:
         return _scan_files(
@@ -405,15 +553,15 @@ def scan(job: Job) -> tuple[list[Scanned], Pending | None]:
 
 
 def _scan_files(
-    todo: list[int],
+    todo: range,
     one: Callable[[int], _Scan | Callable[[], _Scan]],
-    scanned: list[Scanned],
+    scanned: Scans,
     held: dict[int, bytes],
     journal: _Journal,
     pending: Pending | None,
     progress: Progress,
     workers: int,
-) -> tuple[list[Scanned], Pending | None]:
+) -> tuple[Scans, Pending | None]:
     budget = _HOLD_BYTES
     # Plain JPEGs are finished on this thread: a little Python each, where a second
     # Python thread would only contend for the GIL. The rest (Pillow decodes and
@@ -429,7 +577,8 @@ def _scan_files(
             held[result.key] = record
             budget -= len(record)
         if len(results) >= 256 or i == len(todo):
-            scanned.extend(results)
+            for s in results:
+                scanned.append(s)
             if pending is None:
                 journal.append(results)
             else:

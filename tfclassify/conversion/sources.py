@@ -7,12 +7,14 @@ accepted + skipped = found.
 
 from __future__ import annotations
 
+import array
 import csv
-import dataclasses
 import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, overload
 
 from tfclassify.core.errors import InputError
 
@@ -28,9 +30,10 @@ OUTSIDE_CLASS = "outside_class: file is not inside a class folder"
 OUTSIDE_ROOT = "outside_root"
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """One input file. `problem` is a skip reason known from the listing alone."""
+class Source(NamedTuple):
+    """One input file. `problem` is a skip reason known from the listing alone. A named
+    tuple: a listing makes one each time a file is read (a frozen dataclass would
+    take several times as long)."""
 
     path: str  # as opened (absolute)
     relpath: str  # stored as image/filename: relative to the input root, '/'-separated
@@ -39,21 +42,163 @@ class Source:
     problem: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+class _Texts:
+    """Strings appended one by one and read back by position, held as one UTF-8 blob
+    and the offset of each end: a str object each would add its header to every
+    text. `surrogatepass` gives back every str exactly, a name that is not UTF-8
+    included."""
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._ends = array.array("q")
+
+    def append(self, text: str) -> None:
+        self._blob += text.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._blob))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> str:
+        if i < 0:
+            i += len(self)
+        start = self._ends[i - 1] if i else 0
+        return self._blob[start : self._ends[i]].decode("utf-8", "surrogatepass")
+
+
 class Listing:
-    root: str
-    sources: tuple[Source, ...]
-    labels: tuple[str, ...]  # sorted: id = position, like Keras' image_dataset_from_directory
-    presplit: bool  # splits came from the input (split folders / split column)
+    """The input files in listing order, each known by its position (its key).
+
+    Held as columns (a relative path, a label id, a split id, and the rare problem or
+    path that is not the root joined with the relative path), so a listing of millions
+    of files costs tens of bytes per file, not an object per file: `source(key)`
+    makes one on demand, and `sources` is a sequence of them made as they are read.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+        # Sorted: id = position, like Keras' image_dataset_from_directory.
+        self.labels: tuple[str, ...] = ()
+        # The splits came from the input (split folders / split column).
+        self.presplit = False
+        self._prefix = os.path.join(root, "")
+        self._relpaths = _Texts()
+        self._label_ids = array.array("i")  # into `labels`; -1: no label
+        self._label_codes: dict[str, int] = {"": -1}  # while listing: label -> provisional id
+        self._split_ids = array.array("i")  # into `split_names`
+        self.split_names: tuple[str, ...] = ()
+        self._split_codes: dict[str, int] = {}
+        self._problems: dict[int, str] = {}
+        self._paths: dict[int, str] = {}  # only where `path` is not root + relpath
+
+    def _add(self, path: str, label: str, split: str, problem: str = "") -> None:
+        key = len(self._relpaths)
+        rel = _rel(path, self.root)
+        self._relpaths.append(rel)
+        if self._joined(rel) != path:
+            self._paths[key] = path
+        self._label_ids.append(self._label_codes.setdefault(label, len(self._label_codes) - 1))
+        if split not in self._split_codes:
+            self._split_codes[split] = len(self._split_codes)
+            self.split_names = tuple(self._split_codes)
+        self._split_ids.append(self._split_codes[split])
+        if problem:
+            self._problems[key] = problem
+
+    def _finish(self, labels: set[str], presplit: bool) -> Listing:
+        """Sets the sorted labels (every one a file has, and any without files) and
+        turns the provisional label ids into positions in them."""
+        self.labels = tuple(sorted(labels))
+        position = {label: i for i, label in enumerate(self.labels)}
+        # Provisional ids count up from 0 in the order the labels were first seen.
+        final = [position[label] for label in self._label_codes if label]
+        if final != list(range(len(final))):
+            self._label_ids = array.array(
+                "i", (final[code] if code >= 0 else -1 for code in self._label_ids)
+            )
+        self._label_codes = {}
+        self.presplit = presplit
+        return self
+
+    def _joined(self, rel: str) -> str:
+        return self._prefix + (rel if os.sep == "/" else rel.replace("/", os.sep))
+
+    def __len__(self) -> int:
+        return len(self._relpaths)
+
+    def relpath(self, key: int) -> str:
+        """Stored as image/filename: relative to the input root, '/'-separated."""
+        return self._relpaths[key]
+
+    def path(self, key: int) -> str:
+        """As opened (absolute)."""
+        return self._paths.get(key) or self._joined(self._relpaths[key])
+
+    def label_id(self, key: int) -> int:
+        """The position of the file's label in `labels`; -1 when it has none."""
+        return self._label_ids[key]
+
+    def label(self, key: int) -> str:
+        """The class text ("" when unknown)."""
+        i = self._label_ids[key]
+        return self.labels[i] if i >= 0 else ""
+
+    def split(self, key: int) -> str:
+        return self.split_names[self._split_ids[key]]
+
+    def problem(self, key: int) -> str:
+        """A skip reason known from the listing alone ("" for none)."""
+        return self._problems.get(key, "")
+
+    def label_ids(self) -> array.array:
+        """Every file's `label_id`, in key order."""
+        return self._label_ids
+
+    def split_ids(self) -> array.array:
+        """Every file's split as a position in `split_names`, in key order."""
+        return self._split_ids
+
+    def source(self, key: int) -> Source:
+        return Source(
+            self.path(key), self.relpath(key), self.label(key), self.split(key), self.problem(key)
+        )
+
+    @property
+    def sources(self) -> Sequence[Source]:
+        return _Sources(self)
 
     def digest(self) -> str:
         """Identity of the input set, so `--resume` refuses a changed corpus."""
         h = hashlib.sha256()
-        for s in self.sources:
-            line = "\0".join((s.relpath, s.label, s.split, s.problem))
+        for key in range(len(self)):
+            line = "\0".join(
+                (self.relpath(key), self.label(key), self.split(key), self.problem(key))
+            )
             h.update(line.encode("utf-8", "surrogateescape"))
             h.update(b"\n")
         return h.hexdigest()
+
+
+class _Sources(Sequence[Source]):
+    """A listing's files as `Source`s, each made when it is read."""
+
+    def __init__(self, listing: Listing):
+        self._listing = listing
+
+    def __len__(self) -> int:
+        return len(self._listing)
+
+    @overload
+    def __getitem__(self, i: int) -> Source: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Source]: ...
+    def __getitem__(self, i: int | slice) -> Source | list[Source]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        return self._listing.source(i % n)
 
 
 def _visible(name: str) -> bool:
@@ -63,7 +208,7 @@ def _visible(name: str) -> bool:
 
 def _walk_files(
     top: str, real_root: str | None, _seen: frozenset[tuple[int, int]] = frozenset()
-) -> list[tuple[str, str]]:
+) -> Iterator[tuple[str, str]]:
     """(path, problem) for every visible non-directory below `top`, in sorted order.
 
     Named pipes, sockets and devices are listed with a problem: opening a pipe
@@ -75,20 +220,18 @@ def _walk_files(
     """
     st = os.stat(top)
     seen = _seen | {(st.st_dev, st.st_ino)}
-    found = []
     for entry in sorted(os.scandir(top), key=lambda e: e.name):
         if not _visible(entry.name):
             continue
         outside = _outside_root(entry, real_root)
         if outside:
-            found.append((entry.path, outside))
+            yield entry.path, outside
         elif _is_dir(entry):
             inner = entry.stat()
             if (inner.st_dev, inner.st_ino) not in seen:
-                found.extend(_walk_files(entry.path, real_root, seen))
+                yield from _walk_files(entry.path, real_root, seen)
         else:
-            found.append((entry.path, "" if _is_file(entry) else NOT_REGULAR))
-    return found
+            yield entry.path, "" if _is_file(entry) else NOT_REGULAR
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -154,22 +297,22 @@ def list_folder(input_dir: str, follow_external_links: bool = False) -> Listing:
         (e for e in os.scandir(root) if _is_dir(e) and _visible(e.name)), key=lambda e: e.name
     )
     presplit = _is_split_layout(input_dir, [e.name for e in top])
-    sources: list[Source] = []
+    listing = Listing(root)
     labels: set[str] = set()
     if presplit:
-        _list_classes(root, root, DEFAULT_SPLIT, sources, labels, real_root, classes=False)
+        _list_classes(root, DEFAULT_SPLIT, listing, labels, real_root, classes=False)
         for e in top:
             split = _SPLIT_ALIASES.get(e.name, e.name)
             outside = _outside_root(e, real_root)
             if outside:
-                sources.append(Source(e.path, _rel(e.path, root), "", split, outside))
+                listing._add(e.path, "", split, outside)
             else:
-                _list_classes(root, e.path, split, sources, labels, real_root)
+                _list_classes(e.path, split, listing, labels, real_root)
     else:
-        _list_classes(root, root, DEFAULT_SPLIT, sources, labels, real_root)
+        _list_classes(root, DEFAULT_SPLIT, listing, labels, real_root)
     if not labels:
         raise InputError(f"no class folders found in {input_dir}")
-    return Listing(root, tuple(sources), tuple(sorted(labels)), presplit)
+    return listing._finish(labels, presplit)
 
 
 def _is_split_layout(input_dir: str, top_dirs: list[str]) -> bool:
@@ -192,10 +335,9 @@ def _is_split_layout(input_dir: str, top_dirs: list[str]) -> bool:
 
 
 def _list_classes(
-    root: str,
     folder: str,
     split: str,
-    sources: list[Source],
+    listing: Listing,
     labels: set[str],
     real_root: str | None,
     classes: bool = True,
@@ -207,14 +349,13 @@ def _list_classes(
         if not _visible(entry.name):
             continue
         if not _is_dir(entry):
-            sources.append(Source(entry.path, _rel(entry.path, root), "", split, OUTSIDE_CLASS))
+            listing._add(entry.path, "", split, OUTSIDE_CLASS)
         elif classes:
             labels.add(_label_text(entry.name, entry.path))
             outside = _outside_root(entry, real_root)
             found = [(entry.path, outside)] if outside else _walk_files(entry.path, real_root)
-            sources.extend(
-                Source(p, _rel(p, root), entry.name, split, problem) for p, problem in found
-            )
+            for path, problem in found:
+                listing._add(path, entry.name, split, problem)
 
 
 def label_problem(label: str) -> str:
@@ -261,12 +402,12 @@ def list_manifest(manifest: str, follow_external_links: bool = False) -> Listing
     root = os.path.dirname(os.path.abspath(manifest))
     real_root = _real_root(root, follow_external_links)
     real_dirs: dict[str, str] = {}  # real path of each folder rows name
-    header, rows = _read_manifest(manifest)
-    sources: list[Source] = []
-    seen: dict[str, int] = {}
+    listing = Listing(root)
+    labels: set[str] = set()
+    seen: dict[str, int] = {}  # the first line of each path, while listing
     # A split column left empty everywhere has not split anything.
-    presplit = any(row.get("split") for row in rows)
-    for line, row in enumerate(rows, start=2):
+    presplit = False
+    for line, row in enumerate(_manifest_rows(manifest), start=2):
         if not row["path"]:
             raise InputError(f"manifest {manifest} line {line}: empty path")
         if not row["label"]:
@@ -276,6 +417,7 @@ def list_manifest(manifest: str, follow_external_links: bool = False) -> Listing
             raise InputError(
                 f"manifest {manifest} line {line}: label {row['label']!r} {problem}; fix the label"
             )
+        presplit = presplit or bool(row.get("split"))
         split = row.get("split") or DEFAULT_SPLIT
         if not _SPLIT_RE.match(split):
             raise InputError(
@@ -296,11 +438,11 @@ def list_manifest(manifest: str, follow_external_links: bool = False) -> Listing
         if not problem and not os.path.isfile(path):
             problem = "missing: file not found"
         seen.setdefault(path, line)
-        sources.append(Source(path, _rel(path, root), row["label"], split, problem))
-    if not sources:
+        listing._add(path, row["label"], split, problem)
+        labels.add(row["label"])
+    if not len(listing):
         raise InputError(f"manifest {manifest} lists no files")
-    labels = tuple(sorted({s.label for s in sources}))
-    return Listing(root, tuple(sources), labels, presplit)
+    return listing._finish(labels, presplit)
 
 
 def _manifest_escape(path: str, real_root: str, real_dirs: dict[str, str]) -> str:
@@ -316,8 +458,9 @@ def _manifest_escape(path: str, real_root: str, real_dirs: dict[str, str]) -> st
     return _escape_problem(target, real_root)
 
 
-def _read_manifest(manifest: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows (stripped) of a manifest; any way it cannot be read is an InputError."""
+def _manifest_rows(manifest: str) -> Iterator[dict[str, str]]:
+    """The rows (stripped) of a manifest, read as they are used; any way it cannot be
+    read is an InputError."""
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -328,7 +471,8 @@ def _read_manifest(manifest: str) -> tuple[list[str], list[dict[str, str]]]:
                     f"manifest {manifest} is missing column(s) {missing}; header is {header} "
                     "(expected path,label[,split])"
                 )
-            rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+            for r in reader:
+                yield {k.strip(): (v or "").strip() for k, v in r.items() if k}
     except UnicodeDecodeError as e:
         raise InputError(
             f"manifest {manifest} is not UTF-8 text (byte {e.start}): save it as UTF-8 CSV"
@@ -337,4 +481,3 @@ def _read_manifest(manifest: str) -> tuple[list[str], list[dict[str, str]]]:
         raise InputError(f"manifest {manifest} is not a valid CSV file: {e}") from None
     except OSError as e:
         raise InputError(f"cannot read manifest {manifest}: {e.strerror or e}") from None
-    return header, rows
