@@ -41,8 +41,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 
 from absl import app, flags
 
@@ -109,15 +107,6 @@ def _stock_handler() -> tuple[type | None, str | None]:
     return TFModelHandlerTensor, None
 
 
-def _timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
-    def run() -> tuple[int, float]:
-        start = time.perf_counter()
-        n = fn()
-        return n, time.perf_counter() - start
-
-    return run
-
-
 def _counted(p, pcoll) -> int:
     """Runs pipeline `p`; how many elements `pcoll` had (through a metric: the steps run
     on copies of their functions, so a list they append to stays empty here)."""
@@ -172,8 +161,8 @@ def main(argv: list[str]) -> None:
     contenders = {
         "decode_only": bench._decode_only(data, prepared.read_options(split), n),
         "model_only": bench._model_only(prepared.predictor, FLAGS.image_size, n, batch),
-        "predict_shards": _timed(predict_shards),
-        "tf_data": _timed(tf_data),
+        "predict_shards": bench.timed(predict_shards),
+        "tf_data": bench.timed(tf_data),
     }
     handler, missing = _stock_handler()
     if handler is None:
@@ -192,7 +181,7 @@ def main(argv: list[str]) -> None:
             out = p | beam.Create(files) | beam.Map(decode) | RunInference(mh)
             return _counted(p, out)
 
-        contenders["stock_run_inference"] = _timed(stock)
+        contenders["stock_run_inference"] = bench.timed(stock)
 
     def progress(name: str, run: int, rate: float) -> None:
         print(f"  {name} run {run}{' (warm-up)' if run == 0 else ''}: {rate:.1f} images/s")
@@ -216,10 +205,7 @@ def main(argv: list[str]) -> None:
     if "stock_run_inference" in rates:
         ratio = rates["predict_shards"] / rates["stock_run_inference"]
         figures["predict_shards_vs_stock"] = round(ratio, 3)
-    for k, v in figures.items():
-        target = TARGETS.get(k)
-        suffix = f"  (target >= {target}: {'PASS' if v >= target else 'MISS'})" if target else ""
-        print(f"{k}: {v}{suffix}")
+    print(bench.report(figures, TARGETS))
     with open(FLAGS.json, "w", encoding="utf-8") as f:
         json.dump(figures, f, indent=2)
     if scratch:

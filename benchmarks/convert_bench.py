@@ -141,10 +141,7 @@ def main(argv: list[str]) -> None:
         "header_vs_durable_copy": round(rates["convert_header"] / rates["durable_copy"], 3),
         "full_vs_decode": round(rates["convert_full"] / rates["decode_only"], 3),
     }
-    for k, v in figures.items():
-        target = TARGETS.get(k)
-        suffix = f"  (target >= {target}: {'PASS' if v >= target else 'MISS'})" if target else ""
-        print(f"{k}: {v}{suffix}")
+    print(bench.report(figures, TARGETS))
     with open(FLAGS.json, "w", encoding="utf-8") as f:
         json.dump(figures, f, indent=2)
     shutil.rmtree(scratch, ignore_errors=True)  # a --corpus outside it is kept

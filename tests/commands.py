@@ -17,10 +17,20 @@ import runpy
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # Loggers whose level or handlers a command's start-up may change for its process.
 _LOGGERS = ("", "absl", "tensorflow")
+# absl's flag registry: `FlagValues.__dict__` entries (absl keeps its state there).
+_REGISTRY = (
+    "__flags",
+    "__hiddenflags",
+    "__flags_by_module",
+    "__flags_by_module_id",
+    "__key_flags_by_module",
+    "__flags_parsed",
+    "__unparse_flags_called",
+)
 
 
 def run_process(module: str, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -30,13 +40,46 @@ def run_process(module: str, *args: str, **kw) -> subprocess.CompletedProcess:
     )
 
 
+@contextlib.contextmanager
+def _flags_of_a_new_process() -> Iterator[None]:
+    """absl's global flags as a new interpreter has them while a script runs: absl's
+    own, unparsed. Flags other modules defined on import are hidden, or the script's
+    would clash with them; all come back afterwards. (The commands parse flags of
+    their own; the scripts in benchmarks/ define absl's global ones.)"""
+    import absl.logging  # noqa: F401  (defines its flags: they must be in the copy)
+    from absl import app, flags
+
+    app.define_help_flags()
+    fv = flags.FLAGS
+    # Copies of the registry's containers (the flags themselves are shared): hiding
+    # and defining flags changes them in place.
+    saved = {key: _copy(fv.__dict__[key]) for key in _REGISTRY}
+    for module, defined in list(fv.flags_by_module_dict().items()):
+        if not module.startswith("absl."):
+            for flag in list(defined):
+                for name in {flag.name, flag.short_name} - {None}:
+                    if name in fv:
+                        delattr(fv, name)
+    fv.unparse_flags()
+    try:
+        yield
+    finally:
+        fv.unparse_flags()
+        fv.__dict__.update(saved)
+
+
+def _copy(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
+    return set(value) if isinstance(value, set) else value
+
+
 def run_in_process(module: str, *args: str) -> subprocess.CompletedProcess:
     """`python -m module args` in this interpreter, with what it prints captured.
 
     The exit status is its `SystemExit` code; an exception it lets escape (a
     traceback, for a user) propagates. Process-wide state a command sets for itself
-    (argv, environment, log levels and handlers; each command parses
-    its own absl `FlagValues`) is restored.
+    (argv, environment, absl's flags, log levels and handlers) is restored.
     """
     return _in_process(
         lambda: runpy.run_module(module, run_name="__main__", alter_sys=True),
@@ -66,6 +109,7 @@ def _in_process(
     code: int | str | None = 0
     try:
         with (
+            _flags_of_a_new_process(),
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
             warnings.catch_warnings(),

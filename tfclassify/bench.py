@@ -106,7 +106,9 @@ def round_robin(
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
-def _timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
+def timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
+    """`fn` (which returns a count of images) as a `round_robin` contender."""
+
     def run() -> tuple[int, float]:
         start = time.perf_counter()
         n = fn()
@@ -226,7 +228,7 @@ def _model_only(predictor: Any, size: int, images: int, batch_size: int) -> Call
             predictor.predict(random_batch)
         return calls * batch_size
 
-    return _timed(run)
+    return timed(run)
 
 
 def _mode(
@@ -277,7 +279,7 @@ def _keras_contenders(
             keras_model.predict(image[None] / 255.0, verbose=0)
         return len(files)
 
-    return {"keras_baseline": _timed(keras_baseline), "keras_per_image": _timed(keras_per_image)}
+    return {"keras_baseline": timed(keras_baseline), "keras_per_image": timed(keras_per_image)}
 
 
 def _images_per_pass(arch: str, cfg: BenchConfig) -> int:
@@ -450,10 +452,11 @@ def _target(key: str) -> float | None:
     return None
 
 
-def report(figures: dict[str, Any]) -> str:
+def report(figures: dict[str, Any], targets: dict[str, float] | None = None) -> str:
+    """One line per figure, each ratio with its target (this module's, or `targets`)."""
     lines = []
     for k, v in figures.items():
-        t = _target(k)
+        t = _target(k) if targets is None else targets.get(k)
         suffix = ""
         if t is not None and isinstance(v, (int, float)):
             suffix = f"  (target >= {t}: {'PASS' if v >= t else 'MISS'})"
