@@ -468,9 +468,26 @@ class PreparedModel:
 
     def read_options(self, split: str | None = None) -> ReadOptions:
         """How to read `split` of a converted dataset for this model (None: the read
-        options' own split, which a list of shards does not use)."""
+        options' own split, which a list of shards does not use). The input was
+        resolved once, in `prepare`."""
         split = split or (self.options.read or ReadOptions()).split
         return _read_options(self.options, split, self.image_size, self.predictor, self.data_format)
+
+
+def read_options_for(
+    predictor: Predictor, options: InferOptions, split: str | None = None
+) -> ReadOptions:
+    """How `infer` reads `split` of a converted dataset for `predictor` with `options`
+    (None: the read options' own split): the image size, layout and pixel type the
+    model takes, the mode's parallelism and the caller's preprocessing. Resolves
+    the model's input each call (`PreparedModel.read_options` does it once).
+
+    Raises:
+      OptionsError / InputError: an image size or layout the model cannot take.
+    """
+    split = split or (options.read or ReadOptions()).split
+    image_size, data_format = _resolve_input(predictor, options)
+    return _read_options(options, split, image_size, predictor, data_format)
 
 
 def prepare(

@@ -291,9 +291,8 @@ def _representative(
     preprocessed as `infer` reads them for `predictor`."""
     from tfclassify.reading.dataset import make_dataset
 
-    image_size, data_format = modes._resolve_input(predictor, infer_options)
     one_at_a_time = dataclasses.replace(infer_options, batch_size=1)
-    read = modes._read_options(one_at_a_time, split, image_size, predictor, data_format)
+    read = modes.read_options_for(predictor, one_at_a_time, split)
     ds = make_dataset(data, read).take(count)
     batches = modes._checked(iter(ds), data)
     return [np.asarray(b["image"], np.float32) for b in batches]
