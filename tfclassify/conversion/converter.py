@@ -110,7 +110,9 @@ def _write_shards(
     return results
 
 
-def _list(options: ConvertOptions) -> sources.Listing:
+def list_inputs(options: ConvertOptions) -> sources.Listing:
+    """Every input file of `options` (its folder or manifest), checked for what makes
+    a conversion impossible before anything is written."""
     if options.input_dir is not None:
         listing = sources.list_folder(options.input_dir, options.follow_external_links)
         where = options.input_dir
@@ -262,7 +264,7 @@ def _check_complete(info: metadata.DatasetInfo) -> None:
                 )
 
 
-def _prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
+def prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
     """Makes `output_dir` safe to write; returns the finished dataset when resuming one."""
     out = options.output_dir
     if os.path.exists(out) and not os.path.isdir(out):
@@ -364,23 +366,29 @@ def _load_state(path: str) -> dict:
     )
 
 
+def report_files(
+    labels: Sequence[str], skipped: Sequence[tuple[str, str]]
+) -> dict[str, tuple[int, bytes]]:
+    """labels.txt and skipped.csv: {file name: (rows, bytes)}."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "reason"])
+    w.writerows(skipped)
+    texts = {
+        metadata.LABELS_FILE: (len(labels), "".join(f"{label}\n" for label in labels)),
+        metadata.SKIPPED_FILE: (len(skipped), buf.getvalue()),
+    }
+    return {name: (rows, fileio.encode_text(text)) for name, (rows, text) in texts.items()}
+
+
 def _write_reports(
     out: str, work: str, listing: sources.Listing, skipped: list[tuple[str, str]]
 ) -> None:
     """labels.txt and skipped.csv, each recorded as done (its rows, size and sha256)
     before it gets its name, as a shard is: a resume finding one proves it ours."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "reason"])
-    w.writerows(skipped)
-    reports = {
-        metadata.LABELS_FILE: (listing.labels, "".join(f"{label}\n" for label in listing.labels)),
-        metadata.SKIPPED_FILE: (skipped, buf.getvalue()),
-    }
-    for name, (rows, text) in reports.items():
-        data = fileio.encode_text(text)
+    for name, (rows, data) in report_files(listing.labels, skipped).items():
         digest = hashlib.sha256(data).hexdigest()
-        shards.mark_done(work, metadata.ShardInfo(name, len(rows), len(data), digest))
+        shards.mark_done(work, metadata.ShardInfo(name, rows, len(data), digest))
         fileio.atomic_write_bytes(os.path.join(out, name), data)
 
 
@@ -392,8 +400,8 @@ def convert(options: ConvertOptions) -> metadata.DatasetInfo:
       OutputError: output_dir is not safe to write.
       OptionsError: conflicting options, or a resume with different options.
     """
-    listing = _list(options)
-    finished = _prepare_output(options)
+    listing = list_inputs(options)
+    finished = prepare_output(options)
     if finished is not None:
         return finished
     work = os.path.join(options.output_dir, WORK_DIR)
@@ -451,13 +459,9 @@ def _plan_and_write(
                 confirm()  # every unchecked file may yet be skipped: not before
             continue
         skipped = [(listing.relpath(key), reason) for key, reason in scanned.skipped()]
-        reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
         if not len(records):
             shutil.rmtree(work, ignore_errors=True)
-            raise InputError(
-                f"no usable images in {options.input_dir or options.manifest}: "
-                f"{len(scanned)} files found, all skipped ({dict(reasons)})"
-            )
+            raise no_usable_images(options, len(scanned), skipped)
         shard_plan = plan.plan_shards(
             records,
             target_bytes=options.shard_bytes,
@@ -473,21 +477,8 @@ def _plan_and_write(
             continue
     held.clear()  # bytes of records a resumed run found already written
 
-    splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
-    for sh in shard_plan:
-        splits[sh.split].append(results[sh.filename(options.name)])
-    used = set(np.unique(records.labels).tolist())
-    info = metadata.DatasetInfo(
-        directory=out,
-        name=options.name,
-        labels=listing.labels,
-        splits={k: metadata.SplitInfo(k, tuple(v)) for k, v in splits.items()},
-        files_found=len(listing),
-        accepted=len(records),
-        skipped=len(skipped),
-        skipped_by_reason=dict(reasons),
-        empty_classes=tuple(lb for i, lb in enumerate(listing.labels) if i not in used),
-        options=options.fingerprint(),
+    info = dataset_info(
+        options, listing.labels, len(listing), shard_plan, results, records, skipped
     )
     _write_reports(out, work, listing, skipped)
     info.save()  # last: its presence means everything it lists is complete
@@ -495,3 +486,43 @@ def _plan_and_write(
     for label in info.empty_classes:
         logging.warning("class %r has no usable images (kept in the label map)", label)
     return info
+
+
+def no_usable_images(
+    options: ConvertOptions, found: int, skipped: Sequence[tuple[str, str]]
+) -> InputError:
+    """The error of a conversion whose every file was skipped."""
+    reasons = collections.Counter(images.reason_code(r) for _, r in skipped)
+    return InputError(
+        f"no usable images in {options.input_dir or options.manifest}: "
+        f"{found} files found, all skipped ({dict(reasons)})"
+    )
+
+
+def dataset_info(
+    options: ConvertOptions,
+    labels: tuple[str, ...],
+    files_found: int,
+    shard_plan: Sequence[plan.Shard],
+    results: dict[str, metadata.ShardInfo],
+    records: plan.Records,
+    skipped: Sequence[tuple[str, str]],
+) -> metadata.DatasetInfo:
+    """What dataset.json records of a conversion: its plan's shards as written
+    (`results`, by file name), the records planned and the files skipped."""
+    splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
+    for sh in shard_plan:
+        splits[sh.split].append(results[sh.filename(options.name)])
+    used = set(np.unique(records.labels).tolist())
+    return metadata.DatasetInfo(
+        directory=options.output_dir,
+        name=options.name,
+        labels=labels,
+        splits={k: metadata.SplitInfo(k, tuple(v)) for k, v in splits.items()},
+        files_found=files_found,
+        accepted=len(records),
+        skipped=len(skipped),
+        skipped_by_reason=dict(collections.Counter(images.reason_code(r) for _, r in skipped)),
+        empty_classes=tuple(lb for i, lb in enumerate(labels) if i not in used),
+        options=options.fingerprint(),
+    )

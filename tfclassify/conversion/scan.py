@@ -20,6 +20,7 @@ import array
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import operator
@@ -207,13 +208,16 @@ def _scan_one(
     source: sources.Source,
     label: int,
     options: ConvertOptions,
-    work: str,
+    work: str | None,
     quick_cfg: images.ImageConfig | None = None,
     reencode: str = "",
 ) -> _Scan | Callable[[], _Scan]:
     """The journal line for one file and its serialized record (None if skipped);
     or, when the verdict needs Pillow work (decoding, converting), a function that
     does it on the bytes already read, for a worker thread (see `ordered`).
+
+    `work`: where a converted image's bytes are cached for the write pass; None
+    when the caller keeps the record itself (a Beam worker).
 
     `quick_cfg`: what the Pillow-free verdict checks (default: `options`). With
     validate=full, validate="none": a plain JPEG's decode is left to `decode_check`,
@@ -272,11 +276,11 @@ def _scanned(
     st: os.stat_result,
     data: bytes,
     result: images.Inspected,
-    work: str,
+    work: str | None,
 ) -> _Scan:
     if not result.ok:
         return Scanned(key, skip=result.skip_reason or ""), None
-    if result.data is not None:
+    if result.data is not None and work is not None:
         os.makedirs(os.path.dirname(cache_path(work, key)), exist_ok=True)
         # No fsync: a cache file lost to a power cut fails the encoded_size check
         # on resume instead of going into a shard.
@@ -503,6 +507,60 @@ class Job:
         return self.listing.label_id(key)
 
 
+def _quick_config(options: ConvertOptions) -> images.ImageConfig:
+    """What the scan checks without Pillow: with validate=full, a plain JPEG's decode
+    is left to `decode_check`, whose verdict the caller must then confirm."""
+    return dataclasses.replace(options, validate="none") if options.validate == "full" else options
+
+
+def _needs_decode_check(result: Scanned) -> bool:
+    """A JPEG stored as it is: with validate=full, TF must be seen to decode it."""
+    return result.format == "jpeg" and not result.converted
+
+
+def _rescan(listing: sources.Listing, options: ConvertOptions, work: str | None, key: int) -> _Scan:
+    """TF could not decode the file: Pillow decides, and a JPEG Pillow reads is stored
+    re-encoded, never as the bytes TF's reader would fail on."""
+    source = listing.source(key)
+    return _done(
+        _scan_one(key, source, listing.label_id(key), options, work, reencode=_TF_REJECTED)
+    )
+
+
+def _decode_checks(
+    listing: sources.Listing, options: ConvertOptions, keys: range
+) -> decode_check.DecodeChecks:
+    return decode_check.DecodeChecks(
+        _CheckedPaths(listing, keys),
+        options.max_pixels,
+        options.num_workers,
+        options.max_file_bytes,
+    )
+
+
+def scan_keys(listing: sources.Listing, options: ConvertOptions, keys: range) -> list[_Scan]:
+    """Pass 1 over the files `keys` at once, keeping nothing on disk: what a Beam
+    worker scans for one element. Each file gets the verdict and the record `scan`
+    gives it (validate=full's decode checks included), for the caller to keep.
+    """
+    quick_cfg = _quick_config(options)
+
+    def one(key: int) -> _Scan | Callable[[], _Scan]:
+        return _scan_one(key, listing.source(key), listing.label_id(key), options, None, quick_cfg)
+
+    results = list(ordered(keys, one, options.workers))
+    if options.validate == "full":
+        checks = _decode_checks(listing, options, keys)
+        try:
+            checks.progress(wait=True)
+        finally:
+            checks.close()
+        for i, (result, _) in enumerate(results):
+            if _needs_decode_check(result) and not checks.decoded(i):
+                results[i] = _rescan(listing, options, None, keys[i])
+    return results
+
+
 def scan(job: Job) -> tuple[Scans, Pending | None]:
     """Pass 1 over the files not in the journal yet; appends to the journal.
 
@@ -516,25 +574,10 @@ def scan(job: Job) -> tuple[Scans, Pending | None]:
     journal = _Journal(os.path.join(work, _JOURNAL), scanned)
     todo = range(len(scanned), len(listing))
     pending = None
-    quick_cfg: images.ImageConfig = options
+    quick_cfg = _quick_config(options)
     if options.validate == "full":
-        quick_cfg = dataclasses.replace(options, validate="none")
-
-        def rescan(key: int) -> _Scan:
-            # TF could not decode it: Pillow decides, and a JPEG Pillow reads is stored
-            # re-encoded, never as the bytes TF's reader would fail on.
-            return _done(
-                _scan_one(
-                    key, listing.source(key), job.label(key), options, work, reencode=_TF_REJECTED
-                )
-            )
-
-        checks = decode_check.DecodeChecks(
-            _CheckedPaths(listing, todo),
-            options.max_pixels,
-            options.num_workers,
-            options.max_file_bytes,
-        )
+        checks = _decode_checks(listing, options, todo)
+        rescan = functools.partial(_rescan, listing, options, work)
         pending = Pending(checks, len(scanned), rescan, journal)
     progress = Progress(len(listing), "scan", options.quiet)
     progress.update(len(scanned), 0)
@@ -569,7 +612,7 @@ def _scan_files(
     results: list[Scanned] = []
     for i, (result, record) in enumerate(ordered(todo, one, workers), start=1):
         results.append(result)
-        if pending is not None and result.format == "jpeg" and not result.converted:
+        if pending is not None and _needs_decode_check(result):
             # A JPEG kept as-is: unless Pillow already decoded it on the slow path,
             # only its header has been read, and its decode is being checked.
             pending.jpegs.append(result.key)

@@ -80,47 +80,89 @@ def write_shard(
     The rename happens only after the whole file is durable, holds `expected_bytes`
     (when given: the plan's size), and `before_commit()` and then
     `record_done(result)` have returned: if any of these fails, the temporary file
-    is removed and nothing has the final name.
+    is removed and nothing has the final name. A URL (gs://...) is written through
+    `tf.io.gfile` the same way, and hashed by reading it back (no fsync there).
 
     Raises:
       OSError: a full disk (TF's writer raises ResourceExhaustedError), naming `path`.
     """
-    import tensorflow as tf
-
-    count = 0
+    if fileio.is_remote(path):
+        with fileio.atomic_remote_path(path) as tmp:
+            count, written = _write_records(tmp, records, path)
+            result = _finish(path, tmp, count, written, expected_bytes, before_commit, record_done)
+        return result
     with fileio.atomic_path(path) as tmp:
         follower = _Follower(tmp)
         try:
-            written = flushed = 0
-            try:
-                with tf.io.TFRecordWriter(tmp) as writer:
-                    for record in records:
-                        writer.write(record)
-                        count += 1
-                        written += len(record) + schema.TFRECORD_OVERHEAD
-                        if written - flushed >= _SYNC_BYTES:
-                            writer.flush()
-                            follower.advance(written)
-                            flushed = written
-            except tf.errors.ResourceExhaustedError as e:
-                # How TF reports a full disk or quota: "<file>; <strerror>".
-                reason = e.message.rsplit("; ", 1)[-1]
-                raise OSError(errno.ENOSPC, reason, path) from None
-            size = os.path.getsize(tmp)
-            if size != written:
-                raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
-            if expected_bytes is not None and size != expected_bytes:
-                raise DataError(
-                    f"{os.path.basename(path)}: wrote {size} bytes, planned {expected_bytes}; "
-                    "an input changed during conversion"
-                )
-            if before_commit is not None:
-                before_commit()
-            result = ShardInfo(os.path.basename(path), count, size, follower.finish(size))
-            if record_done is not None:
-                record_done(result)
+            count, written = _write_records(tmp, records, path, follower.advance)
+            result = _finish(
+                path, tmp, count, written, expected_bytes, before_commit, record_done, follower
+            )
         finally:
             follower.close()
+    return result
+
+
+def _write_records(
+    tmp: str, records: Iterable[bytes], path: str, flushed: Callable[[int], None] | None = None
+) -> tuple[int, int]:
+    """Writes `records` to `tmp`, calling `flushed(bytes)` every _SYNC_BYTES after a
+    flush; returns (records, bytes) written."""
+    import tensorflow as tf
+
+    count = written = last = 0
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                writer.write(record)
+                count += 1
+                written += len(record) + schema.TFRECORD_OVERHEAD
+                if flushed is not None and written - last >= _SYNC_BYTES:
+                    writer.flush()
+                    flushed(written)
+                    last = written
+    except tf.errors.ResourceExhaustedError as e:
+        # How TF reports a full disk or quota: "<file>; <strerror>".
+        reason = e.message.rsplit("; ", 1)[-1]
+        raise OSError(errno.ENOSPC, reason, path) from None
+    return count, written
+
+
+def _finish(
+    path: str,
+    tmp: str,
+    count: int,
+    written: int,
+    expected_bytes: int | None,
+    before_commit: Callable[[], None] | None,
+    record_done: Callable[[ShardInfo], None] | None,
+    follower: _Follower | None = None,
+) -> ShardInfo:
+    """Checks the written `tmp` and hashes it (through `follower`, or by reading it
+    back); runs the callbacks. What is left to commit it is the rename."""
+    import tensorflow as tf
+
+    size = tf.io.gfile.stat(tmp).length if follower is None else os.path.getsize(tmp)
+    if size != written:
+        raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
+    if expected_bytes is not None and size != expected_bytes:
+        raise DataError(
+            f"{os.path.basename(path)}: wrote {size} bytes, planned {expected_bytes}; "
+            "an input changed during conversion"
+        )
+    if before_commit is not None:
+        before_commit()
+    if follower is not None:
+        digest = follower.finish(size)
+    else:
+        h = hashlib.sha256()
+        with tf.io.gfile.GFile(tmp, "rb") as f:
+            while chunk := f.read(shardfiles.CHUNK):
+                h.update(chunk)
+        digest = h.hexdigest()
+    result = ShardInfo(os.path.basename(path), count, size, digest)
+    if record_done is not None:
+        record_done(result)
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterator
 
@@ -78,6 +79,30 @@ def atomic_path(path: str) -> Iterator[str]:
         raise
 
 
+def is_remote(path: str) -> bool:
+    """Whether `path` is a URL (gs://, s3://, ram://...): read and written through
+    `tf.io.gfile`, which cannot fsync and, on object stores, renames by copying."""
+    return "://" in path
+
+
+@contextlib.contextmanager
+def atomic_remote_path(path: str) -> Iterator[str]:
+    """`atomic_path` for a URL: a temporary beside `path`, named as `atomic_path`
+    names one, renamed onto `path` (through `tf.io.gfile`) only on success."""
+    import tensorflow as tf
+
+    directory, base = path.rsplit("/", 1)
+    # 8 characters of [a-z0-9_], as mkstemp's: `temporary_target` knows both.
+    tmp = f"{directory}/{TMP_PREFIX}{base}.{secrets.token_hex(4)}"
+    try:
+        yield tmp
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        with contextlib.suppress(tf.errors.NotFoundError):
+            tf.io.gfile.remove(tmp)
+        raise
+
+
 @contextlib.contextmanager
 def naming(path: str, only: tuple[str | None, ...] | None = None) -> Iterator[None]:
     """An OSError names `path`, the file the user asked for, not our temporary.
@@ -97,6 +122,12 @@ def naming(path: str, only: tuple[str | None, ...] | None = None) -> Iterator[No
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
+    if is_remote(path):
+        import tensorflow as tf
+
+        with atomic_remote_path(path) as tmp, tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(data)
+        return
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
