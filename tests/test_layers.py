@@ -21,7 +21,7 @@ ALLOWED = {
     "reading": {"core"},
     "models": {"core"},
     "inference": {"core", "reading", "models"},
-    "beam": {"core", "reading", "models", "inference"},
+    "beam": {"core", "conversion", "reading", "models", "inference"},
     "testing": {"core"},
 }
 # Optional dependencies only their own package imports, so the rest works without them.

@@ -16,7 +16,7 @@ from tfclassify.conversion.converter import convert
 from tfclassify.core import metadata
 from tfclassify.core.options import ConvertOptions
 
-__all__ = ["ConvertOptions", "convert", "main", "options_from_flags"]
+__all__ = ["ConvertOptions", "convert", "describe", "flags", "main", "options_from_flags"]
 
 _DOC = __doc__  # --help's text; forward_calls adds the function's to __doc__
 
@@ -56,9 +56,26 @@ def _flags() -> Any:
     return fv
 
 
+def flags() -> Any:
+    """A new set of this command's flags, for jobs that take the same
+    (converters/beam_convert.py)."""
+    return _flags()
+
+
 def options_from_flags(fv: Any) -> ConvertOptions:
     """ConvertOptions from the parsed flags; ConvertOptions checks every value."""
     return ConvertOptions(**{f.name: fv[f.name].value for f in dataclasses.fields(ConvertOptions)})
+
+
+def describe(info: metadata.DatasetInfo) -> str:
+    """The line the command prints about a finished conversion."""
+    splits = ", ".join(f"{k}: {v.num_examples}" for k, v in sorted(info.splits.items()))
+    shards = sum(len(s.shards) for s in info.splits.values())
+    return (
+        f"{cli.plural(info.accepted, 'image')} in {cli.plural(shards, 'shard')} "
+        f"({splits}) -> {info.directory}; {info.skipped} skipped"
+        + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,14 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(fv: Any) -> None:
         cli.require(fv, ("output_dir",))
-        info = convert(options_from_flags(fv))
-        splits = ", ".join(f"{k}: {v.num_examples}" for k, v in sorted(info.splits.items()))
-        shards = sum(len(s.shards) for s in info.splits.values())
-        print(
-            f"{cli.plural(info.accepted, 'image')} in {cli.plural(shards, 'shard')} "
-            f"({splits}) -> {info.directory}; {info.skipped} skipped"
-            + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
-        )
+        print(describe(convert(options_from_flags(fv))))
 
     return cli.run("tfclassify.convert", _DOC, _flags(), argv, body)
 

@@ -24,6 +24,8 @@ from typing import Any
 from tfclassify.core.errors import MissingDependencyError
 
 _API = {
+    "ConvertToTFRecords": "tfclassify.beam.conversion",
+    "run_conversion": "tfclassify.beam.conversion",
     "DEAD_LETTER": "tfclassify.beam.inference",
     "Predictions": "tfclassify.beam.inference",
     "PredictDataset": "tfclassify.beam.inference",

@@ -181,18 +181,25 @@ def load(directory: str) -> DatasetInfo:
     train, infer and verify all read it, and each must fail in one line, not a trace.
     """
     path = os.path.join(directory, METADATA_FILE)
-    if not os.path.isdir(directory):
-        if os.path.exists(directory):
+    remote = fileio.is_remote(directory)
+    if remote:  # gs://...: no folders to tell apart from files
+        import tensorflow as tf
+
+        exists, is_file, opener = tf.io.gfile.exists, tf.io.gfile.exists, tf.io.gfile.GFile
+    else:
+        exists, is_file, opener = os.path.isdir, os.path.isfile, open
+    if not exists(directory):
+        if not remote and os.path.exists(directory):
             raise InputError(f"dataset directory is not a directory: {directory}")
         raise InputError(f"dataset directory not found: {directory}")
-    if not os.path.isfile(path):
+    if not is_file(path):
         raise InputError(
             f"{directory} has no {METADATA_FILE}: not a converted dataset "
             "(run `python -m tfclassify.convert` first, or pass shard paths/glob)"
         )
     try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
+        with opener(path, "rb") as f:
+            d = json.loads(f.read().decode("utf-8"))
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not UTF-8 text: {e}") from e
     except json.JSONDecodeError as e:
