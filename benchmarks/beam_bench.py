@@ -1,6 +1,11 @@
-"""Beam inference: tfclassify's PredictShards against Beam's stock RunInference, in one run.
+"""Beam conversion and inference against their local and stock counterparts, in one run.
 
-  PredictShards (one element per shard; tf.data + Predictor inside)
+  conversion: ConvertToTFRecords on the local runner, in-process and with
+      --direct_num_workers=2 --direct_running_mode=multi_processing
+      vs  tfclassify.convert, on the same JPEGs with the same options
+      (each run into a fresh folder; the Beam output is checked to be the local
+      converter's, byte for byte)
+  inference: PredictShards (one element per shard; tf.data + Predictor inside)
       vs  RunInference(TFModelHandlerTensor) over a per-image decode `Map`   (target >= 2.5)
 
 and, for reference, the plain tf.data loop without Beam (`tfclassify.infer`,
@@ -35,12 +40,15 @@ install them in the benchmark's environment only:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 from absl import app, flags
 
@@ -57,6 +65,7 @@ flags.DEFINE_string(
     "runtime", "tensorflow", "What runs the model for tfclassify's contenders (infer's --runtime)."
 )
 flags.DEFINE_string("json", "beam_bench.json", "Where to write the figures.")
+flags.DEFINE_list("parts", ["convert", "infer"], "Which halves to run: convert, infer.")
 FLAGS = flags.FLAGS
 
 TARGETS = {"predict_shards_vs_stock": 2.5}
@@ -70,8 +79,8 @@ STOCK_MISSING = (
 )
 
 
-def _prepare(workdir: str) -> tuple[list[str], str, str]:
-    """(JPEG files, dataset dir, model dir), made once per workdir."""
+def _prepare(workdir: str) -> tuple[str, list[str], str, str]:
+    """(JPEG folder, its files, dataset dir, model dir), made once per workdir."""
     import tfclassify
     from tfclassify import testing
     from tfclassify.models import architectures
@@ -95,7 +104,7 @@ def _prepare(workdir: str) -> tuple[list[str], str, str]:
         net = architectures.build_model("mobilenet_v2", size, len(labels))
         architectures.save_model(net, labels, model + ".tmp")
         os.replace(model + ".tmp", model)
-    return files, data, model
+    return corpus, files, data, model
 
 
 def _stock_handler() -> tuple[type | None, str | None]:
@@ -121,6 +130,57 @@ def _counted(p, pcoll) -> int:
     return sum(c.committed for c in found)
 
 
+MULTI_PROCESS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def _conversion_contenders(
+    corpus: str, workdir: str, beam_args: list[str]
+) -> tuple[dict[str, Callable[[], tuple[int, float]]], dict[str, bool]]:
+    """The local converter and ConvertToTFRecords (in-process, multi-process), each
+    run into a fresh folder, removed after; and {Beam contender: whether its first
+    output was the local converter's, byte for byte}, filled as they run."""
+    import filecmp
+
+    import tfclassify
+    from tfclassify import bench
+    from tfclassify.beam import pipeline_options, run_conversion
+
+    options = tfclassify.ConvertOptions(
+        input_dir=corpus, output_dir=workdir, shard_size_mb=FLAGS.shard_size_mb, quiet=True
+    )
+    reference = os.path.join(workdir, "convert_reference")
+    shutil.rmtree(reference, ignore_errors=True)
+    identical: dict[str, bool] = {}
+
+    def contender(name: str, run: Callable[[Any], Any]) -> Callable[[], tuple[int, float]]:
+        def once() -> int:
+            out = os.path.join(workdir, name)
+            shutil.rmtree(out, ignore_errors=True)
+            accepted = run(dataclasses.replace(options, output_dir=out)).accepted
+            if not os.path.exists(reference):  # the local converter runs first
+                shutil.copytree(out, reference)
+            elif name not in identical and name != "convert_local":
+                files = sorted(os.listdir(reference))
+                _, differ, errors = filecmp.cmpfiles(reference, out, files, shallow=False)
+                identical[name] = sorted(os.listdir(out)) == files and not differ + errors
+            shutil.rmtree(out, ignore_errors=True)
+            return accepted
+
+        return bench.timed(once)
+
+    def on_beam(args: list[str]) -> Callable[[Any], Any]:
+        return lambda o: run_conversion(o, pipeline_options(args))
+
+    contenders = {
+        "convert_local": contender("convert_local", tfclassify.convert),
+        "convert_beam": contender("convert_beam", on_beam(beam_args)),
+        "convert_beam_multi_process": contender(
+            "convert_beam_multi_process", on_beam([*beam_args, *MULTI_PROCESS])
+        ),
+    }
+    return contenders, identical
+
+
 def main(argv: list[str]) -> None:
     del argv
     from tfclassify.models import runtime
@@ -141,10 +201,17 @@ def main(argv: list[str]) -> None:
 
     scratch = None if FLAGS.workdir else tempfile.mkdtemp(prefix="beam_bench_")
     workdir = FLAGS.workdir or scratch
-    files, data, model = _prepare(workdir)
+    corpus, files, data, model = _prepare(workdir)
     shards, info, split = dataset_shards(data, "train")
     n, size, batch = len(files), (FLAGS.image_size, FLAGS.image_size), FLAGS.batch_size
     beam_args = shlex.split(FLAGS.beam_args)
+    unknown = set(FLAGS.parts) - {"convert", "infer"}
+    if unknown:
+        raise app.UsageError(f"--parts: unknown {sorted(unknown)}; choose from convert, infer")
+    contenders: dict[str, Callable[[], tuple[int, float]]] = {}
+    identical: dict[str, bool] = {}
+    if "convert" in FLAGS.parts:
+        contenders, identical = _conversion_contenders(corpus, workdir, beam_args)
     options = tfclassify.InferOptions(split=split, batch_size=batch, top_k=1, runtime=FLAGS.runtime)
 
     def predict_shards() -> int:
@@ -155,56 +222,61 @@ def main(argv: list[str]) -> None:
     def tf_data() -> int:
         return tfclassify.infer(model, data, options).count
 
-    # The ceilings (tfclassify.bench's): the reader alone, the model alone on one random
-    # batch, and both sharing the cores, 1 / (1/decode + 1/model).
-    prepared = modes.prepare(model, options, info.labels)
-    contenders = {
-        "decode_only": bench._decode_only(data, prepared.read_options(split), n),
-        "model_only": bench._model_only(prepared.predictor, FLAGS.image_size, n, batch),
-        "predict_shards": bench.timed(predict_shards),
-        "tf_data": bench.timed(tf_data),
-    }
-    handler, missing = _stock_handler()
-    if handler is None:
-        print(STOCK_MISSING.format(missing=missing, tf=tf.__version__.rsplit(".", 1)[0]))
-    else:
-        keras_file = os.path.join(model, "model.keras")
+    prepared = None
+    if "infer" in FLAGS.parts:
+        # The ceilings (tfclassify.bench's): the reader alone, the model alone on one
+        # random batch, and both sharing the cores, 1 / (1/decode + 1/model).
+        prepared = modes.prepare(model, options, info.labels)
+        contenders["decode_only"] = bench._decode_only(data, prepared.read_options(split), n)
+        contenders["model_only"] = bench._model_only(prepared.predictor, FLAGS.image_size, n, batch)
+        contenders["predict_shards"] = bench.timed(predict_shards)
+        contenders["tf_data"] = bench.timed(tf_data)
+        handler, missing = _stock_handler()
+        if handler is None:
+            print(STOCK_MISSING.format(missing=missing, tf=tf.__version__.rsplit(".", 1)[0]))
+        else:
+            keras_file = os.path.join(model, "model.keras")
 
-        def decode(path: str) -> tf.Tensor:
-            # What a stock pipeline does per element: read, decode, resize, scale.
-            image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-            return tf.image.resize(image, size) / 255.0
+            def decode(path: str) -> tf.Tensor:
+                # What a stock pipeline does per element: read, decode, resize, scale.
+                image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+                return tf.image.resize(image, size) / 255.0
 
-        def stock() -> int:
-            p = beam.Pipeline(options=pipeline_options(beam_args))
-            mh = handler(keras_file, min_batch_size=batch, max_batch_size=batch)
-            out = p | beam.Create(files) | beam.Map(decode) | RunInference(mh)
-            return _counted(p, out)
+            def stock() -> int:
+                p = beam.Pipeline(options=pipeline_options(beam_args))
+                mh = handler(keras_file, min_batch_size=batch, max_batch_size=batch)
+                out = p | beam.Create(files) | beam.Map(decode) | RunInference(mh)
+                return _counted(p, out)
 
-        contenders["stock_run_inference"] = bench.timed(stock)
+            contenders["stock_run_inference"] = bench.timed(stock)
 
     def progress(name: str, run: int, rate: float) -> None:
         print(f"  {name} run {run}{' (warm-up)' if run == 0 else ''}: {rate:.1f} images/s")
 
     rates = bench.round_robin(contenders, FLAGS.repeats, progress)
-    ceiling = 1 / (1 / rates["decode_only"] + 1 / rates["model_only"])
-    figures = {
+    figures: dict[str, Any] = {
         "num_images": n,
         "shards": len(shards),
         "image_size": FLAGS.image_size,
         "batch_size": batch,
         "beam_args": beam_args,
-        "runtime": prepared.predictor.runtime,
         "cores": os.cpu_count(),
         "cpu": cpu_flags(),
         **{f"{k}_images_per_s": round(r, 1) for k, r in rates.items()},
-        "ceiling_images_per_s": round(ceiling, 1),
-        "predict_shards_vs_tf_data": round(rates["predict_shards"] / rates["tf_data"], 3),
-        "predict_shards_vs_ceiling": round(rates["predict_shards"] / ceiling, 3),
     }
-    if "stock_run_inference" in rates:
-        ratio = rates["predict_shards"] / rates["stock_run_inference"]
-        figures["predict_shards_vs_stock"] = round(ratio, 3)
+    if "convert" in FLAGS.parts:
+        for name in ("convert_beam", "convert_beam_multi_process"):
+            figures[f"{name}_vs_local"] = round(rates[name] / rates["convert_local"], 3)
+            figures[f"{name}_identical_to_local"] = identical.get(name, False)
+    if prepared is not None:
+        ceiling = 1 / (1 / rates["decode_only"] + 1 / rates["model_only"])
+        figures["runtime"] = prepared.predictor.runtime
+        figures["ceiling_images_per_s"] = round(ceiling, 1)
+        figures["predict_shards_vs_tf_data"] = round(rates["predict_shards"] / rates["tf_data"], 3)
+        figures["predict_shards_vs_ceiling"] = round(rates["predict_shards"] / ceiling, 3)
+        if "stock_run_inference" in rates:
+            ratio = rates["predict_shards"] / rates["stock_run_inference"]
+            figures["predict_shards_vs_stock"] = round(ratio, 3)
     print(bench.report(figures, TARGETS))
     with open(FLAGS.json, "w", encoding="utf-8") as f:
         json.dump(figures, f, indent=2)

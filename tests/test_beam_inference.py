@@ -258,9 +258,11 @@ except tfclassify.InputError as e:
     assert done.stdout.startswith("Apache Beam is not installed: pip install 'tfclassify[beam]'")
 
 
-@pytest.mark.slow  # a MobileNetV2 built and saved, two Beam pipelines and two infers, twice
+# A MobileNetV2 built and saved; three conversions, two Beam pipelines and two infers, twice.
+@pytest.mark.slow
 def test_beam_bench_smoke(tmp_path):
-    """`benchmarks/beam_bench.py` runs end to end on small flags and reports its figures;
+    """`benchmarks/beam_bench.py` runs end to end on small flags and reports its figures
+    (the Beam conversions' output the local converter's, byte for byte);
     without tensorflow_hub it says how to get the stock contender, and runs the rest."""
     from commands import run_script_in_process
 
@@ -278,6 +280,9 @@ def test_beam_bench_smoke(tmp_path):
     for name in ("decode_only", "model_only", "predict_shards", "tf_data"):
         assert figures[f"{name}_images_per_s"] > 0, name
     assert figures["predict_shards_vs_tf_data"] > 0
+    for name in ("convert_beam", "convert_beam_multi_process"):
+        assert figures[f"{name}_identical_to_local"] is True, name
+        assert figures[f"{name}_vs_local"] > 0
     if importlib.util.find_spec("tensorflow_hub") is None:
         assert "stock RunInference: skipped" in proc.stdout and "tensorflow-hub" in proc.stdout
     else:
