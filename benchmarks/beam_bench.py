@@ -23,7 +23,10 @@ size, same image size, on the local runner
 (`tfclassify.beam.LOCAL_RUNNER` unless --beam_args names another).
 Each contender is timed from nothing to predictions (pipeline construction, model
 load, every image), after a warm-up pass, --repeats times round-robin, median
-reported (tfclassify.bench.round_robin).
+reported (tfclassify.bench.round_robin). Each figure is printed as soon as it is
+known (each run's rate on stderr), then all go to --json; predict_shards_vs_stock's
+ceiling is ceiling_vs_stock (the combined ceiling over the stock rate): a target
+above it is reported out of reach on this host.
 
 Beam's TF handler imports `tensorflow_hub` (which needs `tf_keras`); neither is a
 tfclassify dependency. Without them the stock contender is skipped with that said;
@@ -41,7 +44,6 @@ install them in the benchmark's environment only:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import shutil
@@ -69,6 +71,9 @@ flags.DEFINE_list("parts", ["convert", "infer"], "Which halves to run: convert, 
 FLAGS = flags.FLAGS
 
 TARGETS = {"predict_shards_vs_stock": 2.5}
+# PredictShards cannot beat the combined ceiling: over the stock pipeline as measured,
+# that bounds the ratio on this host.
+CEILINGS = {"predict_shards_vs_stock": "ceiling_vs_stock", "predict_shards_vs_ceiling": 1.0}
 STOCK_MISSING = (
     "stock RunInference: skipped: Beam's TF handler "
     "(apache_beam.ml.inference.tensorflow_inference) needs {missing}, which is not "
@@ -250,36 +255,41 @@ def main(argv: list[str]) -> None:
 
             contenders["stock_run_inference"] = bench.timed(stock)
 
-    def progress(name: str, run: int, rate: float) -> None:
-        print(f"  {name} run {run}{' (warm-up)' if run == 0 else ''}: {rate:.1f} images/s")
+    # Each figure is printed as soon as it is known: a contender's after its last run.
+    results = bench.Report(sys.stdout, TARGETS, CEILINGS)
+    results.add(
+        {
+            "num_images": n,
+            "shards": len(shards),
+            "image_size": FLAGS.image_size,
+            "batch_size": batch,
+            "beam_args": beam_args,
+            "runtime": prepared.predictor.runtime if prepared else None,
+            "cores": os.cpu_count(),
+            "cpu": cpu_flags(),
+        }
+    )
 
-    rates = bench.round_robin(contenders, FLAGS.repeats, progress)
-    figures: dict[str, Any] = {
-        "num_images": n,
-        "shards": len(shards),
-        "image_size": FLAGS.image_size,
-        "batch_size": batch,
-        "beam_args": beam_args,
-        "cores": os.cpu_count(),
-        "cpu": cpu_flags(),
-        **{f"{k}_images_per_s": round(r, 1) for k, r in rates.items()},
-    }
+    def done(name: str, rate: float) -> None:
+        results.add({f"{name}_images_per_s": round(rate, 1)})
+
+    rates = bench.round_robin(contenders, FLAGS.repeats, bench._progress(), done)
+    derived: dict[str, Any] = {}
     if "convert" in FLAGS.parts:
         for name in ("convert_beam", "convert_beam_multi_process"):
-            figures[f"{name}_vs_local"] = round(rates[name] / rates["convert_local"], 3)
-            figures[f"{name}_identical_to_local"] = identical.get(name, False)
+            derived[f"{name}_vs_local"] = round(rates[name] / rates["convert_local"], 3)
+            derived[f"{name}_identical_to_local"] = identical.get(name, False)
     if prepared is not None:
         ceiling = 1 / (1 / rates["decode_only"] + 1 / rates["model_only"])
-        figures["runtime"] = prepared.predictor.runtime
-        figures["ceiling_images_per_s"] = round(ceiling, 1)
-        figures["predict_shards_vs_tf_data"] = round(rates["predict_shards"] / rates["tf_data"], 3)
-        figures["predict_shards_vs_ceiling"] = round(rates["predict_shards"] / ceiling, 3)
+        derived["ceiling_images_per_s"] = round(ceiling, 1)
+        derived["predict_shards_vs_tf_data"] = round(rates["predict_shards"] / rates["tf_data"], 3)
+        derived["predict_shards_vs_ceiling"] = round(rates["predict_shards"] / ceiling, 3)
         if "stock_run_inference" in rates:
-            ratio = rates["predict_shards"] / rates["stock_run_inference"]
-            figures["predict_shards_vs_stock"] = round(ratio, 3)
-    print(bench.report(figures, TARGETS))
-    with open(FLAGS.json, "w", encoding="utf-8") as f:
-        json.dump(figures, f, indent=2)
+            stock = rates["stock_run_inference"]
+            derived["predict_shards_vs_stock"] = round(rates["predict_shards"] / stock, 3)
+            derived["ceiling_vs_stock"] = round(ceiling / stock, 3)
+    results.add(derived)
+    bench.write_json(results.figures, FLAGS.json)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
     sys.exit(0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import configparser
 import importlib
+import importlib.util
 import os
 import re
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import pytest
 from absl import flags
 
+import tfclassify
 from tfclassify import cli
 from tfclassify.core.errors import OutputError
 
@@ -132,3 +135,66 @@ def test_settings_an_error_suggests_are_shown_as_the_commands_flags(capsys):
     err = capsys.readouterr().err
     assert err == "error: use --overwrite, --device=gpu, --noonednn or resume=True\n"
     assert str(error) == "use overwrite=True, device='gpu', onednn=False or resume=True"
+
+
+def test_the_console_command_lists_every_command(capsys):
+    assert cli.main(["tfclassify", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tfclassify COMMAND [FLAGS]")
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == list(cli.COMMANDS)
+    for name, what in cli.COMMANDS.items():
+        assert f"  {name} " in out and what in out
+    # Every command of `python -m` (inspect is another change's; it has its own test).
+    assert set(cli.COMMANDS) - set(COMMANDS) <= {"inspect"}
+    assert set(COMMANDS) <= set(cli.COMMANDS)
+
+    assert cli.main(["tfclassify", "--version"]) == 0
+    assert capsys.readouterr().out == f"tfclassify {tfclassify.__version__}\n"
+    assert cli.main(["tfclassify"]) == 2  # no command: the list, on stderr
+    assert capsys.readouterr().err.startswith("usage: tfclassify COMMAND")
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_the_console_command_runs_each_command(name, capsys):
+    """`tfclassify NAME ...` is `python -m tfclassify.NAME ...`: the same help, the
+    same one-line errors."""
+    if importlib.util.find_spec(f"tfclassify.{name}") is None:
+        pytest.skip(f"tfclassify.{name} is not in this tree yet")
+    module = importlib.import_module(f"tfclassify.{name}")
+    assert cli.main(["tfclassify", name, "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert module.main([name, "--help"]) == 0
+    assert help_text == capsys.readouterr().out
+    assert cli.main(["tfclassify", name, "--no_such_flag"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "no_such_flag" in err
+
+
+def test_an_unknown_command_is_one_error_line(capsys):
+    assert cli.main(["tfclassify", "covnert", "--input_dir", "x"]) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown command 'covnert'; choose from " + ", ".join(cli.COMMANDS) + "\n"
+    )
+    assert cli.main(["tfclassify", "verify"]) == 2  # the usage as it was typed
+    assert capsys.readouterr().err == "error: usage: tfclassify verify DIR\n"
+
+
+def test_python_m_tfclassify_and_the_console_script_run_the_dispatcher():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    p = subprocess.run(
+        [sys.executable, "-m", "tfclassify", "verify", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("`python -m tfclassify.verify DIR`")
+    # What `pip install` makes the `tfclassify` command run.
+    config = configparser.ConfigParser()
+    config.read(os.path.join(root, "setup.cfg"))
+    scripts = config["options.entry_points"]["console_scripts"].strip().splitlines()
+    assert scripts == ["tfclassify = tfclassify.cli:main"]

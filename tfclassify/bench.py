@@ -25,7 +25,31 @@ as trained ones; what a variant costs in accuracy is `tfclassify.quantize`'s rep
 Each contender runs once to warm up (traces, page cache), then `--repeats` times,
 round-robin; the median is reported. Absolute numbers drift on shared machines: the ratios,
 measured in the same run, are the result. Each run's rate is printed to stderr as it
-ends; the figures go to stdout (one per line) and to `--json`.
+ends; each figure is printed to stdout (one line) as soon as it is known (a contender's
+median after its last run), and all go to `--json` (default ./bench.json; the last
+line names it). `--chart bench.png` draws images/s per mode and runtime with the
+ceilings as reference lines (needs `tfclassify[plot]`); `--from_json bench.json`
+prints and draws an earlier run's figures without running anything.
+
+Each ratio with a target is printed with PASS or MISS, or, when the target is above
+the most the ratio can reach on this host, "out of reach here" with that ceiling. A
+pipelined contender cannot beat its combined ceiling (both stages share the cores),
+so a ratio's ceiling is its numerator's combined ceiling over its denominator as
+measured (`CEILINGS`; each is a printed figure):
+
+  pipelined[_preresized]_vs_own_ceiling, pipelined_vs_combined_ceiling   1
+  pipelined_vs_sequential         ceiling_vs_sequential = combined_ceiling / sequential
+  pipelined_vs_keras              ceiling_vs_keras = combined_ceiling / keras_baseline
+  pipelined_preresized_vs_keras   ceiling_preresized_vs_keras
+                                    = combined_ceiling_preresized / keras_baseline
+  pipelined_vs_keras_per_image    ceiling_vs_keras_per_image
+                                    = combined_ceiling / keras_per_image
+  best_preresized_vs_tf           best_ceiling_vs_tf = max over runtimes of
+                                    combined_ceiling_preresized@runtime / pipelined_preresized
+  best_preresized_vs_keras        best_ceiling_vs_keras = max over runtimes of
+                                    combined_ceiling_preresized@runtime / keras_baseline
+
+`preresized_vs_fullsize_decode` compares two ceilings: nothing in the run bounds it.
 """
 
 from __future__ import annotations
@@ -39,11 +63,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
 
 from tfclassify import cli
-from tfclassify.core.errors import OptionsError
+from tfclassify.core.errors import InputError, MissingDependencyError, OptionsError, OutputError
 from tfclassify.core.options import ThreadOptions
 
 TARGETS = {
@@ -54,6 +78,19 @@ TARGETS = {
     "preresized_vs_fullsize_decode": 2.5,
     "best_preresized_vs_tf[mobilenet_v2]": 2.5,
     "best_preresized_vs_keras[mobilenet_v2]": 2.5,
+}
+# The most each ratio can reach on this host: a number, or the figure of the same
+# model that holds it (the formulas are in the module docstring).
+CEILINGS: dict[str, float | str] = {
+    "pipelined_vs_combined_ceiling": 1.0,
+    "pipelined_vs_own_ceiling": 1.0,
+    "pipelined_preresized_vs_own_ceiling": 1.0,
+    "pipelined_vs_sequential": "ceiling_vs_sequential",
+    "pipelined_vs_keras": "ceiling_vs_keras",
+    "pipelined_preresized_vs_keras": "ceiling_preresized_vs_keras",
+    "pipelined_vs_keras_per_image": "ceiling_vs_keras_per_image",
+    "best_preresized_vs_tf": "best_ceiling_vs_tf",
+    "best_preresized_vs_keras": "best_ceiling_vs_keras",
 }
 MODELS = {"small_cnn": 64, "mobilenet_v2": 224}
 VARIANTS = ("fp32", "int8", "openvino-f32", "openvino-bf16", "openvino-int8")
@@ -86,6 +123,7 @@ def round_robin(
     contenders: dict[str, Callable[[], tuple[int, float]]],
     repeats: int,
     progress: Callable[[str, int, float], None] | None = None,
+    done: Callable[[str, float], None] | None = None,
 ) -> dict:
     """Median images/s per contender, timed round-robin (A B C, A B C, ...).
 
@@ -93,7 +131,8 @@ def round_robin(
     each run returns (images, seconds). Interleaving spreads a shared machine's slow
     and fast spells over every contender instead of letting one contender's repeats
     catch them all. `progress(name, run, images_per_s)` hears of every run as it
-    ends (run 0: the warm-up).
+    ends (run 0: the warm-up); `done(name, median)` of each contender's median as
+    soon as its last run ends.
     """
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     for run in range(repeats + 1):
@@ -103,6 +142,8 @@ def round_robin(
                 rates[name].append(n / seconds)
             if progress is not None:
                 progress(name, run, n / seconds)
+            if run == repeats and done is not None:
+                done(name, statistics.median(rates[name]))
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
@@ -292,9 +333,14 @@ def _read(arch: str, cfg: BenchConfig) -> Any:
     return ReadOptions(image_size=MODELS[arch], batch_size=cfg.batch_size)
 
 
-def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str, float]:
+def _bench_model(
+    arch: str,
+    cfg: BenchConfig,
+    dirs: dict[str, str],
+    done: Callable[[str, float], None] | None = None,
+) -> dict[str, float]:
     """Every contender for one model, round-robin; the TF model's figures keep their
-    plain names, another runtime's carry `@runtime`."""
+    plain names, another runtime's carry `@runtime`. `done` as in `round_robin`."""
     import tfclassify
     from tfclassify.core import metadata
 
@@ -320,7 +366,7 @@ def _bench_model(arch: str, cfg: BenchConfig, dirs: dict[str, str]) -> dict[str,
         contenders[f"pipelined{at}"] = _mode(p, "pipelined", dirs["full"], limit, bs)
         contenders[f"pipelined_preresized{at}"] = _mode(p, "pipelined", small, limit, bs)
     contenders.update(_keras_contenders(arch, cfg, dirs, model_dir, predictor))
-    fig = round_robin(contenders, cfg.repeats, progress=_progress(arch))
+    fig = round_robin(contenders, cfg.repeats, progress=_progress(arch), done=done)
     for name in runtimes:
         at = "" if name == "tensorflow" else f"@{name}"
         model = fig[f"model_only{at}"]
@@ -367,10 +413,13 @@ def _other_runtimes(arch: str, cfg: BenchConfig, model_dir: str, shards: str) ->
     }
 
 
-def _progress(arch: str) -> Callable[[str, int, float], None]:
+def _progress(arch: str | None = None) -> Callable[[str, int, float], None]:
+    """A `round_robin` progress that prints a line per run to stderr (tagged `[arch]`)."""
+    tag = f"[{arch}] " if arch else ""
+
     def say(name: str, run: int, rate: float) -> None:
         what = "warm-up" if run == 0 else f"run {run}"
-        print(f"  [{arch}] {name} {what}: {rate:.1f} images/s", file=sys.stderr, flush=True)
+        print(f"  {tag}{name} {what}: {rate:.1f} images/s", file=sys.stderr, flush=True)
 
     return say
 
@@ -389,6 +438,8 @@ def _ratios(arch: str, fig: dict[str, float]) -> dict[str, Any]:
         # (both stages share the same cores), so neither can any ratio built on it.
         "ceiling_vs_sequential": fig["combined_ceiling"] / fig["sequential"],
         "ceiling_vs_keras": fig["combined_ceiling"] / fig["keras_baseline"],
+        "ceiling_preresized_vs_keras": fig["combined_ceiling_preresized"] / fig["keras_baseline"],
+        "ceiling_vs_keras_per_image": fig["combined_ceiling"] / fig["keras_per_image"],
         "preresized_vs_fullsize_decode": fig["decode_only_preresized"] / fig["decode_only"],
     }
     best, best_rate = "tensorflow", fig["pipelined_preresized"]
@@ -407,18 +458,24 @@ def _ratios(arch: str, fig: dict[str, float]) -> dict[str, Any]:
     out["pipelined_preresized_vs_own_ceiling"] = tf_preresized
     out["best_preresized_vs_tf"] = best_rate / fig["pipelined_preresized"]
     out["best_preresized_vs_keras"] = best_rate / fig["keras_baseline"]
-    out["best_ceiling_vs_keras"] = (
-        max(v for k, v in fig.items() if k.startswith("combined_ceiling_preresized"))
-        / fig["keras_baseline"]
-    )
+    # The best runtime cannot beat the highest combined ceiling on pre-resized shards.
+    best_ceiling = max(v for k, v in fig.items() if k.startswith("combined_ceiling_preresized"))
+    out["best_ceiling_vs_tf"] = best_ceiling / fig["pipelined_preresized"]
+    out["best_ceiling_vs_keras"] = best_ceiling / fig["keras_baseline"]
     out = {k: round(v, 3) for k, v in out.items()}
     out["best_runtime"] = best
     out["bound_by"] = "model" if fig["model_only"] < fig["decode_only"] else "input pipeline"
     return out
 
 
-def run(cfg: BenchConfig) -> dict[str, Any]:
-    """Runs every contender; returns {figure: value} (also printed)."""
+def run(cfg: BenchConfig, out: TextIO | None = None) -> dict[str, Any]:
+    """Runs every contender; returns {figure: value}.
+
+    Args:
+      cfg: what to time.
+      out: where each figure's `line` is printed as soon as it is known (a
+        contender's median after its last run); None: nowhere.
+    """
     from tfclassify.models import runtime
 
     runtime.apply_threads(cfg.threads)
@@ -426,43 +483,284 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 
     from tfclassify.core.cpus import cpu_flags
 
+    results = Report(out)
+    results.add(
+        {
+            "num_images": cfg.num_images,
+            "batch_size": cfg.batch_size,
+            "cpus": os.cpu_count(),
+            "cpu": cpu_flags(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+        }
+    )
     dirs = _prepare(cfg)
-    out: dict[str, Any] = {
-        "num_images": cfg.num_images,
-        "batch_size": cfg.batch_size,
-        "cpus": os.cpu_count(),
-        "cpu": cpu_flags(),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-    }
     for arch in cfg.models:
-        fig = _bench_model(arch, cfg, dirs)
-        out.update({f"{k}[{arch}]": round(v, 1) for k, v in fig.items()})
-        out.update({f"{k}[{arch}]": v for k, v in _ratios(arch, fig).items()})
-    out["threads"] = runtime.effective_threads()
-    return out
+
+        def done(name: str, rate: float, arch: str = arch) -> None:
+            results.add({f"{name}[{arch}]": round(rate, 1)})
+
+        fig = _bench_model(arch, cfg, dirs, done)
+        derived = {f"{k}[{arch}]": round(v, 1) for k, v in fig.items()}
+        results.add({k: v for k, v in derived.items() if k not in results.figures})
+        results.add({f"{k}[{arch}]": v for k, v in _ratios(arch, fig).items()})
+    results.add({"threads": runtime.effective_threads()})
+    return results.figures
 
 
-def _target(key: str) -> float | None:
-    """The target of a figure: by its full name, then without its runtime and model."""
+def _lookup(key: str, table: Mapping[str, Any]) -> Any:
+    """A figure's entry in `table`: by its full name, then without its runtime and model."""
     base, _, model = key.partition("[")
     plain = base.split("@", 1)[0]
     for name in (key, f"{plain}[{model}", base, plain):
-        if name in TARGETS:
-            return TARGETS[name]
+        if name in table:
+            return table[name]
     return None
 
 
-def report(figures: dict[str, Any], targets: dict[str, float] | None = None) -> str:
-    """One line per figure, each ratio with its target (this module's, or `targets`)."""
-    lines = []
-    for k, v in figures.items():
-        t = _target(k) if targets is None else targets.get(k)
-        suffix = ""
-        if t is not None and isinstance(v, (int, float)):
-            suffix = f"  (target >= {t}: {'PASS' if v >= t else 'MISS'})"
-        unit = " images/s" if isinstance(v, float) and "_vs_" not in k else ""
-        lines.append(f"{k}: {v}{unit}{suffix}")
-    return "\n".join(lines)
+def _target(key: str) -> float | None:
+    """The target of one of this module's figures (`TARGETS`)."""
+    return _lookup(key, TARGETS)
+
+
+def _ceiling(key: str, figures: Mapping[str, Any], ceilings: Mapping[str, Any]) -> float | None:
+    """The most ratio `key` can reach: its `ceilings` entry, a number or the name of the
+    figure (of the same model) that holds it; None when unknown."""
+    entry = _lookup(key, ceilings)
+    if isinstance(entry, str):
+        _, bracket, model = key.partition("[")
+        entry = figures.get(f"{entry}{bracket}{model}")
+    return float(entry) if isinstance(entry, (int, float)) else None
+
+
+def line(
+    key: str,
+    value: Any,
+    figures: Mapping[str, Any],
+    targets: Mapping[str, float] = TARGETS,
+    ceilings: Mapping[str, float | str] = CEILINGS,
+) -> str:
+    """The report line of one figure: `key: value`, a rate with its unit, a ratio with
+    its target and whether it was met, or out of reach when above the ratio's ceiling.
+
+    Args:
+      key, value: the figure.
+      figures: every figure of the run (a ratio's ceiling is one of them).
+      targets: {ratio: target}, by full name or without runtime and model.
+      ceilings: {ratio: ceiling or the name of the figure that holds it}, as `targets`.
+    """
+    suffix = ""
+    target = _lookup(key, targets)
+    if target is not None and isinstance(value, (int, float)):
+        verdict = "PASS" if value >= target else "MISS"
+        ceiling = _ceiling(key, figures, ceilings)
+        if value < target and ceiling is not None and ceiling < target:
+            verdict = f"out of reach here: ceiling {round(ceiling, 2)}x"
+        suffix = f"  (target >= {target}: {verdict})"
+    unit = " images/s" if isinstance(value, float) and "_vs_" not in key else ""
+    return f"{key}: {value}{unit}{suffix}"
+
+
+def report(
+    figures: Mapping[str, Any],
+    targets: Mapping[str, float] = TARGETS,
+    ceilings: Mapping[str, float | str] = CEILINGS,
+) -> str:
+    """One `line` per figure (targets and ceilings: this module's by default)."""
+    return "\n".join(line(k, v, figures, targets, ceilings) for k, v in figures.items())
+
+
+class Report:
+    """A run's figures, each printed as its `line` the moment it is known.
+
+    Args:
+      out: where lines go (None: nowhere).
+      targets, ceilings: as `line` takes them.
+    """
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        targets: Mapping[str, float] = TARGETS,
+        ceilings: Mapping[str, float | str] = CEILINGS,
+    ) -> None:
+        self.figures: dict[str, Any] = {}
+        self._out, self._targets, self._ceilings = out, targets, ceilings
+
+    def add(self, figures: Mapping[str, Any]) -> None:
+        """Adds new `figures` and prints their lines, once all are added (a ratio's line
+        reads its ceiling, which may come with it)."""
+        self.figures.update(figures)
+        if self._out is None:
+            return
+        for key in figures:
+            text = line(key, self.figures[key], self.figures, self._targets, self._ceilings)
+            print(text, file=self._out, flush=True)
+
+
+def write_json(figures: Mapping[str, Any], path: str) -> str:
+    """Writes `figures` to `path` as JSON and says where; returns the absolute path."""
+    path = os.path.abspath(path)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(figures, fh, indent=2)
+    print(f"figures written to {path}", flush=True)
+    return path
+
+
+def load_json(path: str) -> dict[str, Any]:
+    """The figures an earlier run wrote to `path` (`--json`).
+
+    Raises:
+      InputError: `path` is missing or holds no JSON object.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            figures = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"no figures file {path!r}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path!r} is not a figures JSON file: {e}") from None
+    if not isinstance(figures, dict):
+        raise InputError(f"{path!r} is not a figures JSON file: not an object")
+    return figures
+
+
+# A chart's rows per runtime, top to bottom; Keras's baselines form a group of their own.
+_MODES = ("sequential", "batch", "pipelined", "pipelined_preresized")
+_KERAS = ("keras_baseline", "keras_per_image")
+_COLORS = {"pipelined": "tab:blue", "pipelined_preresized": "tab:orange"}
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("matplotlib", "plot", "matplotlib") from None
+
+
+def _rates(figures: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """{model: {runtime: {figure: images/s}}} of the rates among `figures` (TF first)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, value in figures.items():
+        base, bracket, model = key.partition("[")
+        rate = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not bracket or "_vs_" in base or not rate:
+            continue
+        name, _, runtime = base.partition("@")
+        runtimes = out.setdefault(model.rstrip("]"), {"tensorflow": {}})
+        runtimes.setdefault(runtime or "tensorflow", {})[name] = float(value)
+    return out
+
+
+def _rows(runtimes: dict[str, dict[str, float]]) -> list[tuple[str, str, float, float | None]]:
+    """(group, mode, images/s, the bar's combined ceiling) per bar of one model's panel."""
+    rows = []
+    for group, rates in runtimes.items():
+        for mode in _MODES:
+            if mode in rates:
+                name = "combined_ceiling" + ("_preresized" if mode.endswith("preresized") else "")
+                rows.append((group, mode, rates[mode], rates.get(name)))
+    tf = runtimes["tensorflow"]
+    rows += [("keras", mode, tf[mode], None) for mode in _KERAS if mode in tf]
+    return rows
+
+
+def chart(figures: Mapping[str, Any], path: str | None = None) -> Any:
+    """Draws images/s per model, runtime and mode, with the ceilings as reference lines.
+
+    One panel per model, one bar per contender, grouped by runtime (TF's modes, each
+    other runtime's pipelined passes, Keras's baselines). Reference lines: the
+    reader's ceilings (decode_only, decode_only_preresized) across the panel, each
+    runtime's model_only across its group, and each bar's combined ceiling across
+    the bar (a reader's ceiling far beyond all of them is named in the legend).
+
+    Args:
+      figures: `run`'s figures, or a bench.json loaded (`load_json`).
+      path: where to save the chart as PNG; None: not saved.
+
+    Returns:
+      The matplotlib Figure, drawn on the Agg canvas (no display needed, pyplot's
+      backend left alone); a notebook shows it when it is returned.
+
+    Raises:
+      MissingDependencyError: matplotlib is not installed.
+      InputError: `figures` hold no contender's images/s.
+    """
+    _require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = {m: r for m, r in _rates(figures).items() if _rows(r)}
+    if not panels:
+        raise InputError("no images/s figures to draw (names like pipelined[small_cnn])")
+    rows = {m: _rows(r) for m, r in panels.items()}
+    height = sum(0.3 * len(r) + 1.0 for r in rows.values()) + 0.6
+    fig = Figure(figsize=(11, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(
+        len(panels),
+        1,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [len(r) + 3 for r in rows.values()]},
+    )[:, 0]
+    title = "tfclassify.bench: images/s (median)"
+    if "cpus" in figures:
+        title += f", {figures['cpus']} CPUs, batch {figures.get('batch_size')}"
+    fig.suptitle(title)
+    for ax, (model, runtimes) in zip(axes, panels.items(), strict=True):
+        _panel(ax, model, runtimes, rows[model])
+    if path is not None:
+        fig.savefig(path, format="png")
+    return fig
+
+
+def _panel(ax: Any, model: str, runtimes: dict, rows: list) -> None:
+    """One model's bars and reference lines on `ax`, on a linear scale (ratios read off
+    it); a reader's ceiling beyond every bar and model ceiling is named, not drawn."""
+    ys = list(range(len(rows)))
+    rates = [rate for _, _, rate, _ in rows]
+    ax.barh(ys, rates, height=0.7, color=[_COLORS.get(m, "tab:gray") for _, m, _, _ in rows])
+    ax.set_yticks(ys, [f"{group}: {mode}" for group, mode, _, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    spans: dict[str, list[int]] = {}
+    for y, (group, *_) in enumerate(rows):
+        spans.setdefault(group, []).append(y)
+    model_only = {g: runtimes.get(g, {}).get("model_only") for g in spans}
+    high = 1.12 * max(rates + [c for *_, c in rows if c] + [m for m in model_only.values() if m])
+    ax.set_xlim(0, high)
+    for y, rate in zip(ys, rates, strict=True):
+        inside = rate > 0.12 * high  # a short bar's label goes after it
+        ax.text(
+            rate,
+            y,
+            f" {rate:,.0f} " if inside else f" {rate:,.0f}",
+            va="center",
+            ha="right" if inside else "left",
+            color="white" if inside else "black",
+            fontsize=7,
+        )
+    for y, (*_, ceiling) in enumerate(rows):
+        if ceiling:
+            ax.vlines(ceiling, y - 0.45, y + 0.45, colors="black", linestyles="--", lw=1.2)
+    if any(c for *_, c in rows):
+        ax.plot([], [], "k--", lw=1.2, label="combined_ceiling (per bar)")
+    for group, group_ys in spans.items():
+        if group_ys[0]:
+            ax.axhline(group_ys[0] - 0.5, color="lightgray", lw=0.8)
+        if model_only[group]:
+            top, bottom = group_ys[0] - 0.5, group_ys[-1] + 0.5
+            ax.vlines(model_only[group], top, bottom, colors="tab:red", lw=1.5)
+    if any(model_only.values()):
+        ax.plot([], [], color="tab:red", lw=1.5, label="model_only (per runtime)")
+    for name, style in (("decode_only", "--"), ("decode_only_preresized", ":")):
+        value = runtimes["tensorflow"].get(name)
+        if value and value <= high:
+            ax.axvline(value, color="dimgray", ls=style, lw=1.2, label=f"{name} {value:,.0f}")
+        elif value:  # far right of everything else: drawing it would squash the bars
+            ax.plot([], [], color="dimgray", ls=style, label=f"{name} {value:,.0f} (off scale)")
+    ax.set_title(model, fontsize=10, loc="left")
+    ax.set_xlabel("images/s", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 
 
 def _flags() -> Any:
@@ -482,41 +780,69 @@ def _flags() -> Any:
         flag_values=fv,
     )
     integer("batch_size", 32, "Images per model call.")
-    integer("repeats", 3, "Timed repetitions per contender (median reported).")
+    integer("repeats", 3, "Timed repetitions per contender (median reported).", lower_bound=1)
     string("workdir", None, "Corpus/shards/models cache (default: a temp dir).")
     string("json", "bench.json", "Where to write the figures.")
+    string("chart", None, "Also draw images/s per mode and runtime to this PNG (tfclassify[plot]).")
+    string("from_json", None, "Run nothing: print (and --chart) the figures of an earlier --json.")
     boolean("onednn", None, cli.ONEDNN_HELP)
     return fv
+
+
+def _folder_of(flag: str, path: str) -> str:
+    """`path` made absolute, once its folder is known to exist: checked before a run of
+    minutes, not after it."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise OutputError(f"--{flag}: no folder {os.path.dirname(path)!r} to write {path!r} in")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m tfclassify.bench`; returns the exit status (2 for user errors)."""
 
     def body(f: Any) -> None:
-        for m in f.models:
-            if m not in MODELS:
-                raise OptionsError(f"unknown model {m!r}; choose from {list(MODELS)}")
-        workdir = f.workdir or tempfile.mkdtemp(prefix="tfclassify_bench_")
-        cfg = BenchConfig(
-            workdir=workdir,
-            num_images=f.num_images,
-            models=tuple(f.models),
-            batch_size=f.batch_size,
-            repeats=f.repeats,
-            mobilenet_images=min(BenchConfig.mobilenet_images, f.num_images),
-            sequential_images=min(128, f.num_images),
-            threads=ThreadOptions(onednn=f.onednn),
-            variants=tuple(f.variants),
-        )
-        figures = run(cfg)
-        print(report(figures))
-        with open(f.json, "w", encoding="utf-8") as fh:
-            json.dump(figures, fh, indent=2)
-        print(f"figures written to {os.path.abspath(f.json)}")
-        if not f.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if f.chart:
+            _require_matplotlib()
+            chart_path = _folder_of("chart", f.chart)
+        if f.from_json:
+            figures = load_json(f.from_json)
+            print(report(figures))
+        else:
+            figures = _run(f)
+        if f.chart:
+            chart(figures, chart_path)
+            print(f"chart written to {chart_path}")
 
     return cli.run("tfclassify.bench", __doc__, _flags(), argv, body)
+
+
+def _run(f: Any) -> dict[str, Any]:
+    """The benchmark as the flags `f` ask; its figures, printed and written to --json."""
+    for m in f.models:
+        if m not in MODELS:
+            raise OptionsError(f"unknown model {m!r}; choose from {list(MODELS)}")
+    json_path = _folder_of("json", f.json)
+    print(f"tfclassify.bench: figures go to {json_path}", file=sys.stderr, flush=True)
+    workdir = f.workdir or tempfile.mkdtemp(prefix="tfclassify_bench_")
+    cfg = BenchConfig(
+        workdir=workdir,
+        num_images=f.num_images,
+        models=tuple(f.models),
+        batch_size=f.batch_size,
+        repeats=f.repeats,
+        mobilenet_images=min(BenchConfig.mobilenet_images, f.num_images),
+        sequential_images=min(128, f.num_images),
+        threads=ThreadOptions(onednn=f.onednn),
+        variants=tuple(f.variants),
+    )
+    try:
+        figures = run(cfg, out=sys.stdout)
+    finally:
+        if not f.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    write_json(figures, json_path)
+    return figures
 
 
 if __name__ == "__main__":

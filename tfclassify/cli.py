@@ -1,17 +1,19 @@
-"""The one shape of tfclassify's commands.
+"""The one shape of tfclassify's commands, and `tfclassify COMMAND` that runs them.
 
 Each command builds its own absl `FlagValues` in `_flags()` (with `new_flags`), so
 that several commands can run in one process (tests) and leave absl's global `FLAGS`
 alone; its `main(argv=None)` hands them to `run`, and `python -m` runs
 `sys.exit(main())`. `run` gives every command the same contract: `--help` prints
 what the command does and its flags, TensorFlow's INFO lines stay out, user errors
-print one `error: ...` line and exit 2.
+print one `error: ...` line and exit 2. `main` is the `tfclassify` console command
+(and `python -m tfclassify`): `tfclassify convert ...` runs `tfclassify.convert`'s `main`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +22,27 @@ from tfclassify.core.errors import OptionsError, TfclassifyError
 
 _HELP = ("-h", "--help", "-help", "--helpfull")
 ONEDNN_HELP = "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set)."
+# `tfclassify COMMAND`: the module tfclassify.COMMAND runs it (its `main(argv)`). A
+# static table, so that `tfclassify --help` imports none of them.
+COMMANDS = {
+    "convert": "image files -> TFRecord shards, dataset.json and skipped.csv",
+    "verify": "re-read every shard of a converted dataset and check it against dataset.json",
+    "inspect": "per split: images per class, shards, skipped files, duplicates; --grid samples",
+    "infer": "run a classifier over a converted dataset; predictions and a summary",
+    "train": "fit a small classifier on a converted dataset (for examples and the demo)",
+    "quantize": "LiteRT and OpenVINO variants of a model, measured here; the fastest selected",
+    "bench": "every stage, mode and runtime timed side by side; --chart draws them",
+    "demo": "the whole product on generated data, no arguments needed",
+}
+_USAGE = """usage: tfclassify COMMAND [FLAGS]   (the same as: python -m tfclassify.COMMAND [FLAGS])
+
+Offline image-classification data processing on TensorFlow.
+
+commands:
+{commands}
+
+tfclassify COMMAND --help    what the command does and its flags
+tfclassify --version         the installed version"""
 
 
 def new_flags() -> tuple[Any, tuple[Callable[..., Any], ...]]:
@@ -179,7 +202,44 @@ def run(
                 raise OptionsError(f"unexpected arguments {rest}")
             return body(fv)
         if len(rest) != 1:
-            raise OptionsError(f"usage: python -m {prog} {positional}")
+            # As the command was typed: `tfclassify verify` (main) or `python -m`.
+            typed = argv[0] if argv[0].startswith("tfclassify ") else f"python -m {prog}"
+            raise OptionsError(f"usage: {typed} {positional}")
         return body(fv, rest[0])
 
     return exit_status(parse_and_run, fv)
+
+
+def usage() -> str:
+    """`tfclassify --help`: the commands, one line each."""
+    width = max(map(len, COMMANDS))
+    return _USAGE.format(
+        commands="\n".join(f"  {name:<{width}}  {what}" for name, what in COMMANDS.items())
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`tfclassify COMMAND [FLAGS]`: runs the command as `python -m tfclassify.COMMAND`
+    would; returns the exit status (2 for an unknown command, as for a bad flag).
+
+    Args:
+      argv: the program name, the command and its arguments (default: `sys.argv`).
+    """
+    args = (sys.argv if argv is None else argv)[1:]
+    if not args:
+        print(usage(), file=sys.stderr)
+        return 2
+    if args[0] in _HELP:
+        print(usage())
+        return 0
+    if args[0] == "--version":
+        from tfclassify import __version__
+
+        print(f"tfclassify {__version__}")
+        return 0
+    if args[0] not in COMMANDS:
+        choices = ", ".join(COMMANDS)
+        print(f"error: unknown command {args[0]!r}; choose from {choices}", file=sys.stderr)
+        return 2
+    command = importlib.import_module(f"tfclassify.{args[0]}")
+    return command.main([f"tfclassify {args[0]}", *args[1:]])
