@@ -81,7 +81,8 @@ def test_commands_print_no_tensorflow_noise(class_tree, tmp_path):
 
     converted = run("tfclassify.convert", "--input_dir", class_tree, "--output_dir", out)
     assert re.fullmatch(
-        r"\d+ images in 1 shard \(train: \d+\) -> .+; \d+ skipped.*\n", converted.stdout
+        r"\d+ images in 4 classes, 1 shard \(train: \d+\) -> .+; \d+ skipped.*\n",
+        converted.stdout,
     )
     verified = run("tfclassify.verify", out)
     assert re.fullmatch(rf"ok: 1 shard, \d+ records in {re.escape(out)}\n", verified.stdout)
@@ -89,6 +90,7 @@ def test_commands_print_no_tensorflow_noise(class_tree, tmp_path):
 
 def test_plural():
     assert [cli.plural(n, "shard") for n in (0, 1, 2)] == ["0 shards", "1 shard", "2 shards"]
+    assert [cli.plural(n, "class") for n in (1, 3)] == ["1 class", "3 classes"]
 
 
 def test_system_errors_about_a_path_are_one_line(capsys):

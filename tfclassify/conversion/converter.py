@@ -476,12 +476,14 @@ def _plan_and_write(
     splits: dict[str, list[metadata.ShardInfo]] = collections.defaultdict(list)
     for sh in shard_plan:
         splits[sh.split].append(results[sh.filename(options.name)])
+    label_ids = np.frombuffer(listing.label_ids(), np.intc)
+    counts = plan.class_counts(shard_plan, label_ids, len(listing.labels))
     used = set(np.unique(records.labels).tolist())
     info = metadata.DatasetInfo(
         directory=out,
         name=options.name,
         labels=listing.labels,
-        splits={k: metadata.SplitInfo(k, tuple(v)) for k, v in splits.items()},
+        splits={k: metadata.SplitInfo(k, tuple(v), counts[k]) for k, v in splits.items()},
         files_found=len(listing),
         accepted=len(records),
         skipped=len(skipped),
