@@ -17,6 +17,7 @@ from tfclassify.core.errors import OutputError
 COMMANDS = {
     "convert": "--output_dir",
     "verify": None,  # its one argument is the dataset directory
+    "inspect": "--grid",  # and the dataset directory
     "infer": "--model",
     "train": "--data",
     "quantize": "--output_dir",
@@ -53,8 +54,8 @@ def test_every_command_has_the_same_shape(name, capsys):
     first = out.splitlines()[0]
     assert first.startswith(f"`python -m tfclassify.{name}") and "`: " in first
     assert "\nflags:\n" in out and (COMMANDS[name] or "--flagfile") in out
-    if name == "verify":
-        assert first.startswith("`python -m tfclassify.verify DIR`")
+    if name in ("verify", "inspect"):
+        assert first.startswith(f"`python -m tfclassify.{name} DIR`")
 
     assert module.main([name, "--no_such_flag"]) == 2
     err = capsys.readouterr().err
@@ -86,6 +87,8 @@ def test_commands_print_no_tensorflow_noise(class_tree, tmp_path):
     )
     verified = run("tfclassify.verify", out)
     assert re.fullmatch(rf"ok: 1 shard, \d+ records in {re.escape(out)}\n", verified.stdout)
+    inspected = run("tfclassify.inspect", out)
+    assert inspected.stdout.startswith(f"{out}: ") and "duplicates: none" in inspected.stdout
 
 
 def test_plural():
