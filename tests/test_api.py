@@ -54,9 +54,22 @@ def test_importing_the_package_and_its_stages_does_not_start_tensorflow():
         "tfclassify.inference",
         "tfclassify.testing",
         *(f"tfclassify.{name}" for name in COMMANDS),
+        "tfclassify.inspect",
     ]
     code = f"import sys\nimport {', '.join(modules)}\nprint('tensorflow' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_inspect_api():
+    """The command module `tfclassify.inspect` is not callable (it would shadow the
+    standard library's `inspect` for `from tfclassify import *`); its functions are
+    in the API under their own names."""
+    from tfclassify.inference.examples import show_examples
+    from tfclassify.reading.inspection import inspect_dataset
+
+    assert tfclassify.inspect_dataset is inspect_dataset
+    assert tfclassify.show_examples is show_examples
+    assert "inspect" not in tfclassify.__all__

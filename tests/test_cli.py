@@ -20,6 +20,7 @@ from tfclassify.core.errors import OutputError
 COMMANDS = {
     "convert": "--output_dir",
     "verify": None,  # its one argument is the dataset directory
+    "inspect": "--grid",  # and the dataset directory
     "infer": "--model",
     "train": "--data",
     "quantize": "--output_dir",
@@ -56,8 +57,8 @@ def test_every_command_has_the_same_shape(name, capsys):
     first = out.splitlines()[0]
     assert first.startswith(f"`python -m tfclassify.{name}") and "`: " in first
     assert "\nflags:\n" in out and (COMMANDS[name] or "--flagfile") in out
-    if name == "verify":
-        assert first.startswith("`python -m tfclassify.verify DIR`")
+    if name in ("verify", "inspect"):
+        assert first.startswith(f"`python -m tfclassify.{name} DIR`")
 
     assert module.main([name, "--no_such_flag"]) == 2
     err = capsys.readouterr().err
@@ -84,14 +85,18 @@ def test_commands_print_no_tensorflow_noise(class_tree, tmp_path):
 
     converted = run("tfclassify.convert", "--input_dir", class_tree, "--output_dir", out)
     assert re.fullmatch(
-        r"\d+ images in 1 shard \(train: \d+\) -> .+; \d+ skipped.*\n", converted.stdout
+        r"\d+ images in 4 classes, 1 shard \(train: \d+\) -> .+; \d+ skipped.*\n",
+        converted.stdout,
     )
     verified = run("tfclassify.verify", out)
     assert re.fullmatch(rf"ok: 1 shard, \d+ records in {re.escape(out)}\n", verified.stdout)
+    inspected = run("tfclassify.inspect", out)
+    assert inspected.stdout.startswith(f"{out}: ") and "duplicates: none" in inspected.stdout
 
 
 def test_plural():
     assert [cli.plural(n, "shard") for n in (0, 1, 2)] == ["0 shards", "1 shard", "2 shards"]
+    assert [cli.plural(n, "class") for n in (1, 3)] == ["1 class", "3 classes"]
 
 
 def test_system_errors_about_a_path_are_one_line(capsys):

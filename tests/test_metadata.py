@@ -24,8 +24,8 @@ def valid_json() -> dict:
         name="data",
         labels=("a", "b"),
         splits={
-            "train": metadata.SplitInfo("train", (shard("t-0", 3), shard("t-1", 2))),
-            "validation": metadata.SplitInfo("validation", (shard("v-0", 1),)),
+            "train": metadata.SplitInfo("train", (shard("t-0", 3), shard("t-1", 2)), (4, 1)),
+            "validation": metadata.SplitInfo("validation", (shard("v-0", 1),), (0, 1)),
         },
         files_found=7,
         accepted=6,
@@ -59,6 +59,24 @@ def test_valid_dataset_json_loads(tmp_path):
     info = metadata.load(str(tmp_path))
     assert info.split("train").num_examples == 5 and info.accepted == 6
     assert info.shard_paths("validation") == [os.path.join(str(tmp_path), "v-0")]
+    assert info.split("train").class_counts == (4, 1)
+    assert valid_json()["splits"]["train"]["class_counts"] == {"a": 4, "b": 1}
+    assert info.to_json() == valid_json()
+
+
+def test_a_dataset_json_without_class_counts_loads_and_stays_without(tmp_path):
+    """One written before class counts were recorded: its counts are unknown (None),
+    and saving it again does not invent them. A label a count map omits has none."""
+    d = valid_json()
+    del d["splits"]["train"]["class_counts"]
+    d["splits"]["validation"]["class_counts"] = {"b": 1}
+    write(tmp_path, d)
+    info = metadata.load(str(tmp_path))
+    assert info.split("train").class_counts is None
+    assert info.split("validation").class_counts == (0, 1)
+    again = info.to_json()
+    assert "class_counts" not in again["splits"]["train"]
+    assert again["splits"]["validation"]["class_counts"] == {"a": 0, "b": 1}
 
 
 def edit(path: str, value):
@@ -134,6 +152,22 @@ SHARD1 = ("splits", "train", "shards", 1)
         (
             edit(("skipped_by_reason", "decode"), "1"),
             "skipped_by_reason.decode must be an integer, got '1'",
+        ),
+        (
+            edit(("splits", "train", "class_counts"), [4, 1]),
+            "splits.train.class_counts must be an object, got [4, 1]",
+        ),
+        (
+            edit(("splits", "train", "class_counts", "a"), "4"),
+            "splits.train.class_counts.a must be an integer, got '4'",
+        ),
+        (
+            edit(("splits", "train", "class_counts", "b"), -1),
+            "splits.train.class_counts.b must be an integer from 0 to 9007199254740991, got -1",
+        ),
+        (
+            edit(("splits", "train", "class_counts", "z"), 1),
+            "splits.train.class_counts key must be a label of the label map, got 'z'",
         ),
         (edit(("empty_classes",), [None]), "empty_classes[0] must be a string, got None"),
         (edit(("options",), []), "options must be an object, got []"),

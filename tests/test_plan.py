@@ -1,7 +1,9 @@
 """The shard planner is pure: exact tables, no I/O."""
 
+import array
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from tfclassify.conversion import plan
@@ -127,3 +129,37 @@ def test_shard_names_parse_back_past_five_digits(index, count):
 
 def test_a_zero_padded_alias_is_not_a_shard_name():
     assert schema.parse_shard_name("data-train.tfrecord-000001-of-000002") is None
+
+
+def test_class_counts_exact():
+    """Images per label id and split, a class without images counted 0; the label
+    ids are the listing's, indexed by key (keys the plan does not hold are ignored)."""
+    shards = [
+        plan.Shard("train", 0, 2, array.array("q", [0, 2, 3]), 30),
+        plan.Shard("train", 1, 2, array.array("q", [5]), 10),
+        plan.Shard("validation", 0, 1, array.array("q", [1]), 10),
+    ]
+    label_ids = np.array([0, 1, 0, 3, 2, 3], np.intc)  # key 4 (label 2) was skipped
+    assert plan.class_counts(shards, label_ids, 4) == {
+        "train": (2, 0, 0, 2),
+        "validation": (0, 1, 0, 0),
+    }
+    assert plan.class_counts([], label_ids, 4) == {}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_class_counts_agree_with_the_planned_items(seed):
+    import random
+
+    rng = random.Random(seed)
+    its = [
+        plan.Item(key=i, label=rng.randrange(5), split=rng.choice(["train", "test"]), size=9)
+        for i in range(rng.randint(1, 300))
+    ]
+    shards = plan.plan_shards(its, target_bytes=100, seed=seed, validation_fraction=0.2)
+    labels = np.array([it.label for it in its], np.intc)
+    expected: dict[str, Counter] = {}
+    for sh in shards:
+        expected.setdefault(sh.split, Counter()).update(int(labels[k]) for k in sh.keys)
+    got = plan.class_counts(shards, labels, 5)
+    assert got == {s: tuple(c[i] for i in range(5)) for s, c in expected.items()}

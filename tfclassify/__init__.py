@@ -38,6 +38,8 @@ _API = {
     "train": "tfclassify.train",
     "quantize": "tfclassify.quantize",
     "load_dataset_info": "tfclassify.core.metadata",
+    "inspect_dataset": "tfclassify.reading.inspection",
+    "show_examples": "tfclassify.inference.examples",
 }
 _RENAMED = {"load_dataset_info": "load"}
 _CALLABLE_MODULES = ("convert", "verify", "train", "infer", "quantize")

@@ -131,8 +131,10 @@ def parse_size(text: str | None, flag: str = "image_size") -> tuple[int, int] | 
 
 
 def plural(count: int, noun: str) -> str:
-    """`1 shard`, `2 shards`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    """`1 shard`, `2 shards`, `2 classes`."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
 
 
 def exit_status(fn: Callable[[], int | None], fv: Any = None) -> int:

@@ -72,9 +72,9 @@ def describe(info: metadata.DatasetInfo) -> str:
     splits = ", ".join(f"{k}: {v.num_examples}" for k, v in sorted(info.splits.items()))
     shards = sum(len(s.shards) for s in info.splits.values())
     return (
-        f"{cli.plural(info.accepted, 'image')} in {cli.plural(shards, 'shard')} "
-        f"({splits}) -> {info.directory}; {info.skipped} skipped"
-        + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
+        f"{cli.plural(info.accepted, 'image')} in {cli.plural(info.num_classes, 'class')}, "
+        f"{cli.plural(shards, 'shard')} ({splits}) -> {info.directory}; "
+        f"{info.skipped} skipped" + (f" (see {metadata.SKIPPED_FILE})" if info.skipped else "")
     )
 
 

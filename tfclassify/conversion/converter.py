@@ -514,11 +514,14 @@ def dataset_info(
     for sh in shard_plan:
         splits[sh.split].append(results[sh.filename(options.name)])
     used = set(np.unique(records.labels).tolist())
+    label_ids = np.zeros(int(records.keys.max()) + 1, np.int64)  # by listing key
+    label_ids[records.keys] = records.labels
+    counts = plan.class_counts(shard_plan, label_ids, len(labels))
     return metadata.DatasetInfo(
         directory=options.output_dir,
         name=options.name,
         labels=labels,
-        splits={k: metadata.SplitInfo(k, tuple(v)) for k, v in splits.items()},
+        splits={k: metadata.SplitInfo(k, tuple(v), counts[k]) for k, v in splits.items()},
         files_found=files_found,
         accepted=len(records),
         skipped=len(skipped),

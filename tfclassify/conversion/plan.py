@@ -205,3 +205,27 @@ def plan_shards(
                 )
             )
     return shards
+
+
+def class_counts(
+    shards: Sequence[Shard], label_ids: np.ndarray, num_classes: int
+) -> dict[str, tuple[int, ...]]:
+    """Images per label id in each split of a plan: what dataset.json records.
+
+    Args:
+      shards: the plan (`plan_shards`).
+      label_ids: every listing key's label id (the listing's `label_ids()`), >= 0 for
+        each key the plan holds.
+      num_classes: the label map's size; a class without images counts 0.
+
+    Returns:
+      {split: counts by label id}, one entry per split that has shards.
+    """
+    label_ids = np.asarray(label_ids)
+    counts: dict[str, np.ndarray] = {}
+    for sh in shards:
+        # One bincount per shard: no copy of a whole split's keys.
+        labels = label_ids[np.asarray(sh.keys, np.int64)]
+        found = np.bincount(labels, minlength=num_classes)
+        counts[sh.split] = counts.get(sh.split, 0) + found
+    return {split: tuple(c.tolist()) for split, c in counts.items()}

@@ -32,8 +32,17 @@ class ShardInfo:
 
 @dataclasses.dataclass(frozen=True)
 class SplitInfo:
+    """One split: its shards, and how many of its images each class holds.
+
+    `class_counts[i]` is the number of images of label id `i` (the dataset's `labels`
+    order, every label included). dataset.json stores it as `{label: count}`; one
+    written before the counts were recorded has none, and loads with None: the
+    counts are then known only by reading the records (`tfclassify.inspect`).
+    """
+
     name: str
     shards: tuple[ShardInfo, ...]
+    class_counts: tuple[int, ...] | None = None
 
     @property
     def num_examples(self) -> int:
@@ -107,6 +116,11 @@ class DatasetInfo:
                 k: {
                     "num_examples": v.num_examples,
                     "num_bytes": v.num_bytes,
+                    **(
+                        {}
+                        if v.class_counts is None
+                        else {"class_counts": dict(zip(self.labels, v.class_counts, strict=True))}
+                    ),
                     "shards": [dataclasses.asdict(s) for s in v.shards],
                 }
                 for k, v in self.splits.items()
@@ -142,7 +156,9 @@ class DatasetInfo:
             c.obj(where, v)
             shards = c.array(f"{where}.shards", c.key(where, v, "shards"))
             splits[k] = SplitInfo(
-                k, tuple(c.shard(f"{where}.shards[{i}]", s) for i, s in enumerate(shards))
+                k,
+                tuple(c.shard(f"{where}.shards[{i}]", s) for i, s in enumerate(shards)),
+                c.class_counts(f"{where}.class_counts", v.get("class_counts"), labels),
             )
         for field in ("num_examples", "num_bytes"):
             # Each entry is bounded; so is their sum, which the readers hold in an int64.
@@ -255,6 +271,19 @@ class _Checker:
         if minimum is not None and not minimum <= value <= MAX_COUNT:
             self.bad(where, f"an integer from {minimum} to {MAX_COUNT}", value)
         return value
+
+    def class_counts(self, where: str, value: Any, labels: list[str]) -> tuple[int, ...] | None:
+        """`{label: count}` as counts by label id (a label it omits has none); None
+        when absent (a dataset.json from before the counts were recorded)."""
+        if value is None:
+            return None
+        position = {label: i for i, label in enumerate(labels)}
+        counts = [0] * len(labels)
+        for label, n in self.obj(where, value).items():
+            if label not in position:
+                self.bad(f"{where} key", "a label of the label map", label)
+            counts[position[label]] = self.integer(f"{where}.{label}", n)
+        return tuple(counts)
 
     def shard(self, where: str, s: Any) -> ShardInfo:
         self.obj(where, s)
