@@ -25,6 +25,7 @@ COMMANDS = {
     "quantize": "--output_dir",
     "bench": "--num_images",
     "demo": "--per_class",
+    "explain": "--layer",
 }
 
 # What TensorFlow still prints with the commands' log level (README, "Log lines"):
