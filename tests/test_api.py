@@ -22,6 +22,7 @@ COMMANDS = {
     "infer": "tfclassify.inference.modes",
     "train": "tfclassify.models.training",
     "quantize": "tfclassify.inference.variants",
+    "explain": "tfclassify.inference.explanation",
 }
 
 

@@ -87,3 +87,13 @@ def test_decode_and_resize_uint8_and_bfloat16(dataset):
     np.testing.assert_allclose(
         tf.cast(bf, tf.float32).numpy(), reference(record, ReadOptions(image_size=16)), atol=4e-3
     )
+
+
+@pytest.mark.parametrize("normalize", ["unit", "symmetric", "imagenet", "none"])
+def test_to_pixels_undoes_each_normalization(dataset, normalize):
+    record = dataset["train"][0]
+    raw = preprocess.decode_and_resize(record.encoded, ReadOptions(image_size=16, normalize="none"))
+    o = ReadOptions(image_size=16, normalize=normalize)
+    got = preprocess.to_pixels(preprocess.decode_and_resize(record.encoded, o), normalize)
+    assert got.dtype == np.float32 and got.min() >= 0 and got.max() <= 255
+    np.testing.assert_allclose(got, raw.numpy(), atol=1e-3)

@@ -6,8 +6,8 @@ what a user runs: one thin module per command, and this curated API.
 
 The public API is resolved lazily (PEP 562) so `import tfclassify` does not
 import TensorFlow, and `python -m tfclassify.convert` does not import its own
-module twice. `convert`, `verify`, `train`, `infer` and `quantize` are submodules (they also
-serve `python -m`) that are callable as their main function, so
+module twice. `convert`, `verify`, `train`, `infer`, `quantize` and `explain` are
+submodules (they also serve `python -m`) that are callable as their main function, so
 `tfclassify.convert(options)` works however the name was imported.
 """
 
@@ -37,12 +37,14 @@ _API = {
     "infer": "tfclassify.infer",
     "train": "tfclassify.train",
     "quantize": "tfclassify.quantize",
+    "explain": "tfclassify.explain",
+    "draw_explanation": "tfclassify.inference.explanation",
     "load_dataset_info": "tfclassify.core.metadata",
     "inspect_dataset": "tfclassify.reading.inspection",
     "show_examples": "tfclassify.inference.examples",
 }
 _RENAMED = {"load_dataset_info": "load"}
-_CALLABLE_MODULES = ("convert", "verify", "train", "infer", "quantize")
+_CALLABLE_MODULES = ("convert", "verify", "train", "infer", "quantize", "explain")
 
 __all__ = sorted(_API)
 

@@ -3,9 +3,9 @@
 Kept: importing a submodule rebinds the package attribute to the module, so without this
 `import tfclassify.convert` would turn `tfclassify.convert(options)` into a call of a module.
 
-`convert`, `infer`, `quantize`, `train` and `verify` are both functions of the public API and the
-commands run with `python -m`: the module forwards calls to its function, and shows that
-function's signature and docstring to `inspect.signature` and `help`.
+`convert`, `explain`, `infer`, `quantize`, `train` and `verify` are both functions of the public
+API and the commands run with `python -m`: the module forwards calls to its function, and shows
+that function's signature and docstring to `inspect.signature` and `help`.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from tfclassify import cli
-from tfclassify.core.errors import InputError, MissingDependencyError, OptionsError, OutputError
+from tfclassify.core import plotting
+from tfclassify.core.errors import InputError, OptionsError, OutputError
 from tfclassify.core.options import ThreadOptions
 
 TARGETS = {
@@ -630,13 +631,6 @@ _KERAS = ("keras_baseline", "keras_per_image")
 _COLORS = {"pipelined": "tab:blue", "pipelined_preresized": "tab:orange"}
 
 
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "plot", "matplotlib") from None
-
-
 def _rates(figures: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """{model: {runtime: {figure: images/s}}} of the rates among `figures` (TF first)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -685,17 +679,14 @@ def chart(figures: Mapping[str, Any], path: str | None = None) -> Any:
       MissingDependencyError: matplotlib is not installed.
       InputError: `figures` hold no contender's images/s.
     """
-    _require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    plotting.require_matplotlib()
     panels = {m: r for m, r in _rates(figures).items() if _rows(r)}
     if not panels:
         raise InputError("no images/s figures to draw (names like pipelined[small_cnn])")
     rows = {m: _rows(r) for m, r in panels.items()}
     height = sum(0.3 * len(r) + 1.0 for r in rows.values()) + 0.6
-    fig = Figure(figsize=(11, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = plotting.new_figure(11, height)
+    fig.set_layout_engine("constrained")
     axes = fig.subplots(
         len(panels),
         1,
@@ -709,7 +700,7 @@ def chart(figures: Mapping[str, Any], path: str | None = None) -> Any:
     for ax, (model, runtimes) in zip(axes, panels.items(), strict=True):
         _panel(ax, model, runtimes, rows[model])
     if path is not None:
-        fig.savefig(path, format="png")
+        plotting.save_figure(fig, path)
     return fig
 
 
@@ -803,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(f: Any) -> None:
         if f.chart:
-            _require_matplotlib()
+            plotting.require_matplotlib()
             chart_path = _folder_of("chart", f.chart)
         if f.from_json:
             figures = load_json(f.from_json)

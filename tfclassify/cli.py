@@ -31,6 +31,7 @@ COMMANDS = {
     "infer": "run a classifier over a converted dataset; predictions and a summary",
     "train": "fit a small classifier on a converted dataset (for examples and the demo)",
     "quantize": "LiteRT and OpenVINO variants of a model, measured here; the fastest selected",
+    "explain": "Grad-CAM heat-maps over sample images for the predicted class; a grid picture",
     "bench": "every stage, mode and runtime timed side by side; --chart draws them",
     "demo": "the whole product on generated data, no arguments needed",
 }

@@ -466,6 +466,14 @@ class PreparedModel:
         """Classes each prediction row lists: `options.top_k`, clipped to the classes."""
         return min(self.options.top_k, len(self.class_names))
 
+    def model_ids(self, labels: np.ndarray) -> np.ndarray:
+        """The dataset's label ids as the model's class indices (int64; -1: unlabeled,
+        or a class the model does not have)."""
+        remap = self._remap
+        if remap is not None:
+            labels = np.where(labels >= 0, remap[np.clip(labels, 0, len(remap) - 1)], -1)
+        return np.where(labels < len(self.class_names), labels, -1).astype(np.int64)
+
     def read_options(self, split: str | None = None) -> ReadOptions:
         """How to read `split` of a converted dataset for this model (None: the read
         options' own split, which a list of shards does not use). The input was
@@ -566,10 +574,7 @@ def _run(
     keys, true_ids, probs = _predict_all(predictor, source, options.max_images, num_classes)
     seconds = clock() - start
 
-    remap = prepared._remap
-    if remap is not None:
-        true_ids = np.where(true_ids >= 0, remap[np.clip(true_ids, 0, len(remap) - 1)], -1)
-    true_ids = np.where(true_ids < num_classes, true_ids, -1).astype(np.int64)
+    true_ids = prepared.model_ids(true_ids)
     # Stable sort: ties resolve to the lower class index in every mode.
     order = np.argsort(-probs, axis=1, kind="stable")[:, : prepared.top_k]
     return InferResult(

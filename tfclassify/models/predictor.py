@@ -287,6 +287,7 @@ class Predictor(abc.ABC):
         self._num_classes: int | None = None
         self._fn: Callable[[Any], Any] | None = None
         self._call: Callable[[Any], Any] | None = None  # _fn, frozen when `freeze`
+        self._frozen: Any = None  # _fn's graph with its variables as constants
         self.freeze = freeze
         self._labels = read_labels(path)
         with _tf().device(self.device):
@@ -504,6 +505,24 @@ class Predictor(abc.ABC):
         """Human-readable inputs/outputs of this model (see module `describe`)."""
         return describe(self.path)
 
+    def frozen_graph(self) -> Any:
+        """The model call as a TF graph with its variables folded into constants: a
+        concrete function, images [B, *input_shape] -> raw outputs [B, num_classes].
+        For tools that read the model's layers from its graph (`models.gradcam`).
+
+        Raises:
+          InputError: a model that does not run on TensorFlow (LiteRT, OpenVINO), or
+            whose graph cannot be frozen.
+        """
+        if self._fn is None:
+            raise InputError(f"{self.path} runs on {self.runtime}: it has no TensorFlow graph")
+        if self._frozen is None:
+            try:
+                self._frozen = _freeze(self._fn)
+            except Exception as e:  # as in `_compile`: state that is not a variable
+                raise InputError(f"{self.path}: cannot freeze its graph ({e})") from e
+        return self._frozen
+
     # ---- helpers ---------------------------------------------------------------------
 
     def _compile(self, call: Callable[[Any], Any]) -> None:
@@ -526,13 +545,7 @@ class Predictor(abc.ABC):
         if not self.freeze:
             return
         try:
-            # TF's own freezing step (the one its TFLite and TF-TRT converters run); not
-            # part of TF's public API, so a TF that moves it only loses the speed-up.
-            from tensorflow.python.framework.convert_to_constants import (
-                convert_variables_to_constants_v2,
-            )
-
-            frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+            frozen = _freeze(fn)
         except Exception as e:  # e.g. lookup tables or other state that is not a variable
             logging.warning("%s: cannot freeze (%s); calling the model as saved", self.path, e)
             self.freeze = False
@@ -586,6 +599,17 @@ def _backend(kind: str) -> type[Predictor]:
     if module is not None:
         importlib.import_module(module)  # registers the backend
     return Predictor._backends[kind]
+
+
+def _freeze(fn: Any) -> Any:
+    """`fn`'s concrete function with its variables folded into constants."""
+    # TF's own freezing step (the one its TFLite and TF-TRT converters run); not part
+    # of TF's public API, so a TF that moves it only loses the speed-up.
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(fn.get_concrete_function())
 
 
 def _load_saved_model(path: str) -> Any:

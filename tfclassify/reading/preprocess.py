@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfclassify.core.options import ReadOptions
@@ -26,6 +27,7 @@ __all__ = [
     "finish_batch",
     "geometry",
     "resize_target",
+    "to_pixels",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -261,6 +263,21 @@ def _normalize(image: tf.Tensor, options: ReadOptions) -> tf.Tensor:
     if options.dtype == "uint8":
         return tf.cast(tf.round(image), tf.uint8)
     return tf.cast(image, options.dtype)
+
+
+def to_pixels(images: Any, normalize: str) -> np.ndarray:
+    """Images as the reader gave them, back to pixel values: float32 in [0, 255], for
+    showing them. Undoes `normalize` (a `ReadOptions.normalize`) as `_normalize`
+    applied it.
+    """
+    x = np.asarray(images, np.float32)
+    if normalize == "unit":
+        x = x * 255
+    elif normalize == "symmetric":
+        x = (x + 1) * 127.5
+    elif normalize == "imagenet":
+        x = (x * np.float32(IMAGENET_STD) + np.float32(IMAGENET_MEAN)) * 255
+    return np.clip(x, 0, 255)
 
 
 def finish_batch(batch: dict[str, tf.Tensor], options: ReadOptions) -> dict[str, tf.Tensor]:
