@@ -278,7 +278,7 @@ def test_the_picture_is_a_real_png_of_the_grid_size(tmp_path, n, columns, grid):
 
 def test_drawing_options_are_checked(tmp_path):
     result = _fake_explanation(2)
-    with pytest.raises(OptionsError, match=r"must end in one of .*\.png"):
+    with pytest.raises(OptionsError, match=r"end its name in one of .*\.png"):
         draw_explanation(result, str(tmp_path / "cam.txt"))
     with pytest.raises(OptionsError, match="alpha"):
         draw_explanation(result, alpha=1.5)
@@ -321,7 +321,7 @@ def test_cli_checks_matplotlib_and_the_picture_before_loading_the_model(
     missing = str(tmp_path / "no_such_model.keras")  # loading it would fail otherwise
     argv = ["explain", "--model", missing, "--data", data, "--output"]
     assert explain_mod.main([*argv, str(tmp_path / "cam.txt")]) == 2
-    assert "must end in one of" in _one_error_line(capsys)
+    assert "end its name in one of" in _one_error_line(capsys)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
     assert explain_mod.main([*argv, str(tmp_path / "cam.png")]) == 2
     assert "pip install 'tfclassify[plot]'" in _one_error_line(capsys)
