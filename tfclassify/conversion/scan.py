@@ -548,16 +548,17 @@ def scan_keys(listing: sources.Listing, options: ConvertOptions, keys: range) ->
     def one(key: int) -> _Scan | Callable[[], _Scan]:
         return _scan_one(key, listing.source(key), listing.label_id(key), options, None, quick_cfg)
 
-    results = list(ordered(keys, one, options.workers))
-    if options.validate == "full":
-        checks = _decode_checks(listing, options, keys)
-        try:
-            checks.progress(wait=True)
-        finally:
-            checks.close()
-        for i, (result, _) in enumerate(results):
-            if _needs_decode_check(result) and not checks.decoded(i):
-                results[i] = _rescan(listing, options, None, keys[i])
+    if options.validate != "full":
+        return list(ordered(keys, one, options.workers))
+    checks = _decode_checks(listing, options, keys)  # decoding while the scan runs
+    try:
+        results = list(ordered(keys, one, options.workers))
+        checks.progress(wait=True)
+    finally:
+        checks.close()
+    for i, (result, _) in enumerate(results):
+        if _needs_decode_check(result) and not checks.decoded(i):
+            results[i] = _rescan(listing, options, None, keys[i])
     return results
 
 
