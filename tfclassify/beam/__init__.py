@@ -33,8 +33,8 @@ _API = {
     "WritePredictions": "tfclassify.beam.inference",
     "dataset_shards": "tfclassify.beam.inference",
     "describe_summary": "tfclassify.beam.inference",
-    "pipeline_options": "tfclassify.beam.inference",
-    "LOCAL_RUNNER": "tfclassify.beam.inference",
+    "pipeline_options": "tfclassify.beam.runner",
+    "LOCAL_RUNNER": "tfclassify.beam.runner",
     "run_inference": "tfclassify.beam.inference",
 }
 

@@ -45,7 +45,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
-from tfclassify.beam.inference import pipeline_options
+from tfclassify.beam.runner import pipeline_options
 from tfclassify.conversion import converter, plan, scan, shards, sources
 from tfclassify.core import fileio, metadata
 from tfclassify.core.errors import DataError, OptionsError, OutputError

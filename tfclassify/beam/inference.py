@@ -51,9 +51,10 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
+from tfclassify.beam.runner import LOCAL_RUNNER, pipeline_options
 from tfclassify.core import fileio, metadata
 from tfclassify.core.errors import DataError, InputError, OptionsError, OutputError, TfclassifyError
 from tfclassify.core.options import InferOptions
@@ -537,23 +538,6 @@ class WritePredictions(beam.PTransform):
             beam.pvalue.AsList(files),
             beam.pvalue.AsList(dead),
         )
-
-
-# The local runner the jobs default to: the engine Beam's DirectRunner runs batch
-# pipelines on, named itself because DirectRunner first tries to download the Prism
-# runner's binary (and the portable runner a job server's).
-LOCAL_RUNNER = "FnApiRunner"
-
-
-def pipeline_options(args: Sequence[str] = ()) -> PipelineOptions:
-    """Beam's options from command-line arguments; the runner is `LOCAL_RUNNER`
-    (in-process, or `--direct_num_workers=N --direct_running_mode=multi_processing`)
-    unless `--runner` names another."""
-    options = PipelineOptions(list(args))
-    standard = options.view_as(StandardOptions)
-    if standard.runner is None:
-        standard.runner = LOCAL_RUNNER
-    return options
 
 
 def run_inference(
