@@ -273,7 +273,7 @@ def main(argv: list[str]) -> None:
     def done(name: str, rate: float) -> None:
         results.add({f"{name}_images_per_s": round(rate, 1)})
 
-    rates = bench.round_robin(contenders, FLAGS.repeats, bench._progress(), done)
+    rates = bench.round_robin(contenders, FLAGS.repeats, bench.Runs().progress, done)
     derived: dict[str, Any] = {}
     if "convert" in FLAGS.parts:
         for name in ("convert_beam", "convert_beam_multi_process"):

@@ -142,7 +142,7 @@ def main(argv: list[str]) -> None:
             "convert_full": _synced(converter("full"), n),
         },
         FLAGS.repeats,
-        bench._progress(),
+        bench.Runs().progress,
         done,
     )
     results.add(

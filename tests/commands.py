@@ -33,6 +33,20 @@ _REGISTRY = (
 )
 
 
+class Terminal(io.StringIO):
+    """A captured stream that says it is a terminal, as a user's stderr is: progress
+    bars draw on it (`contextlib.redirect_stderr(Terminal())`)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def last_lines(err: str, desc: str) -> list[str]:
+    """The lines a pass `desc` prints in a log when it ends (`desc: N/N img, ...`;
+    without a `(NN%)`, which only the lines on the way have)."""
+    return [line for line in err.splitlines() if line.startswith(f"{desc}: ") and "%)" not in line]
+
+
 def run_process(module: str, *args: str, **kw) -> subprocess.CompletedProcess:
     """`python -m module args` in a new interpreter."""
     return subprocess.run(

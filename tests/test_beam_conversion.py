@@ -9,6 +9,7 @@ import shutil
 import sys
 
 import pytest
+from commands import last_lines
 
 pytest.importorskip("apache_beam")
 
@@ -66,12 +67,24 @@ def _run(options: ConvertOptions, args: list[str]) -> metadata.DatasetInfo:
 
 
 @pytest.mark.parametrize("args", [IN_PROCESS, MULTI_PROCESS], ids=["in_process", "multi_process"])
-def test_same_bytes_as_the_local_converter(local, tmp_path, args):
+def test_same_bytes_as_the_local_converter(local, tmp_path, args, capfd):
     options, local_dir = local
-    info = _run(dataclasses.replace(options, output_dir=str(tmp_path / "beam")), args)
+    out = str(tmp_path / "beam")
+    info = _run(dataclasses.replace(options, output_dir=out, quiet=False), args)
     _assert_same(local_dir, str(tmp_path / "beam"))
     assert info.skipped == metadata.load(local_dir).skipped > 0
     assert set(info.splits) == {"train", "validation"}
+    # Progress as the local converter shows it, where the work ran in this process
+    # (stderr is not a terminal here: a line when each pass ends, once).
+    err = capfd.readouterr().err
+    scan, write = last_lines(err, "scan"), last_lines(err, "write")
+    if args == IN_PROCESS:
+        files = info.accepted + info.skipped
+        assert len(scan) == 1 and scan[0].startswith(f"scan: {files}/{files} img, "), err
+        assert len(write) == 1
+        assert write[0].startswith(f"write: {info.accepted}/{info.accepted} img, "), err
+    else:  # in the workers' processes: no bar, and none of theirs
+        assert scan == write == [], err
 
 
 def test_manifest_input_same_bytes(tmp_path, class_tree):

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 import recordlib
+from commands import last_lines
 
 pytest.importorskip("apache_beam")
 
@@ -104,9 +105,13 @@ def _files(output: str) -> list[str]:
     [(".csv", []), (".jsonl", MULTI_THREADED)],
     ids=["csv-in_process", "jsonl-multi_threaded"],
 )
-def test_rows_and_summary_equal_infers(model_dir, sharded, local, tmp_path, ext, beam_args):
+def test_rows_and_summary_equal_infers(model_dir, sharded, local, tmp_path, ext, beam_args, capsys):
     out = str(tmp_path / f"preds{ext}")
     summary = _run_job(model_dir, sharded()[0], out, *beam_args)
+    # The images predicted, as infer shows them (stderr is not a terminal: one line).
+    n = SHARDS * PER_SHARD
+    lines = last_lines(capsys.readouterr().err, "infer pipelined")
+    assert len(lines) == 1 and lines[0].startswith(f"infer pipelined: {n}/{n} img, ")
     local_rows, local_summary = local(ext)
     files = _files(out)
     _assert_same_rows(_rows(files), local_rows)

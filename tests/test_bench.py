@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -10,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from commands import Terminal
 
 from tfclassify import bench
 from tfclassify.models import openvino
@@ -232,6 +234,39 @@ def test_round_robin_reports_each_median_after_the_contenders_last_run():
     assert medians == {"a": 5.0, "b": 2.0}
     assert events[-4:] == [("run", "a"), ("done", "a", 5.0), ("run", "b"), ("done", "b", 2.0)]
     assert [e for e in events if e[0] == "done"] == events[-3:-2] + events[-1:]
+
+
+def test_each_run_draws_a_bar_that_goes_when_it_ends(tmp_path, converted_shapes):
+    """At a terminal, a contender's run draws a bar its line replaces; --quiet leaves
+    the runs' lines alone (as a log does: such a bar prints no last line)."""
+    import tfclassify
+    from tfclassify.core import metadata
+    from tfclassify.core.options import ReadOptions
+
+    data = converted_shapes(("circle", "square"), {"train": 4})
+    labels = metadata.load(data).labels
+    model = bench._save_model("small_cnn", 64, labels, str(tmp_path / "m"))
+    predictor = tfclassify.Predictor.load(model)
+
+    def run(runs: bench.Runs, stderr: io.StringIO) -> str:
+        contenders = {
+            "decode_only": bench._decode_only(
+                data, ReadOptions(image_size=64, batch_size=4), 8, runs
+            ),
+            "model_only": bench._model_only(predictor, 64, 8, 4, runs),
+            "pipelined": bench._mode(predictor, "pipelined", data, 8, 4, runs),
+        }
+        with contextlib.redirect_stderr(stderr):
+            bench.round_robin(contenders, 1, runs.progress, start=runs.start)
+        return stderr.getvalue()
+
+    drawn = run(bench.Runs("small_cnn"), Terminal())
+    for name in ("decode_only", "model_only", "pipelined"):
+        assert f"[small_cnn] {name} warm-up:" in drawn and f"[small_cnn] {name} run 1" in drawn
+    assert "img/s" in drawn and "/8 " in drawn  # each bar's total: the run's images
+    lines = run(bench.Runs("small_cnn", quiet=True), Terminal()).splitlines()
+    assert len(lines) == 6 and all(line.startswith("  [small_cnn] ") for line in lines)
+    assert all(line.endswith(" images/s") for line in lines)
 
 
 def _png(path) -> np.ndarray:

@@ -67,9 +67,14 @@ def test_every_command_has_the_same_shape(name, capsys):
     assert not set(module._flags()) & set(flags.FLAGS)
 
 
+# The line a pass prints when it ends, where stderr is not a terminal.
+PASS_DONE = re.compile(r"\w+: (\d+)/\1 img, [\d.]+ img/s, [\d.]+ MB/s, [\d.]+ s")
+
+
 def test_commands_print_no_tensorflow_noise(class_tree, tmp_path):
     """Without TF_CPP_MIN_LOG_LEVEL in the environment, stderr holds nothing but the
-    documented remainder: no INFO lines, no progress bar redrawn into a pipe."""
+    documented remainder: no INFO lines, no progress bar redrawn into a pipe (a line
+    as each pass ends instead)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     out = str(tmp_path / "out")
 
@@ -79,12 +84,18 @@ def test_commands_print_no_tensorflow_noise(class_tree, tmp_path):
         )
         assert p.returncode == 0, p.stderr
         # tfclassify's own warnings come through absl's logger (an empty class, here).
-        ours = [x for x in p.stderr.splitlines() if x.startswith("WARNING:absl:")]
+        ours = [
+            x
+            for x in p.stderr.splitlines()
+            if x.startswith("WARNING:absl:") or PASS_DONE.fullmatch(x)
+        ]
         noise = [x for x in p.stderr.splitlines() if not NATIVE_REMAINDER.fullmatch(x)]
         assert noise == ours, p.stderr
         return p
 
     converted = run("tfclassify.convert", "--input_dir", class_tree, "--output_dir", out)
+    passes = [x.split(":")[0] for x in converted.stderr.splitlines() if PASS_DONE.fullmatch(x)]
+    assert passes == ["scan", "write"]
     assert re.fullmatch(
         r"\d+ images in 4 classes, 1 shard \(train: \d+\) -> .+; \d+ skipped.*\n",
         converted.stdout,

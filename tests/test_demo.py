@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from commands import Terminal, last_lines
 
 from tfclassify import cli, demo
 
@@ -54,6 +57,10 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path, capsys)
         assert f"[{stage}/5]" in p.stdout
     table = {line.split()[0]: line.split() for line in p.stdout.splitlines()[-3:]}
     assert tuple(table) == MODES
+    # Each stage's progress (stderr is not a terminal here: a line as each pass ends).
+    for desc in ("scan", "write", *(f"infer {mode}" for mode in MODES)):
+        assert len(last_lines(p.stderr, desc)) == 1, p.stderr[-3000:]
+    assert last_lines(p.stderr, "infer batch")[0].startswith("infer batch: 8/8 img, ")
     # TF's INFO lines from saving the model stay out of the user's terminal.
     assert "Assets written to" not in p.stderr and "Traceback" not in p.stderr
     # Nor those TF's SavedModel code logs through absl at INFO.
@@ -84,6 +91,16 @@ def test_demo_runs_every_stage_and_writes_predictions_per_mode(tmp_path, capsys)
     assert "was not made by the demo" in refused[0]
     assert os.listdir(mine) == ["keep.txt"]
     assert (mine / "keep.txt").read_text() == "user data"
+
+
+def test_demo_quiet_shows_no_progress(tmp_path):
+    with (
+        contextlib.redirect_stderr(Terminal()) as err,
+        contextlib.redirect_stdout(io.StringIO()) as out,
+    ):
+        demo.run(str(tmp_path / "demo"), per_class=5, epochs=1, quiet=True)
+    assert "[5/5]" in out.getvalue()
+    assert "img" not in err.getvalue() and "scan" not in err.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib
+import io
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 import recordlib
+from commands import Terminal, last_lines
 from recordlib import make_record, read_file, save_dataset_info, shard_info, write_file, write_shard
 
 from tfclassify.core import metadata, schema
@@ -374,6 +377,34 @@ def test_cli_writes_predictions_for_a_converted_dataset(model_dir, dataset_dir, 
     assert all(r["true_label"] in LABELS for r in rows)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["split"] == "validation" and summary["count"] == len(rows)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_bar_counts_the_images_predicted_in_every_mode(predictor, dataset_dir, mode):
+    options = InferOptions(mode=mode, batch_size=2)
+    # In a log: one line when it ends, with every image predicted.
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        result = infer(predictor, dataset_dir, options)
+    lines = last_lines(err.getvalue(), f"infer {mode}")
+    assert len(lines) == 1 and lines[0].startswith(f"infer {mode}: {result.count}/{result.count} ")
+    # At a terminal, a bar; with max_images, its total is theirs.
+    with contextlib.redirect_stderr(Terminal()) as err:
+        infer(predictor, dataset_dir, dataclasses.replace(options, max_images=3))
+    assert f"infer {mode}" in err.getvalue() and "3/3" in err.getvalue()
+    assert "img/s" in err.getvalue()
+    with contextlib.redirect_stderr(Terminal()) as err:
+        infer(predictor, dataset_dir, dataclasses.replace(options, quiet=True))
+    assert err.getvalue() == ""
+
+
+def test_cli_quiet_draws_no_bar(model_dir, dataset_dir):
+    argv = ["infer", "--model", model_dir, "--data", dataset_dir]
+    with contextlib.redirect_stderr(Terminal()) as err, contextlib.redirect_stdout(io.StringIO()):
+        assert infer_mod.main([*argv, "--quiet"]) == 0
+    assert "infer" not in err.getvalue() and "img" not in err.getvalue()
+    with contextlib.redirect_stderr(Terminal()) as err, contextlib.redirect_stdout(io.StringIO()):
+        assert infer_mod.main(argv) == 0
+    assert "infer pipelined" in err.getvalue() and "img/s" in err.getvalue()
 
 
 def _channels_first_twins(tmp_path, conv_first: bool) -> tuple[Predictor, Predictor]:

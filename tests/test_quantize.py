@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
+from commands import Terminal, last_lines
 
 from tfclassify.core import metadata
 from tfclassify.core.errors import InputError, MissingDependencyError, OptionsError, OutputError
@@ -352,8 +355,9 @@ def test_cli_quantizes_and_prints_the_table(model, data, tmp_path, capsys):
     out = str(tmp_path / "q")
     argv = ["quantize", "--model", model, "--data", data, "--output_dir", out]
     rest = ["--variants", "fp32", "--representative_samples", "4", "--max_images", "8"]
-    assert quantize_mod.main([*argv, *rest, "--image_size", f"{SIZE}x{SIZE}"]) == 0
-    text = capsys.readouterr().out
+    assert quantize_mod.main([*argv, *rest, "--image_size", f"{SIZE}x{SIZE}", "--quiet"]) == 0
+    text, err = capsys.readouterr()
+    assert "measure" not in err and "img" not in err  # --quiet: no progress
     assert "variant" in text and "fp32" in text and "float" in text
     assert f"report -> {out}/report.json" in text
     assert f"python -m tfclassify.infer --model {out}" in text
@@ -365,6 +369,26 @@ def test_cli_quantizes_and_prints_the_table(model, data, tmp_path, capsys):
     assert "--image_size must be N or HxW, got 'big'" in capsys.readouterr().err
     assert quantize_mod.main(["quantize", "--model", model]) == 2
     assert "--data is required" in capsys.readouterr().err
+
+
+def test_each_pass_shows_its_progress_and_quiet_shows_none(model, data, tmp_path):
+    options = _small(tmp_path / "q", max_images=8)
+    with contextlib.redirect_stderr(io.StringIO()) as err:  # a log: its last lines, once
+        report = quantize(model, data, options)
+    n = report.float_model.count
+    for desc, done in [
+        ("calibration images", "8/8 img"),
+        ("write variants", "2/2 variant"),
+        ("measure float", f"{n}/{n} img"),
+        ("measure fp32", f"{n}/{n} img"),
+        ("measure int8", f"{n}/{n} img"),
+    ]:
+        lines = last_lines(err.getvalue(), desc)
+        assert len(lines) == 1 and lines[0].startswith(f"{desc}: {done}, "), err.getvalue()
+    quiet = _small(tmp_path / "q2", variants=("int8",), max_images=8, quiet=True)
+    with contextlib.redirect_stderr(Terminal()) as err:
+        quantize(model, data, quiet)
+    assert "measure" not in err.getvalue() and "img" not in err.getvalue()
 
 
 def test_cli_lists_the_variants(capsys):

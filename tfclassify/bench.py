@@ -24,9 +24,11 @@ as trained ones; what a variant costs in accuracy is `tfclassify.quantize`'s rep
 
 Each contender runs once to warm up (traces, page cache), then `--repeats` times,
 round-robin; the median is reported. Absolute numbers drift on shared machines: the ratios,
-measured in the same run, are the result. Each run's rate is printed to stderr as it
-ends; each figure is printed to stdout (one line) as soon as it is known (a contender's
-median after its last run), and all go to `--json` (default ./bench.json; the last
+measured in the same run, are the result. While a contender runs, a bar on stderr
+counts its images (`--quiet`: none; where stderr is not a terminal, a line every few
+seconds instead); each run's rate is printed to stderr as it ends; each figure is
+printed to stdout (one line) as soon as it is known (a contender's median after its
+last run), and all go to `--json` (default ./bench.json; the last
 line names it). `--chart bench.png` draws images/s per mode and runtime with the
 ceilings as reference lines (needs `tfclassify[plot]`); `--from_json bench.json`
 prints and draws an earlier run's figures without running anything.
@@ -70,6 +72,7 @@ from tfclassify import cli
 from tfclassify.core import plotting
 from tfclassify.core.errors import InputError, OptionsError, OutputError
 from tfclassify.core.options import ThreadOptions
+from tfclassify.core.progress import Progress
 
 TARGETS = {
     "pipelined_vs_combined_ceiling": 0.90,
@@ -118,6 +121,7 @@ class BenchConfig:
     # The runtime axis: `tfclassify.quantize` variants, those whose runtime is here.
     variants: tuple[str, ...] = VARIANTS
     representative_samples: int = 200
+    quiet: bool = False  # no progress bars (the lines of each run stay)
 
 
 def round_robin(
@@ -125,19 +129,22 @@ def round_robin(
     repeats: int,
     progress: Callable[[str, int, float], None] | None = None,
     done: Callable[[str, float], None] | None = None,
+    start: Callable[[str, int], None] | None = None,
 ) -> dict:
     """Median images/s per contender, timed round-robin (A B C, A B C, ...).
 
     Each contender runs once to warm up (traces, page cache), then `repeats` times;
     each run returns (images, seconds). Interleaving spreads a shared machine's slow
     and fast spells over every contender instead of letting one contender's repeats
-    catch them all. `progress(name, run, images_per_s)` hears of every run as it
-    ends (run 0: the warm-up); `done(name, median)` of each contender's median as
-    soon as its last run ends.
+    catch them all. `start(name, run)` hears of every run as it starts (run 0: the
+    warm-up), `progress(name, run, images_per_s)` as it ends; `done(name, median)`
+    of each contender's median as soon as its last run ends.
     """
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     for run in range(repeats + 1):
         for name, fn in contenders.items():
+            if start is not None:
+                start(name, run)
             n, seconds = fn()
             if run:
                 rates[name].append(n / seconds)
@@ -146,6 +153,39 @@ def round_robin(
             if run == repeats and done is not None:
                 done(name, statistics.median(rates[name]))
     return {k: statistics.median(v) for k, v in rates.items()}
+
+
+class Runs:
+    """One model's contender runs as people see them: a bar on stderr while each runs,
+    which the contender advances (`bar`), and a line when it ends.
+
+    A `round_robin`'s `start` and `progress`. The bar is left out when quiet, and
+    goes when its run ends (the run's line says how it went).
+    """
+
+    def __init__(self, arch: str | None = None, quiet: bool = False) -> None:
+        self._tag = f"[{arch}] " if arch else ""
+        self._quiet = quiet
+        self._label = ""
+
+    def start(self, name: str, run: int) -> None:
+        self._label = f"{self._tag}{name} {_run_name(run)}"
+
+    def bar(self, total: int | None = None) -> Progress:
+        """The bar of the run that has started."""
+        return Progress(self._label, total, quiet=self._quiet, leave=False)
+
+    def progress(self, name: str, run: int, rate: float) -> None:
+        text = f"  {self._tag}{name} {_run_name(run)}: {rate:.1f} images/s"
+        print(text, file=sys.stderr, flush=True)
+
+
+def _run_name(run: int) -> str:
+    return "warm-up" if run == 0 else f"run {run}"
+
+
+def _bar(runs: Runs | None, total: int | None = None) -> Progress:
+    return runs.bar(total) if runs is not None else Progress("", total, quiet=True)
 
 
 def timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
@@ -179,7 +219,7 @@ def _prepare(cfg: BenchConfig) -> dict[str, Any]:
         out = os.path.join(cfg.workdir, name)
         if not os.path.isfile(os.path.join(out, "dataset.json")):
             tfclassify.convert(
-                tfclassify.ConvertOptions(input_dir=images, output_dir=out, quiet=True, **kw)
+                tfclassify.ConvertOptions(input_dir=images, output_dir=out, quiet=cfg.quiet, **kw)
             )
         return out
 
@@ -227,7 +267,7 @@ def _keras_subset(
     from tfclassify.core.options import InferOptions
 
     options = InferOptions(
-        batch_size=batch_size, max_images=limit, top_k=1, keep_probabilities=False
+        batch_size=batch_size, max_images=limit, top_k=1, keep_probabilities=False, quiet=True
     )
     keys = tfclassify.infer(predictor, dirs["full"], options).keys
     shutil.rmtree(root, ignore_errors=True)
@@ -238,7 +278,9 @@ def _keras_subset(
     return files
 
 
-def _decode_only(directory: str, read: Any, images: int) -> Callable[[], tuple[int, float]]:
+def _decode_only(
+    directory: str, read: Any, images: int, runs: Runs | None = None
+) -> Callable[[], tuple[int, float]]:
     """The reader alone over `directory`, `images` images or more, timed from its first
     batch: a ceiling is a steady-state rate, without the pipeline's start-up."""
     import tfclassify
@@ -249,14 +291,21 @@ def _decode_only(directory: str, read: Any, images: int) -> Callable[[], tuple[i
         ds = tfclassify.make_dataset(directory, read).repeat().take(batches + 1)
         it = iter(ds)
         next(it)
-        start = time.perf_counter()
-        n = sum(int(batch["image"].shape[0]) for batch in it)
-        return n, time.perf_counter() - start
+        n = 0
+        with _bar(runs, batches * read.batch_size) as bar:
+            start = time.perf_counter()
+            for batch in it:
+                images = int(batch["image"].shape[0])
+                n += images
+                bar.update(images)
+            return n, time.perf_counter() - start
 
     return run
 
 
-def _model_only(predictor: Any, size: int, images: int, batch_size: int) -> Callable:
+def _model_only(
+    predictor: Any, size: int, images: int, batch_size: int, runs: Runs | None = None
+) -> Callable:
     """The model alone on one random batch, `images` images' worth of calls."""
     import numpy as np
 
@@ -266,15 +315,17 @@ def _model_only(predictor: Any, size: int, images: int, batch_size: int) -> Call
     calls = math.ceil(images / batch_size)
 
     def run() -> int:
-        for _ in range(calls):
-            predictor.predict(random_batch)
+        with _bar(runs, calls * batch_size) as bar:
+            for _ in range(calls):
+                predictor.predict(random_batch)
+                bar.update(batch_size)
         return calls * batch_size
 
     return timed(run)
 
 
 def _mode(
-    predictor: Any, mode: str, directory: str, max_images: int, batch_size: int
+    predictor: Any, mode: str, directory: str, max_images: int, batch_size: int, runs: Runs
 ) -> Callable[[], tuple[int, float]]:
     import tfclassify
     from tfclassify.core.options import InferOptions
@@ -282,14 +333,15 @@ def _mode(
     options = InferOptions(mode=mode, batch_size=batch_size, max_images=max_images, top_k=1)
 
     def run() -> tuple[int, float]:
-        r = tfclassify.infer(predictor, directory, options)
+        with runs.bar() as bar:  # infer sets its total
+            r = tfclassify.infer(predictor, directory, options, progress=bar)
         return r.count, r.seconds
 
     return run
 
 
 def _keras_contenders(
-    arch: str, cfg: BenchConfig, dirs: dict[str, str], model_dir: str, predictor: Any
+    arch: str, cfg: BenchConfig, dirs: dict[str, str], model_dir: str, predictor: Any, runs: Runs
 ) -> dict[str, Callable[[], tuple[int, float]]]:
     """Keras's own reader + predict on the original files, and its per-image loop."""
     import keras
@@ -311,17 +363,32 @@ def _keras_contenders(
         # Keras too: without it a pass may end late waiting for the autotuner's
         # thread, and the baseline would carry a TF quirk, not its design.
         ds = ds.with_options(tfdata.autotune_options(_read(arch, cfg).autotune))
-        return int(keras_model.predict(ds, verbose=0).shape[0])
+        with runs.bar(len(keras_files)) as bar:
+            counted = _keras_counter(bar, bs, len(keras_files))
+            return int(keras_model.predict(ds, verbose=0, callbacks=[counted]).shape[0])
 
     def keras_per_image() -> int:
         # The one-image-at-a-time loop of many tutorials: load, resize, predict.
         files = keras_files[: cfg.sequential_images]
-        for f in files:
-            image = keras.utils.img_to_array(keras.utils.load_img(f, target_size=(size, size)))
-            keras_model.predict(image[None] / 255.0, verbose=0)
+        with runs.bar(len(files)) as bar:
+            for f in files:
+                image = keras.utils.img_to_array(keras.utils.load_img(f, target_size=(size, size)))
+                keras_model.predict(image[None] / 255.0, verbose=0)
+                bar.update()
         return len(files)
 
     return {"keras_baseline": timed(keras_baseline), "keras_per_image": timed(keras_per_image)}
+
+
+def _keras_counter(bar: Progress, batch_size: int, total: int) -> Any:
+    """A Keras callback that advances `bar` by each predicted batch."""
+    import keras
+
+    class Counted(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch: int, logs: Any = None) -> None:
+            bar.update(min(batch_size, total - bar.n))
+
+    return Counted()
 
 
 def _images_per_pass(arch: str, cfg: BenchConfig) -> int:
@@ -353,21 +420,22 @@ def _bench_model(
     read = _read(arch, cfg)
     small = dirs[f"small_{size}"]
     decode_images = max(limit, cfg.min_decode_images)
+    runs = Runs(arch, cfg.quiet)
 
     contenders = {
-        "decode_only": _decode_only(dirs["full"], read, decode_images),
-        "decode_only_preresized": _decode_only(small, read, decode_images),
-        "sequential": _mode(predictor, "sequential", dirs["full"], cfg.sequential_images, bs),
-        "batch": _mode(predictor, "batch", dirs["full"], limit, bs),
+        "decode_only": _decode_only(dirs["full"], read, decode_images, runs),
+        "decode_only_preresized": _decode_only(small, read, decode_images, runs),
+        "sequential": _mode(predictor, "sequential", dirs["full"], cfg.sequential_images, bs, runs),
+        "batch": _mode(predictor, "batch", dirs["full"], limit, bs, runs),
     }
     runtimes = {"tensorflow": predictor, **_other_runtimes(arch, cfg, model_dir, small)}
     for name, p in runtimes.items():
         at = "" if name == "tensorflow" else f"@{name}"
-        contenders[f"model_only{at}"] = _model_only(p, size, limit, bs)
-        contenders[f"pipelined{at}"] = _mode(p, "pipelined", dirs["full"], limit, bs)
-        contenders[f"pipelined_preresized{at}"] = _mode(p, "pipelined", small, limit, bs)
-    contenders.update(_keras_contenders(arch, cfg, dirs, model_dir, predictor))
-    fig = round_robin(contenders, cfg.repeats, progress=_progress(arch), done=done)
+        contenders[f"model_only{at}"] = _model_only(p, size, limit, bs, runs)
+        contenders[f"pipelined{at}"] = _mode(p, "pipelined", dirs["full"], limit, bs, runs)
+        contenders[f"pipelined_preresized{at}"] = _mode(p, "pipelined", small, limit, bs, runs)
+    contenders.update(_keras_contenders(arch, cfg, dirs, model_dir, predictor, runs))
+    fig = round_robin(contenders, cfg.repeats, runs.progress, done, runs.start)
     for name in runtimes:
         at = "" if name == "tensorflow" else f"@{name}"
         model = fig[f"model_only{at}"]
@@ -406,23 +474,13 @@ def _other_runtimes(arch: str, cfg: BenchConfig, model_dir: str, shards: str) ->
             batch_size=cfg.batch_size,
             max_images=cfg.batch_size,  # the bench times them; quantize only checks they run
             overwrite=True,
+            quiet=cfg.quiet,
         ),
     )
     return {
         v.name: tfclassify.Predictor.load(v.path, precision=v.run_precision)
         for v in report.variants
     }
-
-
-def _progress(arch: str | None = None) -> Callable[[str, int, float], None]:
-    """A `round_robin` progress that prints a line per run to stderr (tagged `[arch]`)."""
-    tag = f"[{arch}] " if arch else ""
-
-    def say(name: str, run: int, rate: float) -> None:
-        what = "warm-up" if run == 0 else f"run {run}"
-        print(f"  {tag}{name} {what}: {rate:.1f} images/s", file=sys.stderr, flush=True)
-
-    return say
 
 
 def _ratios(arch: str, fig: dict[str, float]) -> dict[str, Any]:
@@ -776,6 +834,7 @@ def _flags() -> Any:
     string("json", "bench.json", "Where to write the figures.")
     string("chart", None, "Also draw images/s per mode and runtime to this PNG (tfclassify[plot]).")
     string("from_json", None, "Run nothing: print (and --chart) the figures of an earlier --json.")
+    boolean("quiet", False, "No progress bars on stderr (each run's line stays).")
     boolean("onednn", None, cli.ONEDNN_HELP)
     return fv
 
@@ -826,6 +885,7 @@ def _run(f: Any) -> dict[str, Any]:
         sequential_images=min(128, f.num_images),
         threads=ThreadOptions(onednn=f.onednn),
         variants=tuple(f.variants),
+        quiet=f.quiet,
     )
     try:
         figures = run(cfg, out=sys.stdout)

@@ -22,6 +22,7 @@ from tfclassify.core.errors import OptionsError, TfclassifyError
 
 _HELP = ("-h", "--help", "-help", "--helpfull")
 ONEDNN_HELP = "CPU ops on oneDNN (default: on, unless TF_ENABLE_ONEDNN_OPTS is set)."
+QUIET_HELP = "No progress bars on stderr (nor progress lines, where it is not a terminal)."
 # `tfclassify COMMAND`: the module tfclassify.COMMAND runs it (its `main(argv)`). A
 # static table, so that `tfclassify --help` imports none of them.
 COMMANDS = {

@@ -52,7 +52,7 @@ def _flags() -> Any:
     )
     boolean("resume", False, "Finish an interrupted run in output_dir.")
     boolean("overwrite", False, "Replace a previous conversion in output_dir.")
-    boolean("quiet", False, "No progress bar.")
+    boolean("quiet", False, cli.QUIET_HELP)
     return fv
 
 

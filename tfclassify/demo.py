@@ -2,7 +2,8 @@
 
 generate a learnable synthetic corpus → convert to TFRecord shards → verify →
 train the small CNN → infer on the held-out split in all three modes → print a
-table of accuracy and images/s per mode. Everything is written under
+table of accuracy and images/s per mode, with each stage's progress bars on
+stderr (--quiet: none). Everything is written under
 --output_dir (default ./tfclassify_demo), which is replaced on each run; each
 mode's rows and summary go to predictions/<mode>/ (predictions.csv, summary.json).
 """
@@ -22,11 +23,12 @@ _MARKER = ".tfclassify-demo"
 
 
 def _flags() -> Any:
-    fv, (string, integer, _, _) = cli.new_flags()
+    fv, (string, integer, _, boolean) = cli.new_flags()
     string("output_dir", "tfclassify_demo", "Where the demo writes everything.")
     integer("per_class", 500, "Images per class in the generated corpus.")
     integer("seed", 0, "Seed for the corpus, the split and training.")
     integer("epochs", 12, "Training epochs for the small CNN.")
+    boolean("quiet", False, cli.QUIET_HELP + " Keras's training bar too.")
     return fv
 
 
@@ -43,8 +45,10 @@ def _fresh_dir(path: str) -> None:
     open(os.path.join(path, _MARKER), "w").close()
 
 
-def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) -> dict:
-    """Runs every demo stage; returns the figures it printed.
+def run(
+    output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12, quiet: bool = False
+) -> dict:
+    """Runs every demo stage; returns the figures it printed (`quiet`: no progress bars).
 
     Raises:
       OptionsError: settings the demo cannot run with, before anything is written.
@@ -82,7 +86,7 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
             validation_fraction=0.2,
             seed=seed,
             shard_size_mb=2,
-            quiet=True,
+            quiet=quiet,
         )
     )
     elapsed = time.perf_counter() - t
@@ -102,8 +106,10 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
 
     model_dir = os.path.join(output_dir, "model")
     t = time.perf_counter()
+    # Keras's bar (on stdout) where it redraws in place; else its lines would crowd the demo's.
+    verbose = 0 if quiet or not sys.stdout.isatty() else 1
     tfclassify.train(
-        TrainOptions(data=data_dir, output=model_dir, epochs=epochs, seed=seed, verbose=0)
+        TrainOptions(data=data_dir, output=model_dir, epochs=epochs, seed=seed, verbose=verbose)
     )
     print(
         f"[4/5] trained the small CNN for {epochs} epochs -> {model_dir} "
@@ -116,9 +122,8 @@ def run(output_dir: str, per_class: int = 500, seed: int = 0, epochs: int = 12) 
         # A folder per mode: summary.json goes beside the predictions file, so modes
         # sharing a folder would each overwrite the last one's summary.
         out = os.path.join(output_dir, "predictions", mode, "predictions.csv")
-        r = tfclassify.infer(
-            predictor, data_dir, InferOptions(mode=mode, split="validation", output=out, top_k=2)
-        )
+        options = InferOptions(mode=mode, split="validation", output=out, top_k=2, quiet=quiet)
+        r = tfclassify.infer(predictor, data_dir, options)
         rows.append((mode, r.count, r.top1_accuracy, r.images_per_sec))
         figures[f"{mode}_accuracy"] = r.top1_accuracy
         figures[f"{mode}_images_per_s"] = r.images_per_sec
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m tfclassify.demo`; returns the exit status (2 for user errors)."""
 
     def body(fv: Any) -> None:
-        run(fv.output_dir, fv.per_class, fv.seed, fv.epochs)
+        run(fv.output_dir, fv.per_class, fv.seed, fv.epochs, fv.quiet)
 
     return cli.run("tfclassify.demo", __doc__, _flags(), argv, body)
 

@@ -82,6 +82,7 @@ def _flags() -> Any:
         False,
         "Skip, count and log corrupt records of --data instead of failing on the first.",
     )
+    boolean("quiet", False, cli.QUIET_HELP)
     return fv
 
 
@@ -108,6 +109,7 @@ def options_from_flags(fv: Any) -> InferOptions:
         # The CLI writes rows as it reports; no need to hold [N, classes] probabilities.
         keep_probabilities=False,
         read=ReadOptions(private_threadpool_size=fv.tf_data_threads, skip_errors=fv.skip_errors),
+        quiet=fv.quiet,
     )
 
 

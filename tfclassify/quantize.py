@@ -63,6 +63,7 @@ def _flags() -> Any:
     boolean("skip_errors", False, "Skip, count and log corrupt records instead of failing.")
     boolean("overwrite", False, "Replace a previous quantize output in --output_dir.")
     boolean("list_variants", False, "Print which variants this host can write and run; exit.")
+    boolean("quiet", False, cli.QUIET_HELP)
     return fv
 
 
@@ -89,6 +90,7 @@ def _options_from_flags(fv: Any) -> QuantizeOptions:
         threads=cli.thread_options(fv),
         read=ReadOptions(private_threadpool_size=fv.tf_data_threads, skip_errors=fv.skip_errors),
         overwrite=fv.overwrite,
+        quiet=fv.quiet,
     )
 
 

@@ -26,6 +26,11 @@ A shard is written under a temporary name unique to the attempt and renamed when
 complete: a retried or duplicated bundle writes the same bytes under the same name,
 and never leaves a partial file under a final one. Temporaries of attempts that
 died are removed before dataset.json, which is written last.
+
+`run_conversion` draws a bar of the files scanned and one of the images written, as
+the local converter does, when the runner runs the DoFns in its own process (the local
+default); they reach the bars through `core.progress` tokens (strings), so a
+multi-process or remote runner pickles nothing more and draws none.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from apache_beam.utils import shared
 
 from tfclassify.beam.runner import pipeline_options
 from tfclassify.conversion import converter, plan, scan, shards, sources
-from tfclassify.core import fileio, metadata
+from tfclassify.core import fileio, metadata, progress
 from tfclassify.core.errors import DataError, OptionsError, OutputError
 from tfclassify.core.options import ConvertOptions
 
@@ -83,10 +88,13 @@ class _ScanFn(beam.DoFn):
     """Scans a key range: each accepted file as (key, label, split, size, record),
     each skipped one to the `skipped` output as (key, relpath, reason)."""
 
-    def __init__(self, listing_file: str, digest: str, options: ConvertOptions) -> None:
+    def __init__(
+        self, listing_file: str, digest: str, options: ConvertOptions, bar: str | None
+    ) -> None:
         self._file = listing_file
         self._digest = digest
         self._options = options
+        self._bar = bar
         self._scanned = Metrics.counter(_METRICS, "files_scanned")
         self._skipped = Metrics.counter(_METRICS, "files_skipped")
 
@@ -98,7 +106,10 @@ class _ScanFn(beam.DoFn):
     def process(self, keys: tuple[int, int]) -> Iterator[Any]:
         listing = self._listing
         splits = listing.split_ids()
-        for s, record in scan.scan_keys(listing, self._options, range(*keys)):
+        results = scan.scan_keys(listing, self._options, range(*keys))
+        nbytes = sum(s.src_size for s, _ in results)
+        progress.advance(self._bar, len(results), nbytes, total=len(listing))
+        for s, record in results:
             self._scanned.inc()
             if record is None:
                 self._skipped.inc()
@@ -169,8 +180,9 @@ class _PlanFn(beam.CombineFn):
 class _WriteShardFn(beam.DoFn):
     """Writes one planned shard from its records, in the plan's order."""
 
-    def __init__(self, options: ConvertOptions) -> None:
+    def __init__(self, options: ConvertOptions, bar: str | None) -> None:
         self._options = options
+        self._bar = bar
         self._shards = Metrics.counter(_METRICS, "shards_written")
         self._bytes = Metrics.counter(_METRICS, "bytes_written")
 
@@ -190,6 +202,8 @@ class _WriteShardFn(beam.DoFn):
         )
         self._shards.inc()
         self._bytes.inc(result.num_bytes)
+        total = len(the_plan.records)
+        progress.advance(self._bar, result.num_examples, result.num_bytes, total=total)
         yield result
 
 
@@ -272,11 +286,23 @@ class ConvertToTFRecords(beam.PTransform):
 
     Applying it lists the inputs and prepares `output_dir` (raising what
     `tfclassify.convert` raises for them); `resume` does not apply.
+
+    Args:
+      options: as for `tfclassify.convert`.
+      scan_bar / write_bar: tokens of `core.progress.ProcessBar`s the files scanned
+        and the images written advance (where the DoFns run in this process).
     """
 
-    def __init__(self, options: ConvertOptions) -> None:
+    def __init__(
+        self,
+        options: ConvertOptions,
+        *,
+        scan_bar: str | None = None,
+        write_bar: str | None = None,
+    ) -> None:
         super().__init__()
         self._options = options
+        self._scan_bar, self._write_bar = scan_bar, write_bar
 
     def expand(self, pbegin: pvalue.PBegin) -> beam.PCollection:
         import tensorflow as tf
@@ -296,9 +322,9 @@ class ConvertToTFRecords(beam.PTransform):
             | "KeyRanges" >> beam.Create(ranges)
             | "Spread" >> beam.Reshuffle()
             | "Scan"
-            >> beam.ParDo(_ScanFn(listing_file, listing.digest(), options)).with_outputs(
-                _SKIPPED, main="accepted"
-            )
+            >> beam.ParDo(
+                _ScanFn(listing_file, listing.digest(), options, self._scan_bar)
+            ).with_outputs(_SKIPPED, main="accepted")
         )
         accepted, skipped = scanned.accepted, scanned[_SKIPPED]
         the_plan = beam.pvalue.AsSingleton(
@@ -310,7 +336,8 @@ class ConvertToTFRecords(beam.PTransform):
             accepted
             | "Place" >> beam.Map(_place, the_plan=the_plan)
             | "ByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(_WriteShardFn(options), the_plan=the_plan)
+            | "WriteShards"
+            >> beam.ParDo(_WriteShardFn(options, self._write_bar), the_plan=the_plan)
         )
         return (
             pbegin
@@ -337,7 +364,9 @@ def run_conversion(
     """Runs a Beam job converting as `tfclassify.convert(options)` does, and waits.
 
     Args:
-      options: as for `tfclassify.convert`; `resume` does not apply.
+      options: as for `tfclassify.convert`; `resume` does not apply. Unless `quiet`,
+        the files scanned and the images written are shown as `convert` shows them,
+        where the runner runs the work in this process.
       beam_options: the runner and its settings; None: the local runner, in-process.
 
     Returns:
@@ -348,6 +377,9 @@ def run_conversion(
       bad manifest), OutputError (output_dir not safe to write), OptionsError;
       InputError when every file is skipped.
     """
-    with beam.Pipeline(options=beam_options or pipeline_options()) as p:
-        _ = p | "Convert" >> ConvertToTFRecords(options)
+    scanned = progress.ProcessBar("scan", quiet=options.quiet, show_bytes=True)
+    written = progress.ProcessBar("write", quiet=options.quiet, show_bytes=True)
+    with scanned, written, beam.Pipeline(options=beam_options or pipeline_options()) as p:
+        bars = {"scan_bar": scanned.token, "write_bar": written.token}
+        _ = p | "Convert" >> ConvertToTFRecords(options, **bars)
     return metadata.load(options.output_dir)

@@ -34,6 +34,10 @@ holds a bad record, it is read again on the exact path (`skip_errors`), which
 delivers every good record and names each bad one (shard, index, reason) in the
 dead-letter output. A shard that cannot be read at all (missing, not a file) is one
 dead-letter entry, with no rows.
+
+`run_inference` draws a bar of the images predicted, shard by shard, where the runner
+runs the DoFns in its own process (the local default): they reach it through a
+`core.progress` token (a string), so other runners pickle nothing more and draw none.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
 from tfclassify.beam.runner import LOCAL_RUNNER, pipeline_options
-from tfclassify.core import fileio, metadata
+from tfclassify.core import fileio, metadata, progress
 from tfclassify.core.errors import DataError, InputError, OptionsError, OutputError, TfclassifyError
 from tfclassify.core.options import InferOptions
 from tfclassify.inference import modes
@@ -166,9 +170,10 @@ class _PredictShardFn(beam.DoFn):
         labels: tuple[str, ...] | None,
         split: str | None,
         handle: shared.Shared,
+        bar: str | None = None,
     ) -> None:
         self._model, self._options, self._labels = model, options, labels
-        self._split, self._handle = split, handle
+        self._split, self._handle, self._bar = split, handle, bar
         self._worker: _Worker | None = None
         self._images = Metrics.counter(_METRICS, "images")
         self._bad = Metrics.counter(_METRICS, "dead_letter_records")
@@ -189,6 +194,7 @@ class _PredictShardFn(beam.DoFn):
         for d in dead:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, d)
         stats = _ShardStats.of(result, dead, start, end)
+        progress.advance(self._bar, stats.count)
         self._images.inc(stats.count)
         self._bad.inc(stats.dead_letter)
         self._failed.inc(stats.failed)
@@ -316,6 +322,7 @@ class PredictShards(beam.PTransform):
         labels: Sequence[str] | None = None,
         split: str | None = None,
         data: str | None = None,
+        bar: str | None = None,
     ) -> None:
         """
         Args:
@@ -326,6 +333,8 @@ class PredictShards(beam.PTransform):
           labels: the dataset's label names (its dataset.json), to name classes and
             score accuracy when the model has no labels.txt.
           split / data: what the shards are, for the summary.
+          bar: the token of a `core.progress.ProcessBar` the images predicted
+            advance (where the DoFns run in this process).
 
         Raises:
           OptionsError: `options.max_images` set.
@@ -341,7 +350,7 @@ class PredictShards(beam.PTransform):
         self._options = dataclasses.replace(options, keep_probabilities=False, output=None)
         self._model = model
         self._labels = None if labels is None else tuple(labels)
-        self._split, self._data = split, data
+        self._split, self._data, self._bar = split, data, bar
         self._handle = shared.Shared()
         self._worker: _Worker | None = None
 
@@ -361,7 +370,9 @@ class PredictShards(beam.PTransform):
     # No type annotations on `expand`: Beam reads them as its element type hints.
     def expand(self, shards):
         prepared = self.prepared()  # fails here, in the launching process, not on workers
-        fn = _PredictShardFn(self._model, self._options, self._labels, self._split, self._handle)
+        fn = _PredictShardFn(
+            self._model, self._options, self._labels, self._split, self._handle, self._bar
+        )
         out = (
             shards
             | "Spread" >> beam.Reshuffle()
@@ -385,12 +396,15 @@ class PredictDataset(beam.PTransform):
     """A split of a converted dataset -> `Predictions` (a root transform:
     `pipeline | PredictDataset(...)`), one element per shard dataset.json lists."""
 
-    def __init__(self, model: str, data: str, options: InferOptions | None = None) -> None:
+    def __init__(
+        self, model: str, data: str, options: InferOptions | None = None, *, bar: str | None = None
+    ) -> None:
         """
         Args:
           model: as for `PredictShards`.
           data: the dataset directory, readable by every worker.
           options: as for `PredictShards`; `options.split` picks the split.
+          bar: as for `PredictShards`.
 
         Raises:
           InputError: no dataset.json, no such split or an empty one.
@@ -399,7 +413,10 @@ class PredictDataset(beam.PTransform):
         super().__init__()
         options = options or InferOptions()
         self.shards, info, split = dataset_shards(data, options.split)
-        self.predict = PredictShards(model, options, labels=info.labels, split=split, data=data)
+        self.num_images = info.split(split).num_examples  # as dataset.json lists them
+        self.predict = PredictShards(
+            model, options, labels=info.labels, split=split, data=data, bar=bar
+        )
 
     @property
     def top_k(self) -> int:
@@ -553,7 +570,9 @@ def run_inference(
     Args:
       model: a model path, readable by every worker.
       data: a converted dataset directory, readable by every worker.
-      options: as for `infer`; `output` (required) names the files.
+      options: as for `infer`; `output` (required) names the files. Unless `quiet`,
+        the images predicted are shown as `infer` shows them, where the runner runs
+        the work in this process.
       beam_options: the runner and its settings; None: `LOCAL_RUNNER`, in-process.
 
     Returns:
@@ -567,9 +586,11 @@ def run_inference(
     if not options.output:
         raise OptionsError("output is required: the job writes its predictions there")
     _check_output_is_free(options.output)  # before the model load
-    predict = PredictDataset(model, data, options)
+    predicted = progress.ProcessBar(f"infer {options.mode}", quiet=options.quiet)
+    predict = PredictDataset(model, data, options, bar=predicted.token)
+    predicted.total = predict.num_images
     write = WritePredictions(options.output, predict.top_k)
-    with beam.Pipeline(options=beam_options or pipeline_options()) as p:
+    with predicted, beam.Pipeline(options=beam_options or pipeline_options()) as p:
         _ = p | "Predict" >> predict | "Write" >> write
     with FileSystems.open(_output_files(options.output)["summary"]) as f:
         return json.loads(f.read().decode("utf-8"))

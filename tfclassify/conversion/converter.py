@@ -31,6 +31,7 @@ from tfclassify.conversion import images, plan, scan, shards, sources
 from tfclassify.core import fileio, metadata, schema, shardfiles
 from tfclassify.core.errors import DataError, InputError, OptionsError, OutputError
 from tfclassify.core.options import ConvertOptions
+from tfclassify.core.progress import Progress
 
 WORK_DIR = ".tfclassify-work"
 _STATE = "state.json"
@@ -80,7 +81,7 @@ def _write_shards(
         else:
             pending.append(sh)
     total = sum(len(sh.keys) for sh in pending)
-    progress = scan.Progress(total, "write", options.quiet)
+    progress = Progress("write", total, quiet=options.quiet, show_bytes=True)
 
     def reread(key: int) -> bytes:
         src, s = listing.source(key), scanned[key]

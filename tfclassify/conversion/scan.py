@@ -8,7 +8,7 @@ scan resumes where it stopped. With validate=full, JPEG decodes run meanwhile on
 tf.data's threads (`decode_check`), and `Pending` keeps what they have yet to confirm
 until the write pass asks, before it commits any shard.
 
-What both passes use (`Job`, `Progress`, `ordered`, `make_record`, `cache_path`) lives
+What both passes use (`Job`, `ordered`, `make_record`, `cache_path`) lives
 here, not in `converter`, so the dependency runs one way: `converter` drives the scan, and
 the scan writes only in the work dir it is handed, knowing nothing of how the output
 directory is made safe, nor of shards, reports or dataset.json.
@@ -25,7 +25,6 @@ import hashlib
 import json
 import operator
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, TypeVar, overload
 
@@ -34,6 +33,7 @@ import numpy as np
 from tfclassify.conversion import decode_check, images, sources
 from tfclassify.core import fileio, schema
 from tfclassify.core.options import ConvertOptions
+from tfclassify.core.progress import Progress
 
 _JOURNAL = "scan.jsonl"
 # Serialized records kept in memory between the scan and the write pass. A corpus (or the
@@ -329,31 +329,6 @@ def _read_journal(path: str, scans: Scans) -> int:
     return valid
 
 
-class Progress:
-    """tqdm bar with images/s and MB/s (tqdm is TFDS's choice too); silent when quiet,
-    and where it cannot redraw itself in place (stderr not a terminal: a pipe, a log
-    file), which would keep every redraw, the last one twice."""
-
-    def __init__(self, total: int, desc: str, quiet: bool):
-        from tqdm.auto import tqdm
-
-        # disable=None: tqdm's own "off unless a terminal" (a notebook widget stays on).
-        self._bar = tqdm(
-            total=total, desc=desc, unit="img", disable=True if quiet else None, mininterval=0.5
-        )
-        self._start = time.perf_counter()
-        self._bytes = 0
-
-    def update(self, n: int, nbytes: int) -> None:
-        self._bytes += nbytes
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
-        self._bar.set_postfix_str(f"{self._bytes / elapsed / 1e6:.1f} MB/s", refresh=False)
-        self._bar.update(n)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
 def ordered(
     items: Iterable[T], first: Callable[[T], R | Callable[[], R]], workers: int
 ) -> Iterator[R]:
@@ -580,8 +555,9 @@ def scan(job: Job) -> tuple[Scans, Pending | None]:
         checks = _decode_checks(listing, options, todo)
         rescan = functools.partial(_rescan, listing, options, work)
         pending = Pending(checks, len(scanned), rescan, journal)
-    progress = Progress(len(listing), "scan", options.quiet)
-    progress.update(len(scanned), 0)
+    progress = Progress(
+        "scan", len(listing), quiet=options.quiet, initial=len(scanned), show_bytes=True
+    )
 
     def one(key: int) -> _Scan | Callable[[], _Scan]:
         return _scan_one(key, listing.source(key), job.label(key), options, work, quick_cfg)

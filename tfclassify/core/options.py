@@ -231,7 +231,7 @@ class ConvertOptions(ImageConfig):
         off, they are skipped as `outside_root`.
       resume: finish an interrupted run in `output_dir`.
       overwrite: replace a previous tfclassify output in `output_dir`.
-      quiet: no progress bar.
+      quiet: no progress bars (nor, where stderr is not a terminal, progress lines).
     """
 
     output_dir: str = _required(_path)
@@ -438,6 +438,7 @@ class InferOptions(_Checked):
         integer input reads raw pixels (normalize `none`, dtype `uint8`) unless
         `read` asks for another normalization than the default, which is refused.
         None means `ReadOptions()`.
+      quiet: no progress bar (nor, where stderr is not a terminal, progress lines).
     """
 
     mode: str = _field("pipelined", _one_of(*INFER_MODES))
@@ -460,6 +461,7 @@ class InferOptions(_Checked):
     prefetch_to_device: bool = _field(False, _flag)
     mixed_precision: bool = _field(False, _flag)
     read: ReadOptions | None = _field(None, _instance(ReadOptions))
+    quiet: bool = _field(False, _flag)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -567,6 +569,7 @@ class QuantizeOptions(_Checked):
         OpenVINO thread count).
       read: how images are read and preprocessed, as for `InferOptions.read`.
       overwrite: replace a previous quantize output in `output_dir`.
+      quiet: no progress bars (nor, where stderr is not a terminal, progress lines).
     """
 
     output_dir: str = _required(_path)
@@ -583,3 +586,4 @@ class QuantizeOptions(_Checked):
     threads: ThreadOptions = _field(ThreadOptions(), _instance(ThreadOptions))
     read: ReadOptions | None = _field(None, _instance(ReadOptions))
     overwrite: bool = _field(False, _flag)
+    quiet: bool = _field(False, _flag)

@@ -41,6 +41,7 @@ from absl import logging
 from tfclassify.core import metadata
 from tfclassify.core.errors import InputError, OptionsError
 from tfclassify.core.options import READ_DTYPES, InferOptions, ReadOptions
+from tfclassify.core.progress import Progress, given_or_new
 from tfclassify.inference.predictions import InferResult, write_predictions
 from tfclassify.models import runtime
 from tfclassify.models.predictor import Predictor
@@ -413,9 +414,14 @@ def _load(model: str, options: InferOptions) -> Predictor:
 
 
 def _predict_all(
-    predictor: Predictor, source: _Input, max_images: int | None, num_classes: int
+    predictor: Predictor,
+    source: _Input,
+    max_images: int | None,
+    num_classes: int,
+    progress: Progress | None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Keys, int64 labels and probabilities of the first `max_images` images (all if None)."""
+    """Keys, int64 labels and probabilities of the first `max_images` images (all if
+    None); `progress` counts them as they are predicted."""
     keys: list[str] = []
     labels: list[np.ndarray] = []
     probs: list[np.ndarray] = []
@@ -429,6 +435,8 @@ def _predict_all(
             probs.append(predictor.predict(images))
             labels.append(batch_labels)
             keys.extend(batch_keys)
+            if progress is not None:
+                progress.update(len(batch_keys))
         if len(keys) >= limit:
             break
     return (
@@ -565,13 +573,18 @@ def predict_shards(
 
 
 def _run(
-    prepared: PreparedModel, source: _Input, split: str | None, clock: Callable[[], float]
+    prepared: PreparedModel,
+    source: _Input,
+    split: str | None,
+    clock: Callable[[], float],
+    progress: Progress | None = None,
 ) -> InferResult:
     """Predicts every image `source` gives (up to `max_images`): the timed loop."""
     predictor, options, class_names = prepared.predictor, prepared.options, prepared.class_names
     num_classes = len(class_names)
     start = clock()
-    keys, true_ids, probs = _predict_all(predictor, source, options.max_images, num_classes)
+    limit = options.max_images
+    keys, true_ids, probs = _predict_all(predictor, source, limit, num_classes, progress)
     seconds = clock() - start
 
     true_ids = prepared.model_ids(true_ids)
@@ -609,6 +622,7 @@ def infer(
     options: InferOptions | None = None,
     *,
     clock: Callable[[], float] = time.perf_counter,
+    progress: Progress | None = None,
 ) -> InferResult:
     """Runs a classifier over a dataset split and reports predictions, accuracy and speed.
 
@@ -620,6 +634,8 @@ def infer(
         model's own layout.
       options: mode, batch size, device, threads, output file...
       clock: seconds counter (injectable for tests).
+      progress: a bar of the caller's that counts the images predicted (its total set
+        if it has none); None: one of its own, `infer MODE` (off with `options.quiet`).
 
     Returns:
       An `InferResult`; if `options.output` is set, the predictions file and
@@ -634,11 +650,15 @@ def infer(
     options = options or InferOptions()
     info, split = _open_data(data, options)  # without TF: a bad path fails in a blink
     prepared = prepare(model, options, info.labels if info is not None else None)
+    total = None
     if info is not None:
         source = _input(info.directory, prepared.read_options(split), options, prepared.predictor)
+        total = min(info.split(split).num_examples, options.max_images or math.inf)
     else:
         source = _input(data, None, options, prepared.predictor)
-    result = _run(prepared, source, split, clock)
+    desc = f"infer {options.mode}"
+    with given_or_new(progress, desc, total, quiet=options.quiet) as bar:
+        result = _run(prepared, source, split, clock, bar)
     if options.output:
         write_predictions(result, options.output)
     return result

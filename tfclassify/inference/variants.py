@@ -38,6 +38,7 @@ from tfclassify.core import fileio, metadata
 from tfclassify.core.cpus import cpu_flags
 from tfclassify.core.errors import InputError, OutputError
 from tfclassify.core.options import InferOptions, QuantizeOptions
+from tfclassify.core.progress import Progress
 from tfclassify.inference import modes
 from tfclassify.inference.predictions import InferResult
 from tfclassify.models import quantization, runtime
@@ -285,7 +286,12 @@ def _size_bytes(path: str) -> int:
 
 
 def _representative(
-    data: str, split: str, count: int, predictor: Predictor, infer_options: InferOptions
+    data: str,
+    split: str,
+    count: int,
+    predictor: Predictor,
+    infer_options: InferOptions,
+    quiet: bool,
 ) -> list[np.ndarray]:
     """The first `count` images of `split`, [1, H, W, C] float32 each, read and
     preprocessed as `infer` reads them for `predictor`."""
@@ -294,8 +300,12 @@ def _representative(
     one_at_a_time = dataclasses.replace(infer_options, batch_size=1)
     read = modes.read_options_for(predictor, one_at_a_time, split)
     ds = make_dataset(data, read).take(count)
-    batches = modes._checked(iter(ds), data)
-    return [np.asarray(b["image"], np.float32) for b in batches]
+    samples = []
+    with Progress("calibration images", count, quiet=quiet) as bar:
+        for b in modes._checked(iter(ds), data):
+            samples.append(np.asarray(b["image"], np.float32))
+            bar.update()
+    return samples
 
 
 def _contender(
@@ -345,7 +355,9 @@ def _write_variants(
     calibrated = any(quantization.VARIANTS[n].calibrated for n in names)
     # Without an int8 variant, one image: enough to tell logits from probabilities.
     count = options.representative_samples if calibrated else 1
-    samples = _representative(data, rep_split, count, predictor, base)
+    samples = _representative(
+        data, rep_split, count, predictor, base, quiet=options.quiet or not calibrated
+    )
     if not samples:
         raise InputError(f"no representative images: none of split {rep_split!r} could be read")
     predictor.predict(samples[0])  # tells logits from probabilities, if the model does not
@@ -357,13 +369,15 @@ def _write_variants(
             os.path.join(out, LABELS_FILE), "".join(f"{t}\n" for t in predictor.labels)
         )
     paths: dict[str, str] = {}
-    for name in names:
-        file = quantization.VARIANTS[name].file
-        # openvino-f32 and openvino-bf16 run the same IR.
-        written = next((p for p in paths.values() if os.path.basename(p) == file), None)
-        paths[name] = written or quantization.write_variant(
-            name, graph, out, representative=lambda: iter(samples)
-        )
+    with Progress("write variants", len(names), quiet=options.quiet, unit="variant") as bar:
+        for name in names:
+            file = quantization.VARIANTS[name].file
+            # openvino-f32 and openvino-bf16 run the same IR.
+            written = next((p for p in paths.values() if os.path.basename(p) == file), None)
+            paths[name] = written or quantization.write_variant(
+                name, graph, out, representative=lambda: iter(samples)
+            )
+            bar.update()
     return paths, graph.image_size, len(samples)
 
 
@@ -383,7 +397,8 @@ def quantize(
         and a labelled evaluation split.
       options: variants, calibration, selection, output; see `QuantizeOptions`.
       measure: runs one contender, `(model path, data, InferOptions) -> InferResult`;
-        `infer` by default. Tests pass one that fakes the timing.
+        `infer` by default, with a bar per contender (`measure NAME`; none with
+        `options.quiet`). Tests pass one that fakes the timing.
 
     Returns:
       A `QuantizeReport`; `report.json` is written in `options.output_dir`.
@@ -397,7 +412,6 @@ def quantize(
       OutputError: an output dir that holds other files, or a previous output
         without `overwrite`.
     """
-    measure = measure or modes.infer
     if not isinstance(data, (str, os.PathLike)):
         raise InputError(f"data must be a converted dataset directory, got {type(data)}")
     data = os.fspath(data)
@@ -435,13 +449,19 @@ def quantize(
     runtime.apply_threads(options.threads)
     paths, image_size, num_samples = _write_variants(model, data, rep_split, names, options, base)
 
-    reference = measure(model, data, base)
+    def run(name: str, path: str, infer_options: InferOptions) -> InferResult:
+        if measure is not None:
+            return measure(path, data, infer_options)
+        with Progress(f"measure {name}", quiet=options.quiet) as bar:
+            return modes.infer(path, data, infer_options, progress=bar)
+
+    reference = run(FLOAT, model, base)
     float_model = _contender(FLOAT, reference, None, None)
     float_model.path = os.path.abspath(float_model.path)
     variants = []
     for name in names:
         precision = quantization.VARIANTS[name].precision
-        result = measure(paths[name], data, dataclasses.replace(base, precision=precision))
+        result = run(name, paths[name], dataclasses.replace(base, precision=precision))
         variants.append(_contender(name, result, reference, precision))
 
     selected = None
