@@ -9,6 +9,7 @@ import shutil
 import sys
 
 import pytest
+from recordlib import check_indexes
 
 pytest.importorskip("apache_beam")
 
@@ -46,12 +47,15 @@ def local(tmp_path_factory, hostile_tree) -> tuple[ConvertOptions, str]:
 
 
 def _files(directory: str) -> dict[str, bytes]:
+    """Every file below `directory` (the shard indexes' folder too), by relative path."""
     import tensorflow as tf
 
     found = {}
-    for name in tf.io.gfile.listdir(directory):
-        with tf.io.gfile.GFile(os.path.join(directory, name), "rb") as f:
-            found[name] = f.read()
+    for parent, _, names in tf.io.gfile.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            with tf.io.gfile.GFile(path, "rb") as f:
+                found[path[len(directory) :].lstrip("/")] = f.read()
     return found
 
 
@@ -70,6 +74,7 @@ def test_same_bytes_as_the_local_converter(local, tmp_path, args):
     options, local_dir = local
     info = _run(dataclasses.replace(options, output_dir=str(tmp_path / "beam")), args)
     _assert_same(local_dir, str(tmp_path / "beam"))
+    assert check_indexes(info) == info.accepted  # each line on a record of its shard
     assert info.skipped == metadata.load(local_dir).skipped > 0
     assert set(info.splits) == {"train", "validation"}
 

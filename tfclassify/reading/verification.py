@@ -29,9 +29,6 @@ def verify(directory: str) -> metadata.DatasetInfo:
             f"{os.path.join(directory, strays[0])}{more}: named like a shard but not listed "
             f"in {metadata.METADATA_FILE}; move it out of the dataset directory"
         )
-    if any(s.index is not None for split in info.splits.values() for s in split.shards):
-        # Written with the indexes: a dataset.json from before has neither.
-        verify_tfds_files(info)
     for split in info.splits.values():
         for s in split.shards:
             path = os.path.join(directory, s.file)
@@ -46,6 +43,10 @@ def verify(directory: str) -> metadata.DatasetInfo:
             f"{directory}: accepted {info.accepted} + skipped {info.skipped} != "
             f"files found {info.files_found}"
         )
+    if any(s.index is not None for split in info.splits.values() for s in split.shards):
+        # Written with the indexes: a dataset.json from before has neither. Last: the
+        # shards, checked against dataset.json, tell whether it or these are wrong.
+        verify_tfds_files(info)
     return info
 
 
