@@ -101,6 +101,7 @@ def test_tfds_data_dir_layout(demo, tfds, tmp_path):
     assert len(list(ds)) == demo.splits["validation"].num_examples
     ds, info = make_dataset(str(home / demo.name), split="validation", image_size=8, with_info=True)
     assert info.directory == str(home / demo.name / interop.TFDS_VERSION)
+    assert verify(str(home / demo.name)).directory == info.directory
     assert sum(int(b["label"].shape[0]) for b in ds) == demo.splits["validation"].num_examples
 
 

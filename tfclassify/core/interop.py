@@ -60,7 +60,7 @@ def _features(num_classes: int) -> dict[str, Any]:
         schema.LABEL: {
             "pythonClassName": _FEATURES + "class_label_feature.ClassLabel",
             "classLabel": {"numClasses": str(num_classes)},
-            "description": "the class index; its names are in labels.txt",
+            "description": "the class index (the names: labels.txt)",
         },
         schema.TEXT: _text("the class name"),
         schema.HEIGHT: _int64("stored height in pixels"),
@@ -119,23 +119,27 @@ def tfds_mismatch(info: DatasetInfo, files: dict[str, bytes]) -> str:
     '' when they agree. Compares what TFDS reads the shards by (name, split sizes,
     shard lengths, label names), not the wording."""
     try:
-        got = json.loads(files[TFDS_INFO_FILE])
-        features = json.loads(files[TFDS_FEATURES_FILE])["featuresDict"]["features"]
-        num_classes = int(features[schema.LABEL]["classLabel"]["numClasses"])
-        splits = {s["name"]: s for s in got["splits"]}
-        names = files[TFDS_LABELS_FILE].decode("utf-8").splitlines()
-    except (KeyError, TypeError, ValueError) as e:
-        return f"not what tfclassify writes ({type(e).__name__}: {e})"
+        return _mismatch(info, files)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:  # another structure
+        return f"the TFDS files are not what tfclassify writes ({type(e).__name__}: {e})"
+
+
+def _mismatch(info: DatasetInfo, files: dict[str, bytes]) -> str:
+    got = json.loads(files[TFDS_INFO_FILE])
+    features = json.loads(files[TFDS_FEATURES_FILE])["featuresDict"]["features"]
+    num_classes = int(features[schema.LABEL]["classLabel"]["numClasses"])
+    splits = {s["name"]: s for s in got["splits"]}
+    names = files[TFDS_LABELS_FILE].decode("utf-8").splitlines()
     want = _dataset_info(info)
-    if got.get("name") != info.name:
-        return f"{TFDS_INFO_FILE} names the dataset {got.get('name')!r}, not {info.name!r}"
-    for split in want["splits"]:
-        theirs = splits.get(split["name"], {})
-        for field in ("shardLengths", "numBytes"):
-            if theirs.get(field) != split[field]:
-                return f"{TFDS_INFO_FILE}: split {split['name']!r} has {field} {theirs.get(field)}"
+    if got["name"] != info.name:
+        return f"{TFDS_INFO_FILE} names the dataset {got['name']!r}, not {info.name!r}"
     if set(splits) != {s["name"] for s in want["splits"]}:
         return f"{TFDS_INFO_FILE} lists the splits {sorted(splits)}"
+    for split in want["splits"]:
+        for field in ("shardLengths", "numBytes"):
+            if splits[split["name"]].get(field) != split[field]:
+                theirs = splits[split["name"]].get(field)
+                return f"{TFDS_INFO_FILE}: split {split['name']!r} has {field} {theirs}"
     if num_classes != info.num_classes or tuple(names) != info.labels:
         return f"{TFDS_FEATURES_FILE} and {TFDS_LABELS_FILE} disagree with the label map"
     return ""

@@ -21,6 +21,7 @@ from tfclassify.core.errors import DataError
 def verify(directory: str) -> metadata.DatasetInfo:
     """Raises DataError naming the first shard that differs from dataset.json."""
     info = metadata.load(directory)
+    directory = info.directory  # a TFDS data dir's version folder (`metadata.load`)
     # First: listing is instant, and a stray shard is read by any glob over the shards.
     strays = info.stray_shards()
     if strays:
