@@ -138,6 +138,15 @@ def _counted(p, pcoll) -> int:
 MULTI_PROCESS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
+def _files_below(directory: str) -> list[str]:
+    """Every file below `directory` (the shard indexes' folder too), sorted, relative."""
+    return sorted(
+        os.path.relpath(os.path.join(parent, name), directory)
+        for parent, _, names in os.walk(directory)
+        for name in names
+    )
+
+
 def _conversion_contenders(
     corpus: str, workdir: str, beam_args: list[str]
 ) -> tuple[dict[str, Callable[[], tuple[int, float]]], dict[str, bool]]:
@@ -165,9 +174,9 @@ def _conversion_contenders(
             if not os.path.exists(reference):  # the local converter runs first
                 shutil.copytree(out, reference)
             elif name not in identical and name != "convert_local":
-                files = sorted(os.listdir(reference))
+                files = _files_below(reference)
                 _, differ, errors = filecmp.cmpfiles(reference, out, files, shallow=False)
-                identical[name] = sorted(os.listdir(out)) == files and not differ + errors
+                identical[name] = _files_below(out) == files and not differ + errors
             shutil.rmtree(out, ignore_errors=True)
             return accepted
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tfclassify.core import metadata, schema
+from tfclassify.core import interop, metadata, schema
 from tfclassify.core.options import ReadOptions
 
 LABELS = ("cat", "dog", "eel")
@@ -220,3 +220,67 @@ def read_records(directory: str) -> dict[str, schema.Record]:
                 r = schema.parse(raw)
                 out[r.filename] = r
     return out
+
+
+def output_files(directory: str) -> dict[str, bytes]:
+    """Every file below `directory` (a conversion's output, its index folder too):
+    path relative to it -> bytes."""
+    found = {}
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            found[os.path.relpath(path, directory)] = read_file(path)
+    return found
+
+
+def assert_same_output(a: str, b: str) -> None:
+    """The two folders hold the same files, byte for byte."""
+    want, got = output_files(a), output_files(b)
+    assert sorted(got) == sorted(want)
+    assert [name for name in want if got[name] != want[name]] == []
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        for _ in range(8):
+            n = (n >> 1) ^ (0x82F63B78 if n & 1 else 0)
+        table.append(n)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def _masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC-32C of `data` (its length headers are 8 bytes)."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def check_indexes(info: metadata.DatasetInfo) -> int:
+    """Every index line of every shard is a record: its offset points at a length
+    header whose CRC is right, the size is that length plus the framing, and the
+    records follow one another to the end of the shard. Returns the records seen."""
+    seen = 0
+    for split in info.splits.values():
+        for shard in split.shards:
+            raw = read_file(os.path.join(info.directory, shard.file))
+            index = read_file(metadata.file_path(info.directory, shard.index.file))
+            entries = interop.parse_dali_index(index)
+            assert len(entries) == shard.num_examples
+            end = 0
+            for offset, size in entries:
+                header = raw[offset : offset + 8]
+                assert offset == end
+                assert int.from_bytes(raw[offset + 8 : offset + 12], "little") == _masked_crc(
+                    header
+                )
+                assert int.from_bytes(header, "little") + schema.TFRECORD_OVERHEAD == size
+                end = offset + size
+            assert end == len(raw)
+            seen += len(entries)
+    return seen

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from commands import last_lines
+from recordlib import check_indexes
 
 pytest.importorskip("apache_beam")
 
@@ -47,12 +48,15 @@ def local(tmp_path_factory, hostile_tree) -> tuple[ConvertOptions, str]:
 
 
 def _files(directory: str) -> dict[str, bytes]:
+    """Every file below `directory` (the shard indexes' folder too), by relative path."""
     import tensorflow as tf
 
     found = {}
-    for name in tf.io.gfile.listdir(directory):
-        with tf.io.gfile.GFile(os.path.join(directory, name), "rb") as f:
-            found[name] = f.read()
+    for parent, _, names in tf.io.gfile.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            with tf.io.gfile.GFile(path, "rb") as f:
+                found[path[len(directory) :].lstrip("/")] = f.read()
     return found
 
 
@@ -72,6 +76,7 @@ def test_same_bytes_as_the_local_converter(local, tmp_path, args, capfd):
     out = str(tmp_path / "beam")
     info = _run(dataclasses.replace(options, output_dir=out, quiet=False), args)
     _assert_same(local_dir, str(tmp_path / "beam"))
+    assert check_indexes(info) == info.accepted  # each line on a record of its shard
     assert info.skipped == metadata.load(local_dir).skipped > 0
     assert set(info.splits) == {"train", "validation"}
     # Progress as the local converter shows it, where the work ran in this process

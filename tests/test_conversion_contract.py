@@ -7,7 +7,6 @@ input changed.
 from __future__ import annotations
 
 import dataclasses
-import filecmp
 import hashlib
 import os
 import shutil
@@ -15,7 +14,7 @@ import shutil
 import pytest
 import tensorflow as tf
 from PIL import Image
-from recordlib import read_records
+from recordlib import assert_same_output, read_records
 
 from tfclassify import convert, testing
 from tfclassify.conversion import shards
@@ -165,12 +164,7 @@ def test_deterministic_across_worker_counts_with_converted_and_skipped_files(
         with open(kinds[kind], "rb") as f:
             assert records[os.path.relpath(kinds[kind], root)].encoded != f.read(), kind
     assert one.skipped > 0 and len(one.splits["train"].shards) > 2
-    files = sorted(os.listdir(one.directory))
-    assert files == sorted(os.listdir(converted_hostile.directory))
-    match, mismatch, errors = filecmp.cmpfiles(
-        one.directory, converted_hostile.directory, files, shallow=False
-    )
-    assert mismatch == [] and errors == []
+    assert_same_output(one.directory, converted_hostile.directory)
 
 
 def _interrupted(tmp_path, monkeypatch, input_dir: str) -> ConvertOptions:

@@ -22,7 +22,7 @@ import pytest
 from tfclassify import convert
 from tfclassify.conversion import scan, shards
 from tfclassify.conversion.converter import WORK_DIR
-from tfclassify.core import fileio, metadata, schema
+from tfclassify.core import fileio, interop, metadata, schema
 from tfclassify.core.errors import DataError, OutputError
 from tfclassify.core.options import ConvertOptions
 
@@ -237,9 +237,10 @@ def test_overwrite_deletes_only_files_proven_to_be_ours(tmp_path, class_tree):
 
 
 def _written(info: metadata.DatasetInfo) -> list[str]:
-    """The files a conversion wrote: its shards and reports."""
+    """The files a conversion wrote: its shards, their indexes and the reports."""
     reports = [metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE]
-    return reports + [s.file for split in info.splits.values() for s in split.shards]
+    shards = [f for split in info.splits.values() for s in split.shards for f, _, _ in s.files()]
+    return reports + list(interop.TFDS_FILES) + shards
 
 
 @pytest.mark.parametrize("target", ["class", "above"])
@@ -283,7 +284,7 @@ def test_resume_with_a_damaged_state_file_is_one_error(tmp_path, class_tree, sta
     with pytest.raises(OutputError, match=f"{path} is damaged .*use overwrite=True"):
         convert(opts(tmp_path, class_tree, resume=True))
     info = convert(opts(tmp_path, class_tree, overwrite=True))
-    assert sorted(os.listdir(info.directory)) == sorted(_written(info))
+    assert sorted(_files(info.directory)) == sorted(_written(info))
 
 
 def test_outputs_get_the_mode_the_umask_gives(tmp_path, class_tree, umask):

@@ -4,9 +4,10 @@ final names, and `--resume` then gives the bytes a clean run gives.
 Each case runs the converter's command line through `killhook.py`, which wraps one
 function so that the process signals itself at the Nth matching call (deterministic
 with one worker; no hook in the product). After the kill: the point was reached,
-every file under a final name (shards, labels.txt, skipped.csv, dataset.json) equals
-the clean run's, a plain rerun is refused, and a resume (chained kills: several)
-gives a byte-identical dataset; shards recorded as done were kept, not rewritten.
+every file under a final name (shards, their indexes, labels.txt, skipped.csv, the
+TFDS files, dataset.json) equals the clean run's, a plain rerun is refused, and a
+resume (chained kills: several) gives a byte-identical dataset; shards recorded as
+done were kept, not rewritten.
 test_convert.py::test_kill_and_resume kills at two points found by polling instead.
 """
 
@@ -22,17 +23,18 @@ import subprocess
 import sys
 
 import pytest
+from recordlib import assert_same_output
 
 from tfclassify import convert, testing
 from tfclassify.conversion.converter import WORK_DIR
-from tfclassify.core import fileio, metadata, schema
+from tfclassify.core import fileio, interop, metadata, schema
 from tfclassify.core.errors import OutputError
 from tfclassify.core.options import ConvertOptions
 from tfclassify.verify import verify
 
 HOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "killhook.py")
 WORK = WORK_DIR
-REPORTS = (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+REPORTS = (metadata.METADATA_FILE, metadata.LABELS_FILE, metadata.SKIPPED_FILE, *interop.TFDS_FILES)
 SHARD_MB = 0.02
 
 
@@ -62,6 +64,11 @@ def shard(n: int | str) -> str:
     return f"@shard:{n}"
 
 
+def index(n: int | str) -> str:
+    """Pattern of the n-th shard's index file, resolved per corpus."""
+    return f"@shard:{n}{schema.INDEX_SUFFIX}"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
     """Photos in 3 classes plus every hostile kind (converted ones use the scan cache,
@@ -85,9 +92,9 @@ def options(inp: str, out: str, **kw) -> ConvertOptions:
 def resolve(kill: Kill, order: list[str]) -> Kill:
     """`shard(n)` patterns -> the file name of the n-th shard of the clean run's plan."""
     if kill.match and kill.match.startswith("@shard:"):
-        n = kill.match.split(":")[1]
+        n, dot, suffix = kill.match.split(":")[1].partition(".")
         name = order[-1] if n == "last" else order[int(n) - 1]
-        return dataclasses.replace(kill, match=name)
+        return dataclasses.replace(kill, match=name + dot + suffix)
     return kill
 
 
@@ -115,13 +122,29 @@ def done_records(out: str) -> set[str]:
     return {f.removesuffix(".json") for f in os.listdir(done)} if os.path.isdir(done) else set()
 
 
-def check_killed(corpus: dict, out: str) -> dict[str, os.stat_result]:
-    """Every file under a final name is complete; returns the shards recorded as done."""
-    clean = corpus["clean"]
+def final_files(out: str) -> list[str]:
+    """The files under final names in `out` (relative paths), its index folder's too."""
+    found = []
     for entry in os.listdir(out):
         if entry == WORK or entry.startswith(fileio.TMP_PREFIX):
             continue  # tfclassify's own work in progress, never read as output
-        assert entry in REPORTS or schema.parse_shard_name(entry), entry
+        if entry == schema.INDEX_DIR:
+            found += [f"{entry}/{name}" for name in final_files(os.path.join(out, entry))]
+        else:
+            found.append(entry)
+    return found
+
+
+def check_killed(corpus: dict, out: str) -> dict[str, os.stat_result]:
+    """Every file under a final name is complete; returns the shards recorded as done."""
+    clean = corpus["clean"]
+    for entry in final_files(out):
+        folder, _, name = entry.rpartition("/")
+        assert (
+            schema.indexed_shard(name)
+            if folder
+            else entry in REPORTS or schema.parse_shard_name(entry)
+        ), entry
         assert filecmp.cmp(os.path.join(out, entry), os.path.join(clean, entry), shallow=False), (
             f"{entry} is at its final name but differs from the clean run's"
         )
@@ -138,10 +161,7 @@ def check_killed(corpus: dict, out: str) -> dict[str, os.stat_result]:
 
 def check_resumed(corpus: dict, out: str, kept: dict[str, os.stat_result], **kw) -> None:
     convert(options(corpus["input"], out, resume=True, **kw))
-    clean = corpus["clean"]
-    assert sorted(os.listdir(out)) == sorted(os.listdir(clean))
-    match, mismatch, errors = filecmp.cmpfiles(clean, out, os.listdir(clean), shallow=False)
-    assert mismatch == [] and errors == []
+    assert_same_output(corpus["clean"], out)
     for f, before in kept.items():  # recorded as done: kept, not written again
         after = os.stat(os.path.join(out, f))
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), f
@@ -156,10 +176,12 @@ def kill_and_resume(corpus: dict, out: str, kills: list[Kill], **kw) -> None:
     check_resumed(corpus, out, kept, **kw)
 
 
-# The default suite's three: a shard recorded done but not yet renamed, a shard just
-# renamed, and the last file of all (dataset.json) half-way.
+# The default suite's four: a shard recorded done but not yet renamed, a shard's index
+# renamed but not the shard, a shard just renamed, and the last file of all
+# (dataset.json) half-way.
 FAST = {
     "shard 2 done, not yet renamed": Kill(DONE, "after", nth=2),
+    "shard 2 index renamed, shard not yet": Kill(ATOMIC, "exit", match=index(2)),
     "shard 1 renamed": Kill(ATOMIC, "exit", match=shard(1)),
     "dataset.json temp": Kill(ATOMIC, "inside", match=metadata.METADATA_FILE),
 }
@@ -170,6 +192,9 @@ SLOW = {
     "scan cache written": Kill(ATOMIC, "exit", nth=3, match="*.bin"),
     "scan done, before the plan": Kill(("tfclassify.conversion.plan:plan_shards",), "before"),
     "temp shard open": Kill(ATOMIC, "inside", match=shard(1)),
+    "temp index open": Kill(ATOMIC, "inside", match=index(3)),
+    "last index renamed": Kill(ATOMIC, "exit", match=index("last")),
+    "features.json temp": Kill(ATOMIC, "inside", match=interop.TFDS_FEATURES_FILE),
     # Call 1 of scan.ordered is the scan's; each shard written makes one more.
     "mid-shard, 2 records in the writer": Kill(ORDERED, "yield", nth=3, items=2),
     "shard 1 done, not yet renamed": Kill(DONE, "after", nth=1),

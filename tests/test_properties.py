@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tfclassify.conversion import plan, shards
-from tfclassify.core import schema, shardfiles
+from tfclassify.core import interop, schema, shardfiles
 from tfclassify.core.tfdata import plain
 from tfclassify.reading import records, verification
 
@@ -142,8 +142,22 @@ def check_write_then_read(case: dict) -> None:
             verification.verify_shard(
                 os.path.join(out, result.file), result, num_labels=len(LABELS)
             )
-        # Nothing else was left in the output folder (no temporaries).
-        assert sorted(os.listdir(out)) == sorted(r.file for r in results)
+        # Nothing else was left in the output folder (no temporaries), and each
+        # shard's index lists its records' framed sizes, from byte 0.
+        folders = [schema.INDEX_DIR] if results else []
+        assert sorted(os.listdir(out)) == sorted([*folders, *(r.file for r in results)])
+        index_dir = os.path.join(out, schema.INDEX_DIR)
+        assert sorted(os.listdir(index_dir) if results else []) == sorted(
+            r.file + schema.INDEX_SUFFIX for r in results
+        )
+        for sh, r in zip(shard_plan, results, strict=True):
+            with open(os.path.join(out, r.index.file), "rb") as f:
+                entries = interop.parse_dali_index(f.read())
+            framed = [len(serialized[k]) + schema.TFRECORD_OVERHEAD for k in sh.keys]
+            assert [size for _, size in entries] == framed
+            assert [offset for offset, _ in entries] == [
+                sum(framed[:i]) for i in range(len(framed))
+            ]
         # The same bytes in the same order, through the reader, and the same records.
         read = _read_shards([os.path.join(out, r.file) for r in results])
         assert read == [serialized[k] for sh in shard_plan for k in sh.keys]

@@ -2,9 +2,11 @@
 DIR and check it against DIR/dataset.json.
 
 Checks, per shard: present, a regular file, size, whole-file sha256, every record's
-CRC (TF's reader), every image's sha256 and label, and the record count; and that no
-file named like a shard is missing from dataset.json. Exits non-zero naming the
-first bad shard.
+CRC (TF's reader), every image's sha256 and label, and the record count; its index
+(index/SHARD.idx): size, sha256, and every line on a record boundary; that no file
+named like a shard is missing from dataset.json; and that the TFDS metadata
+(dataset_info.json, features.json) agrees with it. Exits non-zero naming the first
+bad file.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from apache_beam.utils import shared
 
 from tfclassify.beam.runner import pipeline_options
 from tfclassify.conversion import converter, plan, scan, shards, sources
-from tfclassify.core import fileio, metadata, progress
+from tfclassify.core import fileio, metadata, progress, schema
 from tfclassify.core.errors import DataError, OptionsError, OutputError
 from tfclassify.core.options import ConvertOptions
 
@@ -235,15 +235,18 @@ def _finish(
     info = converter.dataset_info(
         options, labels, files_found, the_plan.shards, results, the_plan.records, rows
     )
-    reports = converter.report_files(labels, rows)
+    reports = converter.report_files(info, rows)
     for name, (_, data) in reports.items():
         fileio.atomic_write_bytes(os.path.join(out, name), data)
     # A temporary beside a name this job writes is a dead attempt's: the output held
     # none of them when the job started.
     ours = {*results, *reports, metadata.METADATA_FILE}
-    for entry in tf.io.gfile.listdir(out):
-        if fileio.temporary_target(entry) in ours:
-            tf.io.gfile.remove(os.path.join(out, entry))
+    indexes = {os.path.basename(r.index.file) for r in written if r.index is not None}
+    index_dir = os.path.join(out, schema.INDEX_DIR)
+    for folder, names in ((out, ours), (index_dir, indexes)):
+        for entry in tf.io.gfile.listdir(folder) if tf.io.gfile.isdir(folder) else []:
+            if fileio.temporary_target(entry) in names:
+                tf.io.gfile.remove(os.path.join(folder, entry))
     info.save()  # last: its presence means everything it lists is complete
     tf.io.gfile.rmtree(work)
     for label in info.empty_classes:

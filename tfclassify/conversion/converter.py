@@ -28,7 +28,7 @@ import numpy as np
 from absl import logging
 
 from tfclassify.conversion import images, plan, scan, shards, sources
-from tfclassify.core import fileio, metadata, schema, shardfiles
+from tfclassify.core import fileio, interop, metadata, schema
 from tfclassify.core.errors import DataError, InputError, OptionsError, OutputError
 from tfclassify.core.options import ConvertOptions
 from tfclassify.core.progress import Progress
@@ -161,24 +161,27 @@ def _reachable(path: str, listing: sources.Listing) -> bool:
 
 
 # Written before dataset.json, each recorded as done first as a shard is.
-_RECORDED_REPORTS = (metadata.LABELS_FILE, metadata.SKIPPED_FILE)
+_RECORDED_REPORTS = (metadata.LABELS_FILE, metadata.SKIPPED_FILE, *interop.TFDS_FILES)
 _REPORTS = (*_RECORDED_REPORTS, metadata.METADATA_FILE)
 
 
 def _ours(out: str, has_work: bool, doing: str) -> list[str]:
-    """The files in `out` a previous tfclassify run provably wrote, dataset.json last.
+    """The files in `out` a previous tfclassify run provably wrote, dataset.json last
+    (names relative to `out`: a shard's index is in its folder).
 
-    A shard is ours when its name is a shard's and its size and sha256 are those
-    dataset.json or the work dir's done record gives it; labels.txt and skipped.csv,
-    by their name beside dataset.json (written before it) or by their done record;
-    a temporary, by the exact form of its name, and only beside the work dir (a run
-    that has written dataset.json has left none). Whatever dataset.json or a done
-    record names otherwise is not ours. `doing` ("overwrite", "resume") goes in the
-    error when dataset.json is unreadable.
+    A shard or a shard's index is ours when its name is one and its size and sha256
+    are those dataset.json or the work dir's done record gives it (each file on its
+    own: a kill between the index's rename and the shard's leaves one of them);
+    the reports (labels.txt, skipped.csv, the TFDS files), by their name beside
+    dataset.json (written before it) or by their done record; a temporary, by the
+    exact form of its name, and only beside the work dir (a run that has written
+    dataset.json has left none). Whatever dataset.json or a done record names
+    otherwise is not ours. `doing` ("overwrite", "resume") goes in the error when
+    dataset.json is unreadable.
     """
     meta = os.path.join(out, metadata.METADATA_FILE)
     has_meta = os.path.isfile(meta)
-    recorded: dict[str, tuple[int, str]] = {}
+    recorded: list[metadata.ShardInfo] = []
     if has_meta:
         try:
             info = metadata.load(out)
@@ -188,59 +191,83 @@ def _ours(out: str, has_work: bool, doing: str) -> list[str]:
                 f"cannot {doing} {out}: its {metadata.METADATA_FILE} is unreadable ({e}), "
                 "so which files tfclassify wrote is unknown; remove them by hand"
             ) from None
-        for split in info.splits.values():
-            recorded.update({s.file: (s.num_bytes, s.sha256) for s in split.shards})
+        recorded = [s for split in info.splits.values() for s in split.shards]
     work = os.path.join(out, WORK_DIR)
     mine = [
         f
-        for f, (size, sha) in recorded.items()
-        if schema.parse_shard_name(f) and shardfiles.is_written(os.path.join(out, f), size, sha)
+        for s in recorded
+        if schema.parse_shard_name(s.file)
+        for f in shards.written_files(out, s)  # each file's size and sha256 checked
     ]
     if has_work:
         done = os.path.join(work, "done")
         for entry in os.listdir(done) if os.path.isdir(done) else []:
             name = entry.removesuffix(".json")
-            # load_done checks the file's size and sha256 against the record.
-            if (
-                name not in mine
-                and (schema.parse_shard_name(name) or name in _RECORDED_REPORTS)
-                and shards.load_done(work, out, name)
+            record = shards.read_done(work, name)
+            if (schema.parse_shard_name(name) or name in _RECORDED_REPORTS) and _names(
+                record, name
             ):
-                mine.append(name)
+                mine += [f for f in shards.written_files(out, record) if f not in mine]
         mine += _stale_temporaries(out)
     if has_meta:  # dataset.json last: until it goes, it marks `out` as ours.
         mine += [f for f in _REPORTS if f not in mine and _regular(os.path.join(out, f))]
     return mine
 
 
+def _names(record: metadata.ShardInfo | None, name: str) -> bool:
+    """Whether the done record of `name` names the files it is the record of."""
+    if record is None or record.file != name:
+        return False
+    return record.index is None or record.index.file == schema.index_file(name)
+
+
 def _regular(path: str) -> bool:
     return os.path.isfile(path) and not os.path.islink(path)
 
 
+def _index_dir(out: str) -> str | None:
+    """The folder of the shard indexes in `out`, when it is a folder (not a link)."""
+    path = os.path.join(out, schema.INDEX_DIR)
+    return path if os.path.isdir(path) and not os.path.islink(path) else None
+
+
 def _stale_temporaries(out: str) -> list[str]:
-    """Temporary shards and reports a killed run left beside its work dir (ours by
-    the exact form of their names)."""
+    """Temporary shards, indexes and reports a killed run left beside its work dir
+    (ours by the exact form of their names)."""
     found = []
     for entry in os.listdir(out):
         target = fileio.temporary_target(entry)
         if target is not None and (target in _REPORTS or schema.parse_shard_name(target)):
             found.append(entry)
+    index_dir = _index_dir(out)
+    for entry in os.listdir(index_dir) if index_dir else []:
+        target = fileio.temporary_target(entry)
+        if target is not None and schema.indexed_shard(target):
+            found.append(f"{schema.INDEX_DIR}/{entry}")
     return found
 
 
 def _check_no_collision(out: str, name: str, ours: Sequence[str]) -> None:
     """Refuses, before anything is written or deleted, when a file that is not ours
-    has a name the run writes (a report, a shard of its `name`, the work dir)."""
+    has a name the run writes (a report, a shard of its `name` or its index, the
+    work dir, the index folder)."""
     mine = set(ours)
-    for entry in sorted(os.listdir(out)):
+    index_dir = _index_dir(out)
+    indexes = os.listdir(index_dir) if index_dir else []
+    for entry in sorted(os.listdir(out)) + [f"{schema.INDEX_DIR}/{e}" for e in sorted(indexes)]:
         if entry in mine:
             continue
-        parsed = schema.parse_shard_name(entry)
-        path = os.path.join(out, entry)
+        folder, _, base = entry.rpartition("/")
+        shard = schema.indexed_shard(base) if folder else base
+        parsed = schema.parse_shard_name(shard) if shard else None
+        path = metadata.file_path(out, entry)
         if (
             entry in _REPORTS
             or (parsed and parsed["name"] == name)
-            or (entry == WORK_DIR and (os.path.islink(path) or not os.path.isdir(path)))
+            or (
+                entry in (WORK_DIR, schema.INDEX_DIR)
+                and (os.path.islink(path) or not os.path.isdir(path))
+            )
         ):
             raise OutputError(
                 f"{path} was not created by tfclassify (or changed since) and would be "
@@ -253,11 +280,11 @@ def _check_complete(info: metadata.DatasetInfo) -> None:
     overwrite killed while deleting leaves dataset.json with shards gone.
     (`verify` checks contents; this only what a resume must not take for done.)"""
     for split in info.splits.values():
-        for shard in split.shards:
-            path = os.path.join(info.directory, shard.file)
+        for file, num_bytes, _ in (f for shard in split.shards for f in shard.files()):
+            path = metadata.file_path(info.directory, file)
             size = os.path.getsize(path) if os.path.isfile(path) else None
-            if size != shard.num_bytes:
-                found = "missing" if size is None else f"{size} bytes, {shard.num_bytes} recorded"
+            if size != num_bytes:
+                found = "missing" if size is None else f"{size} bytes, {num_bytes} recorded"
                 raise OutputError(
                     f"cannot resume {info.directory}: it is not complete ({path}: {found}); "
                     "use overwrite=True to convert again",
@@ -293,7 +320,7 @@ def prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
             # still to write without a done record that matches is someone else's.
             _check_no_collision(out, options.name, _ours(out, has_work, "resume"))
             for entry in _stale_temporaries(out):  # a shard the kill interrupted
-                os.remove(os.path.join(out, entry))
+                os.remove(metadata.file_path(out, entry))
             return None
         raise OutputError(
             f"nothing to resume in {out}: no interrupted tfclassify run there ({WORK_DIR} missing)"
@@ -307,7 +334,9 @@ def prepare_output(options: ConvertOptions) -> metadata.DatasetInfo | None:
         ours = _ours(out, has_work, "overwrite")
         _check_no_collision(out, options.name, ours)
         for f in ours:
-            os.remove(os.path.join(out, f))
+            os.remove(metadata.file_path(out, f))
+        with contextlib.suppress(OSError):  # not empty (someone else's files), or absent
+            os.rmdir(os.path.join(out, schema.INDEX_DIR))
         shutil.rmtree(os.path.join(out, WORK_DIR), ignore_errors=True)
         return None
     raise OutputError(
@@ -368,9 +397,13 @@ def _load_state(path: str) -> dict:
 
 
 def report_files(
-    labels: Sequence[str], skipped: Sequence[tuple[str, str]]
+    info: metadata.DatasetInfo, skipped: Sequence[tuple[str, str]]
 ) -> dict[str, tuple[int, bytes]]:
-    """labels.txt and skipped.csv: {file name: (rows, bytes)}."""
+    """Every file written before dataset.json, after the shards: labels.txt,
+    skipped.csv and the TFDS metadata (`interop.tfds_files`), as {file name: (rows,
+    bytes)}. The local and the Beam converter both write these, so their outputs
+    are the same bytes."""
+    labels = info.labels
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "reason"])
@@ -379,15 +412,18 @@ def report_files(
         metadata.LABELS_FILE: (len(labels), "".join(f"{label}\n" for label in labels)),
         metadata.SKIPPED_FILE: (len(skipped), buf.getvalue()),
     }
-    return {name: (rows, fileio.encode_text(text)) for name, (rows, text) in texts.items()}
+    files = {name: (rows, fileio.encode_text(text)) for name, (rows, text) in texts.items()}
+    tfds = interop.tfds_files(info)
+    files.update({name: (len(labels), data) for name, data in tfds.items()})
+    return files
 
 
 def _write_reports(
-    out: str, work: str, listing: sources.Listing, skipped: list[tuple[str, str]]
+    out: str, work: str, info: metadata.DatasetInfo, skipped: list[tuple[str, str]]
 ) -> None:
-    """labels.txt and skipped.csv, each recorded as done (its rows, size and sha256)
-    before it gets its name, as a shard is: a resume finding one proves it ours."""
-    for name, (rows, data) in report_files(listing.labels, skipped).items():
+    """The report files, each recorded as done (its rows, size and sha256) before it
+    gets its name, as a shard is: a resume finding one proves it ours."""
+    for name, (rows, data) in report_files(info, skipped).items():
         digest = hashlib.sha256(data).hexdigest()
         shards.mark_done(work, metadata.ShardInfo(name, rows, len(data), digest))
         fileio.atomic_write_bytes(os.path.join(out, name), data)
@@ -481,7 +517,7 @@ def _plan_and_write(
     info = dataset_info(
         options, listing.labels, len(listing), shard_plan, results, records, skipped
     )
-    _write_reports(out, work, listing, skipped)
+    _write_reports(out, work, info, skipped)
     info.save()  # last: its presence means everything it lists is complete
     shutil.rmtree(work, ignore_errors=True)
     for label in info.empty_classes:

@@ -1,13 +1,17 @@
 """Atomic shard writing, and the done records that let a run resume.
 
 A shard is written under a temporary name and fsynced, recorded as done (its size
-and sha256), and only then renamed: a run killed at any moment leaves no partial
-file under a final shard name, every file under one has a record that proves it is
-tfclassify's, and a resume checks each done record against the file it finds.
+and sha256, and its index's), then its index is written (atomically) and only then
+is the shard renamed: a run killed at any moment leaves no partial file under a
+final name, every file under one has a record that proves it is tfclassify's, and a
+resume checks each done record against the files it finds. The index
+(`interop.dali_index`) comes from the record sizes as they are written: no second
+read of the shard.
 """
 
 from __future__ import annotations
 
+import array
 import concurrent.futures
 import dataclasses
 import errno
@@ -16,9 +20,9 @@ import json
 import os
 from collections.abc import Callable, Iterable
 
-from tfclassify.core import fileio, schema, shardfiles
+from tfclassify.core import fileio, interop, schema, shardfiles
 from tfclassify.core.errors import DataError
-from tfclassify.core.metadata import ShardInfo
+from tfclassify.core.metadata import IndexInfo, ShardInfo, file_path
 
 # How much the writer may run ahead of the hashed, durable part of a shard.
 _SYNC_BYTES = 8 << 20
@@ -73,31 +77,32 @@ def write_shard(
     expected_bytes: int | None = None,
     record_done: Callable[[ShardInfo], None] | None = None,
 ) -> ShardInfo:
-    """Writes serialized records to `path` atomically; returns what was written.
+    """Writes serialized records to `path` atomically, and its record index; returns
+    what was written.
 
     TF's writer neither fsyncs nor hashes: every _SYNC_BYTES the writer is flushed
     and a _Follower hashes and syncs the new bytes while the next ones are written.
     The rename happens only after the whole file is durable, holds `expected_bytes`
-    (when given: the plan's size), and `before_commit()` and then
-    `record_done(result)` have returned: if any of these fails, the temporary file
-    is removed and nothing has the final name. A URL (gs://...) is written through
-    `tf.io.gfile` the same way, and hashed by reading it back (no fsync there).
+    (when given: the plan's size), and `before_commit()`, then
+    `record_done(result)`, then the atomic write of the index
+    (`schema.index_file`, beside `path`) have returned: if any of these fails, the
+    temporary file is removed and nothing has the shard's final name. A URL
+    (gs://...) is written through `tf.io.gfile` the same way, and hashed by reading
+    it back (no fsync there).
 
     Raises:
       OSError: a full disk (TF's writer raises ResourceExhaustedError), naming `path`.
     """
     if fileio.is_remote(path):
         with fileio.atomic_remote_path(path) as tmp:
-            count, written = _write_records(tmp, records, path)
-            result = _finish(path, tmp, count, written, expected_bytes, before_commit, record_done)
+            sizes = _write_records(tmp, records, path)
+            result = _finish(path, tmp, sizes, expected_bytes, before_commit, record_done)
         return result
     with fileio.atomic_path(path) as tmp:
         follower = _Follower(tmp)
         try:
-            count, written = _write_records(tmp, records, path, follower.advance)
-            result = _finish(
-                path, tmp, count, written, expected_bytes, before_commit, record_done, follower
-            )
+            sizes = _write_records(tmp, records, path, follower.advance)
+            result = _finish(path, tmp, sizes, expected_bytes, before_commit, record_done, follower)
         finally:
             follower.close()
     return result
@@ -105,18 +110,19 @@ def write_shard(
 
 def _write_records(
     tmp: str, records: Iterable[bytes], path: str, flushed: Callable[[int], None] | None = None
-) -> tuple[int, int]:
+) -> array.array:
     """Writes `records` to `tmp`, calling `flushed(bytes)` every _SYNC_BYTES after a
-    flush; returns (records, bytes) written."""
+    flush; returns each record's size as written (with its framing)."""
     import tensorflow as tf
 
-    count = written = last = 0
+    sizes = array.array("q")
+    written = last = 0
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 writer.write(record)
-                count += 1
-                written += len(record) + schema.TFRECORD_OVERHEAD
+                sizes.append(len(record) + schema.TFRECORD_OVERHEAD)
+                written += sizes[-1]
                 if flushed is not None and written - last >= _SYNC_BYTES:
                     writer.flush()
                     flushed(written)
@@ -125,23 +131,24 @@ def _write_records(
         # How TF reports a full disk or quota: "<file>; <strerror>".
         reason = e.message.rsplit("; ", 1)[-1]
         raise OSError(errno.ENOSPC, reason, path) from None
-    return count, written
+    return sizes
 
 
 def _finish(
     path: str,
     tmp: str,
-    count: int,
-    written: int,
+    sizes: array.array,
     expected_bytes: int | None,
     before_commit: Callable[[], None] | None,
     record_done: Callable[[ShardInfo], None] | None,
     follower: _Follower | None = None,
 ) -> ShardInfo:
     """Checks the written `tmp` and hashes it (through `follower`, or by reading it
-    back); runs the callbacks. What is left to commit it is the rename."""
+    back); runs the callbacks and writes the index. What is left to commit the
+    shard is its rename."""
     import tensorflow as tf
 
+    written = sum(sizes)
     size = tf.io.gfile.stat(tmp).length if follower is None else os.path.getsize(tmp)
     if size != written:
         raise DataError(f"{tmp}: {size} bytes on disk, {written} written")
@@ -160,9 +167,21 @@ def _finish(
             while chunk := f.read(shardfiles.CHUNK):
                 h.update(chunk)
         digest = h.hexdigest()
-    result = ShardInfo(os.path.basename(path), count, size, digest)
+    name = os.path.basename(path)
+    index = interop.dali_index(sizes)
+    index_file = schema.index_file(name)
+    result = ShardInfo(
+        name,
+        len(sizes),
+        size,
+        digest,
+        IndexInfo(index_file, len(index), hashlib.sha256(index).hexdigest()),
+    )
     if record_done is not None:
-        record_done(result)
+        record_done(result)  # before the index has its name: it proves the index ours
+    index_path = file_path(os.path.dirname(path), index_file)
+    fileio.makedirs(os.path.dirname(index_path))
+    fileio.atomic_write_bytes(index_path, index)
     return result
 
 
@@ -177,12 +196,29 @@ def mark_done(work_dir: str, result: ShardInfo) -> None:
     )
 
 
-def load_done(work_dir: str, directory: str, filename: str) -> ShardInfo | None:
-    """The done record of a finished shard, if the shard on disk still matches it."""
+def read_done(work_dir: str, filename: str) -> ShardInfo | None:
+    """The done record of `filename`, unchecked; None when missing or damaged."""
     try:
         with open(done_path(work_dir, filename), encoding="utf-8") as f:
-            result = ShardInfo(**json.load(f))
-    except (OSError, ValueError, TypeError):  # missing or damaged: not done
+            return ShardInfo.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError, AttributeError):  # missing or damaged: not done
         return None
-    path = os.path.join(directory, filename)
-    return result if shardfiles.is_written(path, result.num_bytes, result.sha256) else None
+
+
+def written_files(directory: str, result: ShardInfo) -> list[str]:
+    """Those of `result`'s files (a shard and its index) in `directory` that are the
+    files it records, by type, size and sha256: each is provably tfclassify's."""
+    return [
+        file
+        for file, size, sha in result.files()
+        if shardfiles.is_written(file_path(directory, file), size, sha)
+    ]
+
+
+def load_done(work_dir: str, directory: str, filename: str) -> ShardInfo | None:
+    """The done record of a finished shard, if the shard and its index on disk
+    still match it."""
+    result = read_done(work_dir, filename)
+    if result is None or len(written_files(directory, result)) != len(result.files()):
+        return None
+    return result

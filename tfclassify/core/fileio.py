@@ -121,6 +121,16 @@ def naming(path: str, only: tuple[str | None, ...] | None = None) -> Iterator[No
         raise OSError(e.errno, e.strerror, path).with_traceback(e.__traceback__) from None
 
 
+def makedirs(path: str) -> None:
+    """`path` and the folders above it, through `tf.io.gfile` for a URL."""
+    if is_remote(path):
+        import tensorflow as tf
+
+        tf.io.gfile.makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     if is_remote(path):
         import tensorflow as tf

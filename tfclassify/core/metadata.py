@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Any, NoReturn
 
 from tfclassify.core import fileio, schema
@@ -17,9 +18,22 @@ from tfclassify.core.errors import InputError
 METADATA_FILE = "dataset.json"
 SKIPPED_FILE = "skipped.csv"
 LABELS_FILE = "labels.txt"
+# What TFDS reads a dataset directory by (the converter writes it beside dataset.json).
+TFDS_INFO_FILE = "dataset_info.json"
+# A TFDS version folder's name.
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 # The largest count or size dataset.json may hold: JSON's interoperable integers
 # (RFC 8259), and small enough that any sum of them fits the reader's int64 tensors.
 MAX_COUNT = 2**53 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexInfo:
+    """A shard's record index (`schema.index_file`): one `offset size` line a record."""
+
+    file: str  # relative to the dataset directory
+    num_bytes: int
+    sha256: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +42,28 @@ class ShardInfo:
     num_examples: int
     num_bytes: int
     sha256: str
+    # None in a dataset.json written before shards had one.
+    index: IndexInfo | None = None
+
+    def files(self) -> list[tuple[str, int, str]]:
+        """(file, num_bytes, sha256) of the shard, then of its index if it has one."""
+        found = [(self.file, self.num_bytes, self.sha256)]
+        if self.index is not None:
+            found.append((self.index.file, self.index.num_bytes, self.index.sha256))
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if self.index is None:
+            del d["index"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardInfo:
+        """The inverse of `to_json` for a record tfclassify wrote (a done record):
+        unchecked; dataset.json is checked field by field in `DatasetInfo.from_json`."""
+        index = d.get("index")
+        return cls(**{**d, "index": None if index is None else IndexInfo(**index)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +157,7 @@ class DatasetInfo:
                         if v.class_counts is None
                         else {"class_counts": dict(zip(self.labels, v.class_counts, strict=True))}
                     ),
-                    "shards": [dataclasses.asdict(s) for s in v.shards],
+                    "shards": [s.to_json() for s in v.shards],
                 }
                 for k, v in self.splits.items()
             },
@@ -208,6 +244,9 @@ def load(directory: str) -> DatasetInfo:
         if not remote and os.path.exists(directory):
             raise InputError(f"dataset directory is not a directory: {directory}")
         raise InputError(f"dataset directory not found: {directory}")
+    if not is_file(path) and not remote:
+        directory = _version_dir(directory)
+        path = os.path.join(directory, METADATA_FILE)
     if not is_file(path):
         raise InputError(
             f"{directory} has no {METADATA_FILE}: not a converted dataset "
@@ -223,6 +262,30 @@ def load(directory: str) -> DatasetInfo:
     except RecursionError as e:  # nesting deeper than the parser's stack
         raise InputError(f"{path} is not a dataset description: nested too deeply") from e
     return DatasetInfo.from_json(directory, d)
+
+
+def _version_dir(directory: str) -> str:
+    """Where a dataset in TFDS's layout keeps its files: `directory` holds one folder
+    per version (`1.0.0/`, as `tfds.builder(name, data_dir=...)` finds a dataset
+    copied to `data_dir/name/1.0.0/`); the highest version that holds a dataset.json,
+    as TFDS picks one. `directory` itself when it holds no such folder.
+
+    Raises:
+      InputError: `directory` is a TFDS dataset that tfclassify did not convert.
+    """
+    versions = []
+    for entry in os.listdir(directory):
+        m = _VERSION.fullmatch(entry)
+        if m and os.path.isfile(os.path.join(directory, entry, METADATA_FILE)):
+            versions.append((tuple(int(n) for n in m.groups()), entry))
+    if versions:
+        return os.path.join(directory, max(versions)[1])
+    if os.path.isfile(os.path.join(directory, TFDS_INFO_FILE)):
+        raise InputError(
+            f"{directory} is a TFDS dataset that tfclassify did not convert (it has no "
+            f"{METADATA_FILE}): read it with tfds.builder_from_directory"
+        )
+    return directory
 
 
 class _Checker:
@@ -297,7 +360,29 @@ class _Checker:
             num_examples=self.integer(f"{where}.num_examples", self.key(where, s, "num_examples")),
             num_bytes=self.integer(f"{where}.num_bytes", self.key(where, s, "num_bytes")),
             sha256=self.string(f"{where}.sha256", self.key(where, s, "sha256")),
+            index=self.index(f"{where}.index", s.get("index"), file),
         )
+
+    def index(self, where: str, s: Any, shard_file: str) -> IndexInfo | None:
+        """A shard's index entry; absent (None) in a dataset.json of an older version."""
+        if s is None:
+            return None
+        self.obj(where, s)
+        file = self.string(f"{where}.file", self.key(where, s, "file"))
+        if file != schema.index_file(shard_file):
+            # The one name it can have: no path for a reader to follow out of the folder.
+            self.bad(f"{where}.file", repr(schema.index_file(shard_file)), file)
+        return IndexInfo(
+            file=file,
+            num_bytes=self.integer(f"{where}.num_bytes", self.key(where, s, "num_bytes")),
+            sha256=self.string(f"{where}.sha256", self.key(where, s, "sha256")),
+        )
+
+
+def file_path(directory: str, relative: str) -> str:
+    """The path of `relative`, a file name dataset.json gives (`/` between its
+    parts), in `directory`."""
+    return os.path.join(directory, *relative.split("/"))
 
 
 def is_plain_file_name(name: str) -> bool:

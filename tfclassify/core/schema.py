@@ -29,6 +29,12 @@ FORMATS = ("jpeg", "png")
 # TFRecord framing: uint64 length + uint32 length-crc + data + uint32 data-crc.
 TFRECORD_OVERHEAD = 16
 
+# Each shard's record index (NVIDIA DALI's format) lives in this folder, as
+# `{shard}.idx`: beside the shards, a glob such as `data-train.tfrecord-*` would
+# read it as a shard.
+INDEX_DIR = "index"
+INDEX_SUFFIX = ".idx"
+
 _SHARD_RE = re.compile(
     r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<index>\d{5,})-of-(?P<count>\d{5,})$"
 )
@@ -50,8 +56,13 @@ class Record:
 
 
 def shard_name(name: str, split: str, index: int, count: int) -> str:
-    """TFDS / tf-models shard naming, so globs like `data-train.tfrecord-*` work."""
-    return f"{name}-{split}.tfrecord-{index:05d}-of-{count:05d}"
+    """TFDS / tf-models shard naming, so globs like `data-train.tfrecord-*` work.
+
+    Both numbers have at least 5 digits, and as many as `count` has (TFDS's rule,
+    so that its reader finds the shards of a split of 100,000 or more).
+    """
+    width = max(5, len(str(count)))
+    return f"{name}-{split}.tfrecord-{index:0{width}d}-of-{count:0{width}d}"
 
 
 def parse_shard_name(filename: str) -> dict | None:
@@ -68,6 +79,17 @@ def parse_shard_name(filename: str) -> dict | None:
     }
     # Past 99,999 shards the numbers grow a digit; a zero-padded alias is not ours.
     return parsed if shard_name(**parsed) == filename else None
+
+
+def index_file(shard_file: str) -> str:
+    """The record index of `shard_file`, relative to the dataset directory."""
+    return f"{INDEX_DIR}/{shard_file}{INDEX_SUFFIX}"
+
+
+def indexed_shard(entry: str) -> str | None:
+    """The shard whose index file `entry` (a name in INDEX_DIR) is; else None."""
+    shard = entry.removesuffix(INDEX_SUFFIX)
+    return shard if shard != entry and parse_shard_name(shard) else None
 
 
 def _example(record: Record):

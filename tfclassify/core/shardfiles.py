@@ -28,7 +28,7 @@ def is_written(path: str, num_bytes: int, sha256: str) -> bool:
     proof that a file is the shard tfclassify wrote and recorded."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file where a folder was
         return False
     return stat.S_ISREG(st.st_mode) and st.st_size == num_bytes and file_sha256(path) == sha256
 
