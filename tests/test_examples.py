@@ -1,7 +1,9 @@
 """Every example runs end to end on the data it generates, and does what it says.
 
 Each runs as a script (`__main__`, its WORKDIR argument) in this interpreter: a new
-one per example would pay TensorFlow's import each time for nothing it checks.
+one per example would pay TensorFlow's import each time for nothing it checks. The
+quickstart runs on its small data (QUICKSTART_QUICK=1); tests/test_notebook.py runs
+it as a notebook.
 """
 
 import csv
@@ -11,7 +13,9 @@ import os
 import runpy
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tfclassify.core import metadata
 from tfclassify.verify import verify
@@ -63,10 +67,28 @@ def check_bring_your_own_model(workdir: str, out: str) -> None:
     assert f"{held_out} held-out images, top-1 accuracy" in out
 
 
+def check_quickstart(workdir: str, out: str) -> None:
+    info = metadata.load(os.path.join(workdir, "shards"))
+    held_out = info.splits["validation"].num_examples
+    assert info.labels == ("circle", "square", "triangle") and held_out > 0
+    with open(os.path.join(workdir, "predictions.csv"), encoding="utf-8", newline="") as f:
+        assert len(list(csv.DictReader(f))) == held_out
+    assert f"{held_out} images, top-1 accuracy" in out
+    with open(os.path.join(workdir, "quantized", "report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert [v["name"] for v in report["variants"]] == ["fp32", "int8"]
+    assert report["float_model"]["count"] == held_out
+    for name in ("grid.png", "predictions.png", "explain.png", "bench.png"):
+        with Image.open(os.path.join(workdir, name)) as picture:
+            assert picture.format == "PNG", name
+            assert np.asarray(picture.convert("L")).std() > 10, f"{name} is blank"
+
+
 CHECKS = {
     "convert_folder.py": check_convert_folder,
     "convert_manifest.py": check_convert_manifest,
     "bring_your_own_model.py": check_bring_your_own_model,
+    "quickstart.py": check_quickstart,
 }
 
 
@@ -77,5 +99,8 @@ def test_every_example_has_its_check():
 @pytest.mark.parametrize("script", EXAMPLES, ids=os.path.basename)
 def test_example_runs(script, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [script, str(tmp_path)])
+    monkeypatch.setenv("QUICKSTART_QUICK", "1")
+    # The quickstart sets it when unset (the value it would set): undone after the test.
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"))
     runpy.run_path(script, run_name="__main__")  # an error escapes: the test fails
     CHECKS[os.path.basename(script)](str(tmp_path), capsys.readouterr().out)

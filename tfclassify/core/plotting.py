@@ -2,11 +2,14 @@
 
 No pyplot: a figure belongs to whoever holds it (no global list of open figures
 growing in a notebook or a long job), and its own Agg canvas draws it whatever
-backend the session has, with or without a display.
+backend the session has, with or without a display. A notebook shows a figure
+through its `_repr_png_`: IPython's own figure display is wired up by pyplot's
+inline backend, which a session that never touched pyplot has not started.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from typing import Any
@@ -34,11 +37,24 @@ def new_figure(width: float, height: float, dpi: int = 100) -> Any:
     """
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=dpi)
+    figure = _figure_class()(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
+
+
+@functools.cache
+def _figure_class() -> type:
+    """matplotlib's `Figure`, with the PNG view a notebook displays."""
+    from matplotlib.figure import Figure
+
+    class PictureFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    return PictureFigure
 
 
 def picture_format(path: str | os.PathLike) -> str:
