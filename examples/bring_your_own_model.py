@@ -11,7 +11,6 @@ pipelined mode, writing JSONL predictions with the top-2 labels.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import tempfile
@@ -51,12 +50,11 @@ def main(workdir: str) -> None:
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    # The reader's batches are dicts; Keras fit wants (inputs, targets). Repeated, with
-    # the epoch length given, since a tf.data pipeline does not know its length.
+    # (image, label) batches, as Keras fit takes them; the dataset knows its length,
+    # and reshuffles its images every epoch.
     read = ReadOptions(image_size=SIZE, resize="squash", batch_size=16, shuffle_buffer=256, seed=0)
-    train = tfclassify.make_dataset(info.directory, read).map(lambda b: (b["image"], b["label"]))
-    steps = math.ceil(info.splits["train"].num_examples / read.batch_size)
-    model.fit(train.repeat(), epochs=25, steps_per_epoch=steps, shuffle=False, verbose=0)
+    train = tfclassify.make_dataset(info.directory, read, as_supervised=True)
+    model.fit(train, epochs=25, verbose=0)
     model_path = os.path.join(workdir, "model.keras")
     model.save(model_path)
     with open(os.path.join(workdir, "labels.txt"), "w", encoding="utf-8") as f:
