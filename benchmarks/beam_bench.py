@@ -18,7 +18,9 @@ least, and the ratio to it shrinks on a machine whose cores are busy elsewhere.
 Same images (photo-like 640x480 JPEGs, converted into shards for PredictShards; the
 JPEG files themselves for the stock pipeline, which decodes each in a `beam.Map`),
 same model (MobileNetV2, random init: its SavedModel for tfclassify, run by TF unless
---runtime says otherwise, and its .keras file for the stock handler), same batch
+--runtime says otherwise, or with --variant the same model as that `tfclassify.quantize`
+variant, e.g. openvino-f32, as it would be deployed; its .keras file for the stock
+handler), same batch
 size, same image size, on the local runner
 (`tfclassify.beam.LOCAL_RUNNER` unless --beam_args names another).
 Each contender is timed from nothing to predictions (pipeline construction, model
@@ -64,7 +66,13 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("beam_args", "", "Pipeline options for both Beam contenders.")
 flags.DEFINE_string(
-    "runtime", "tensorflow", "What runs the model for tfclassify's contenders (infer's --runtime)."
+    "runtime", "auto", "What runs the model for tfclassify's contenders (infer's --runtime)."
+)
+flags.DEFINE_string(
+    "variant",
+    None,
+    "A `tfclassify.quantize` variant of the model (openvino-f32, fp32, ...) that "
+    "tfclassify's contenders run instead of the SavedModel; written once per run.",
 )
 flags.DEFINE_string("json", "beam_bench.json", "Where to write the figures.")
 flags.DEFINE_list("parts", ["convert", "infer"], "Which halves to run: convert, infer.")
@@ -110,6 +118,26 @@ def _prepare(workdir: str) -> tuple[str, list[str], str, str]:
         architectures.save_model(net, labels, model + ".tmp")
         os.replace(model + ".tmp", model)
     return corpus, files, data, model
+
+
+def _variant(model: str, data: str, workdir: str, batch: int) -> tuple[str, str | None]:
+    """`--variant` of `model`, written by `tfclassify.quantize`: (path, precision)."""
+    import tfclassify
+
+    report = tfclassify.quantize(
+        model,
+        data,
+        tfclassify.QuantizeOptions(
+            output_dir=os.path.join(workdir, f"variant_{FLAGS.variant}"),
+            variants=(FLAGS.variant,),
+            select="none",
+            batch_size=batch,
+            max_images=batch,  # timed here; quantize only checks it runs
+            overwrite=True,
+            quiet=True,
+        ),
+    )
+    return report.variants[0].path, report.variants[0].run_precision
 
 
 def _stock_handler() -> tuple[type | None, str | None]:
@@ -226,21 +254,26 @@ def main(argv: list[str]) -> None:
     identical: dict[str, bool] = {}
     if "convert" in FLAGS.parts:
         contenders, identical = _conversion_contenders(corpus, workdir, beam_args)
-    options = tfclassify.InferOptions(split=split, batch_size=batch, top_k=1, runtime=FLAGS.runtime)
+    ours, precision = model, None
+    if FLAGS.variant:  # written before anything is timed, as a user would deploy it
+        ours, precision = _variant(model, data, workdir, batch)
+    options = tfclassify.InferOptions(
+        split=split, batch_size=batch, top_k=1, runtime=FLAGS.runtime, precision=precision
+    )
 
     def predict_shards() -> int:
         p = beam.Pipeline(options=pipeline_options(beam_args))
-        predict = PredictShards(model, options, labels=info.labels, split=split, data=data)
+        predict = PredictShards(ours, options, labels=info.labels, split=split, data=data)
         return _counted(p, (p | beam.Create(shards) | predict).rows)
 
     def tf_data() -> int:
-        return tfclassify.infer(model, data, options).count
+        return tfclassify.infer(ours, data, options).count
 
     prepared = None
     if "infer" in FLAGS.parts:
         # The ceilings (tfclassify.bench's): the reader alone, the model alone on one
         # random batch, and both sharing the cores, 1 / (1/decode + 1/model).
-        prepared = modes.prepare(model, options, info.labels)
+        prepared = modes.prepare(ours, options, info.labels)
         contenders["decode_only"] = bench._decode_only(data, prepared.read_options(split), n)
         contenders["model_only"] = bench._model_only(prepared.predictor, FLAGS.image_size, n, batch)
         contenders["predict_shards"] = bench.timed(predict_shards)
@@ -274,6 +307,7 @@ def main(argv: list[str]) -> None:
             "batch_size": batch,
             "beam_args": beam_args,
             "runtime": prepared.predictor.runtime if prepared else None,
+            "variant": FLAGS.variant,
             "cores": os.cpu_count(),
             "cpu": cpu_flags(),
         }
