@@ -51,10 +51,10 @@ def main(workdir: str) -> None:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     # (image, label) batches, as Keras fit takes them; the dataset knows its length,
-    # and reshuffles its images every epoch.
+    # and reshuffles its images every epoch itself (Keras cannot shuffle a dataset).
     read = ReadOptions(image_size=SIZE, resize="squash", batch_size=16, shuffle_buffer=256, seed=0)
     train = tfclassify.make_dataset(info.directory, read, as_supervised=True)
-    model.fit(train, epochs=25, verbose=0)
+    model.fit(train, epochs=25, shuffle=False, verbose=0)
     model_path = os.path.join(workdir, "model.keras")
     model.save(model_path)
     with open(os.path.join(workdir, "labels.txt"), "w", encoding="utf-8") as f:
