@@ -20,14 +20,14 @@ import os
 import sys
 import tempfile
 
-# oneDNN's CPU kernels (TF turns them on by itself only on recent Intel CPUs): set
-# before TensorFlow is imported, since it reads the switch once.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-import keras
-
 import tfclassify
 from tfclassify import bench, testing
+
+# Threads and oneDNN's CPU kernels (TF turns them on by itself only on recent Intel
+# CPUs), as the commands set them: before TensorFlow starts, which reads them once.
+tfclassify.apply_threads(tfclassify.ThreadOptions())
+
+import keras  # noqa: E402
 
 try:
     from IPython.display import display  # in a notebook: tables and pictures

@@ -74,3 +74,15 @@ def test_the_inspect_api():
     assert tfclassify.inspect_dataset is inspect_dataset
     assert tfclassify.show_examples is show_examples
     assert "inspect" not in tfclassify.__all__
+
+
+def test_thread_options_apply_through_the_api():
+    """A notebook applies `ThreadOptions` before TF starts with the public API."""
+    code = (
+        "import sys, tfclassify\n"
+        "threads = tfclassify.apply_threads(tfclassify.ThreadOptions(intra_op=1))\n"
+        "print(threads['intra_op'], 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "True"]

@@ -41,6 +41,7 @@ _API = {
     "draw_explanation": "tfclassify.inference.explanation",
     "load_dataset_info": "tfclassify.core.metadata",
     "inspect_dataset": "tfclassify.reading.inspection",
+    "apply_threads": "tfclassify.models.runtime",
     "show_examples": "tfclassify.inference.examples",
 }
 _RENAMED = {"load_dataset_info": "load"}
