@@ -159,14 +159,7 @@ def _finish(
         )
     if before_commit is not None:
         before_commit()
-    if follower is not None:
-        digest = follower.finish(size)
-    else:
-        h = hashlib.sha256()
-        with tf.io.gfile.GFile(tmp, "rb") as f:
-            while chunk := f.read(shardfiles.CHUNK):
-                h.update(chunk)
-        digest = h.hexdigest()
+    digest = shardfiles.file_sha256(tmp) if follower is None else follower.finish(size)
     name = os.path.basename(path)
     index = interop.dali_index(sizes)
     index_file = schema.index_file(name)

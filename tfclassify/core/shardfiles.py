@@ -10,14 +10,22 @@ import hashlib
 import os
 import stat
 
+from tfclassify.core import fileio
 from tfclassify.core.errors import DataError
 
 CHUNK = 1 << 20  # bytes read at a time when hashing
 
 
 def file_sha256(path: str) -> str:
+    """The sha256 of the file at `path`, a local path or a URL (`tf.io.gfile`)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    if fileio.is_remote(path):
+        import tensorflow as tf
+
+        opener = tf.io.gfile.GFile
+    else:
+        opener = open
+    with opener(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
